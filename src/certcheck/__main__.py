@@ -1,0 +1,3 @@
+from certcheck.cli import main
+
+raise SystemExit(main())

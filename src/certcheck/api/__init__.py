@@ -1,0 +1,1 @@
+"""The HTTP layer: routers, wire schemas, authentication and problem documents."""

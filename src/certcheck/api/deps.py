@@ -1,0 +1,89 @@
+"""Dependencies, as Annotated aliases so a handler's signature lists what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.api.problems import ProblemException
+from certcheck.checking import Checker
+from certcheck.config import AuthMode, Settings
+from certcheck.keys import KeyStore, Principal, Scope
+from certcheck.registry.store import RegistryStore
+
+
+def _state(request: Request, name: str) -> object:
+    return getattr(request.state, name)
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, _state(request, "settings"))
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    return cast(AsyncEngine, _state(request, "engine"))
+
+
+def get_store(request: Request) -> RegistryStore:
+    return cast(RegistryStore, _state(request, "store"))
+
+
+def get_checker(request: Request) -> Checker:
+    return cast(Checker, _state(request, "checker"))
+
+
+def get_keys(request: Request) -> KeyStore:
+    return cast(KeyStore, _state(request, "keys"))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+StoreDep = Annotated[RegistryStore, Depends(get_store)]
+CheckerDep = Annotated[Checker, Depends(get_checker)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
+_LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def authorise(
+        settings: SettingsDep,
+        keys: KeysDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if settings.auth is AuthMode.DISABLED:
+            return _LOCAL
+        if credentials is None:
+            raise ProblemException(
+                401, "UNAUTHENTICATED", "send an API key as a Bearer token", headers=_CHALLENGE
+            )
+        try:
+            principal = await keys.authenticate(credentials.credentials)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ProblemException(
+                503,
+                "REGISTRY_UNAVAILABLE",
+                "keys cannot be checked now",
+                headers={"Retry-After": "30"},
+            ) from exc
+        if principal is None:
+            raise ProblemException(
+                401, "UNAUTHENTICATED", "unknown or revoked API key", headers=_CHALLENGE
+            )
+        if scope not in principal.scopes:
+            raise ProblemException(403, "FORBIDDEN", f"this key lacks the {scope.value!r} scope")
+        return principal
+
+    return authorise
+
+
+VerifyKey = Annotated[Principal, Depends(require(Scope.VERIFY))]
+BatchKey = Annotated[Principal, Depends(require(Scope.BATCH))]
+AdminKey = Annotated[Principal, Depends(require(Scope.ADMIN))]

@@ -1,0 +1,121 @@
+"""Every error leaves as an RFC 9457 problem document with a machine-readable `code`.
+
+All mapping happens here: CertcheckError subclasses (errors.py), FastAPI's validation errors,
+Starlette's HTTP errors (404, 405, 413, 415 ...) and, last, anything unexpected (500, logged,
+never a traceback in the body).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from certcheck.errors import CertcheckError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_CODES_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_FAILED",
+    429: "RATE_LIMITED",
+    503: "UNAVAILABLE",
+}
+
+
+class ProblemException(HTTPException):
+    """An HTTP error raised from our own code, with its problem code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.code = code
+        self.errors = errors
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:certcheck:problem:{code}",
+        "title": title or code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _certcheck_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CertcheckError)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"][1:]) or "body"
+    return problem(
+        422,
+        "VALIDATION_FAILED",
+        f"{where}: {first['msg']}",
+        title="Invalid request",
+        errors=errors,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = getattr(exc, "code", None) or _CODES_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
+    return problem(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+        errors=getattr(exc, "errors", None),
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "INTERNAL", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CertcheckError, _certcheck_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

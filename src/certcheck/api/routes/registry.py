@@ -1,0 +1,184 @@
+"""The registry: its state, its change feed, and snapshot uploads (admin)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from typing import Annotated, BinaryIO, cast
+
+from fastapi import APIRouter, Query, Request
+
+from certcheck.api.deps import AdminKey, EngineDep, SettingsDep, StoreDep, VerifyKey, get_checker
+from certcheck.api.problems import ProblemException
+from certcheck.api.schemas import (
+    CatalogueOut,
+    Change,
+    ChangesOut,
+    ImportOut,
+    LastSync,
+    RegistryOut,
+    RowErrorOut,
+)
+from certcheck.errors import CertcheckError, InvalidSnapshot
+from certcheck.registry.changes import changes_since
+from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.registry.snapshot import (
+    SnapshotError,
+    UnsupportedFormat,
+    detect_format,
+    iter_snapshot,
+)
+from certcheck.registry.state import latest_run
+from certcheck.verification.numbers import today_in_shanghai
+from certcheck.verification.records import Status
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+
+_SPOOL_IN_MEMORY = 16 * 1024 * 1024
+
+
+@router.get("/registry")
+async def registry_info(
+    request: Request, store: StoreDep, engine: EngineDep, _key: VerifyKey
+) -> RegistryOut:
+    """How big and how fresh the registry is, and how its last import or sync went."""
+    try:
+        await store.refresh()
+        run = await latest_run(engine)
+    except Exception:
+        run = None
+    info = store.info
+    now = datetime.now(UTC)
+    try:
+        store.ensure_usable(now)
+        reason = None if store.database_ok else "database unreachable"
+    except CertcheckError as exc:
+        reason = exc.detail
+    catalogue = get_checker(request).catalogue
+    return RegistryOut(
+        certificates=info.certificates if info else 0,
+        by_status={s.value: (info.by_status.get(s.value, 0) if info else 0) for s in Status},
+        as_of=info.as_of if info else None,
+        source=info.source if info else None,
+        generation=info.generation if info else 0,
+        age_seconds=info.age(now).total_seconds() if info else None,
+        ready=reason is None,
+        not_ready_reason=reason,
+        last_sync=None
+        if run is None
+        else LastSync(
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            outcome=run.outcome,
+            added=run.added,
+            changed=run.changed,
+            removed=run.removed,
+            error=run.error,
+        ),
+        catalogue=CatalogueOut(
+            version=catalogue.version,
+            effective_from=catalogue.effective_from,
+            source=catalogue.source,
+        ),
+    )
+
+
+@router.get("/changes")
+async def list_changes(
+    engine: EngineDep,
+    _key: VerifyKey,
+    since: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ChangesOut:
+    """Certificates whose status changed, appeared or disappeared, oldest first."""
+    start = _cursor(since)
+    entries = await changes_since(engine, start, limit)
+    return ChangesOut(
+        changes=[
+            Change(
+                cert_no=e.cert_no,
+                old_status=e.old_status,
+                new_status=e.new_status,
+                changed_at=e.changed_at,
+            )
+            for e in entries
+        ],
+        next=str(entries[-1].id if entries else start),
+    )
+
+
+def _cursor(since: str | None) -> int:
+    if since is None or since == "":
+        return 0
+    if not since.isascii() or not since.isdigit() or len(since) > 19:
+        raise ProblemException(
+            422, "INVALID_CURSOR", "since must be a `next` value from /v1/changes"
+        )
+    return int(since)
+
+
+@router.post(
+    "/admin/registry/import",
+    tags=["admin"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a registry snapshot (registry-format.md), gzip allowed",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+    responses={409: {"description": "SYNC_IN_PROGRESS or TOO_MANY_REMOVALS"}},
+)
+async def import_registry(
+    request: Request,
+    store: StoreDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    _key: AdminKey,
+    force: Annotated[bool, Query(description="accept a snapshot that removes many")] = False,
+) -> ImportOut:
+    """Replace the registry with an uploaded snapshot, as one unit."""
+    try:
+        fmt = detect_format(
+            content_type=request.headers.get("content-type"),
+            content_encoding=request.headers.get("content-encoding"),
+        )
+    except UnsupportedFormat as exc:
+        raise ProblemException(415, "UNSUPPORTED_MEDIA_TYPE", str(exc)) from exc
+    limits = ImportLimits(
+        force=force,
+        max_removed_share=settings.import_max_removed_share,
+        max_error_share=settings.import_max_error_share,
+    )
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        today = today_in_shanghai(datetime.now(UTC))
+        try:
+            result = await import_snapshot(
+                engine,
+                iter_snapshot(cast(BinaryIO, spool), fmt, today=today),
+                source="upload",
+                limits=limits,
+            )
+        except SnapshotError as exc:
+            raise InvalidSnapshot(str(exc)) from exc
+    await store.refresh()
+    return import_out(result)
+
+
+def import_out(result: ImportResult) -> ImportOut:
+    return ImportOut(
+        generation=result.generation,
+        certificates=result.certificates,
+        added=result.added,
+        changed=result.changed,
+        removed=result.removed,
+        rows=result.rows,
+        rejected_rows=result.rejected,
+        errors=[RowErrorOut(line=e.line, message=e.message) for e in result.errors],
+    )

@@ -1,0 +1,86 @@
+"""Verification: one listing, a batch of listings, and certificate look-ups."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+
+from certcheck.api.convert import certificate_out, listing_of, verify_response
+from certcheck.api.deps import BatchKey, CheckerDep, SettingsDep, StoreDep, VerifyKey
+from certcheck.api.problems import ProblemException
+from certcheck.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    CertificateOut,
+    Summary,
+    VerifyRequest,
+    VerifyResponse,
+)
+from certcheck.api.strict_json import StrictJsonRoute
+from certcheck.verification.numbers import (
+    NUMBER_FORMAT_HINT,
+    normalise_cert_no,
+    today_in_shanghai,
+)
+from certcheck.verification.records import Verdict
+
+router = APIRouter(prefix="/v1", route_class=StrictJsonRoute, tags=["verification"])
+
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "REGISTRY_UNAVAILABLE or REGISTRY_STALE, with Retry-After"}
+}
+
+
+@router.post("/verify", responses=_UNAVAILABLE)
+async def verify_one(body: VerifyRequest, checker: CheckerDep, _key: VerifyKey) -> VerifyResponse:
+    """Decide whether one listing may go on sale."""
+    (check,) = await checker.check([listing_of(body)])
+    return verify_response(check, body.listing_id)
+
+
+@router.post("/verify/batch", responses={**_UNAVAILABLE, 413: {"description": "too many items"}})
+async def verify_batch(
+    body: BatchRequest, checker: CheckerDep, settings: SettingsDep, _key: BatchKey
+) -> BatchResponse:
+    """Decide many listings at once (up to CERTCHECK_BATCH_MAX_ITEMS, 10,000 by default)."""
+    if len(body.items) > settings.batch_max_items:
+        raise ProblemException(
+            413,
+            "TOO_MANY_ITEMS",
+            f"{len(body.items)} items sent; at most {settings.batch_max_items} per batch "
+            "(use a re-check job for more)",
+        )
+    checks = await checker.check([listing_of(item) for item in body.items])
+    results = [
+        verify_response(c, item.listing_id) for c, item in zip(checks, body.items, strict=True)
+    ]
+    counts = Counter(r.decision for r in results)
+    summary = Summary(
+        allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
+    )
+    return BatchResponse(results=results, summary=summary)
+
+
+@router.get(
+    "/certificates/{cert_no}",
+    responses={
+        **_UNAVAILABLE,
+        404: {"description": "NOT_FOUND"},
+        422: {"description": "MALFORMED"},
+    },
+    tags=["certificates"],
+)
+async def get_certificate(cert_no: str, store: StoreDep, _key: VerifyKey) -> CertificateOut:
+    """The registry's record of one certificate; the number is normalised like any input."""
+    number = normalise_cert_no(cert_no, today_in_shanghai(datetime.now(UTC)))
+    if number is None:
+        raise ProblemException(
+            422, "MALFORMED", f"{cert_no!r} is not a CCC certificate number. " + NUMBER_FORMAT_HINT
+        )
+    found = (await store.lookup([number]))[number]
+    if found is None:
+        raise ProblemException(404, "NOT_FOUND", f"{number} is not in the registry")
+    return certificate_out(found)

@@ -1,0 +1,143 @@
+"""Wire schemas: the JSON platforms code against (api.md), converted explicitly from records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from certcheck.verification.records import Reason, Status, Verdict
+
+Text256 = Annotated[str, StringConstraints(max_length=256)]
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    cert_no: Annotated[str, StringConstraints(max_length=64)] | None = None
+    product_code: Text256 | None = None
+    model: Text256 | None = None
+    manufacturer: Text256 | None = None
+    listing_id: Text256 | None = None
+    merchant_id: Text256 | None = None
+
+
+class CertificateOut(BaseModel):
+    cert_no: str
+    status: Status
+    holder: str
+    manufacturer: str | None
+    factory: str | None
+    product_code: str
+    product_name: str | None
+    models: list[str]
+    body_code: str
+    issued_on: date | None
+    expires_on: date | None
+    status_changed_on: date | None
+    status_reason: str | None
+
+
+class VerifyResponse(BaseModel):
+    check_id: str = Field(description="unique id of this check: quote it as proof of the check")
+    listing_id: str | None
+    cert_no: str | None = Field(description="the normalised number; null when absent or malformed")
+    decision: Verdict
+    reason: Reason
+    reasons: list[Reason]
+    certificate: CertificateOut | None
+    registry_as_of: datetime
+    checked_at: datetime
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    items: list[VerifyRequest] = Field(min_length=1)
+
+
+class Summary(BaseModel):
+    allow: int = 0
+    block: int = 0
+    review: int = 0
+
+
+class BatchResponse(BaseModel):
+    results: list[VerifyResponse]
+    summary: Summary
+
+
+class LastSync(BaseModel):
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    added: int
+    changed: int
+    removed: int
+    error: str | None
+
+
+class CatalogueOut(BaseModel):
+    version: str
+    effective_from: date
+    source: str
+
+
+class RegistryOut(BaseModel):
+    certificates: int
+    by_status: dict[str, int]
+    as_of: datetime | None
+    source: str | None
+    last_sync: LastSync | None
+    generation: int
+    age_seconds: float | None
+    ready: bool
+    not_ready_reason: str | None
+    catalogue: CatalogueOut
+
+
+class Change(BaseModel):
+    cert_no: str
+    old_status: Status | None
+    new_status: Status | None
+    changed_at: datetime
+
+
+class ChangesOut(BaseModel):
+    changes: list[Change]
+    next: str
+
+
+class RowErrorOut(BaseModel):
+    line: int
+    message: str
+
+
+class ImportOut(BaseModel):
+    generation: int
+    certificates: int
+    added: int
+    changed: int
+    removed: int
+    rows: int
+    rejected_rows: int
+    errors: list[RowErrorOut] = Field(description="the first 100 rows that could not be read")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, object]] | None = None

@@ -1,0 +1,78 @@
+"""One check, end to end: normalise each number, look them all up at once, decide each listing.
+
+Shared by the HTTP endpoints, the CLI and the re-check jobs, so all of them decide alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from ulid import ULID
+
+from certcheck.registry.store import RegistryInfo, RegistryStore
+from certcheck.verification.catalogue import Catalogue
+from certcheck.verification.decision import MALFORMED_DECISION, decide
+from certcheck.verification.numbers import is_absent, normalise_cert_no, today_in_shanghai
+from certcheck.verification.records import Certificate, Decision, Listing
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    check_id: str
+    cert_no: str | None
+    decision: Decision
+    certificate: Certificate | None
+    registry_as_of: datetime
+    checked_at: datetime
+
+
+class Checker:
+    def __init__(self, store: RegistryStore, catalogue: Catalogue) -> None:
+        self.store = store
+        self.catalogue = catalogue
+
+    async def check(self, listings: Sequence[Listing]) -> list[Check]:
+        """Decisions for `listings`, in order; raises only when the registry cannot be consulted."""
+        now = datetime.now(UTC)
+        today = today_in_shanghai(now)
+        info = self.store.ensure_usable(now)
+        numbers = [
+            None if is_absent(item.cert_no) else normalise_cert_no(item.cert_no or "", today)
+            for item in listings
+        ]
+        wanted = {no for no in numbers if no is not None}
+        found = await self.store.lookup(wanted) if wanted else {}
+        return [
+            self._one(item, no, found.get(no) if no else None, info, now, today)
+            for item, no in zip(listings, numbers, strict=True)
+        ]
+
+    def _one(
+        self,
+        item: Listing,
+        cert_no: str | None,
+        certificate: Certificate | None,
+        info: RegistryInfo,
+        now: datetime,
+        today: date,
+    ) -> Check:
+        if cert_no is None and not is_absent(item.cert_no):
+            decision = MALFORMED_DECISION
+        else:
+            listing = Listing(
+                cert_no=cert_no,
+                product_code=item.product_code,
+                model=item.model,
+                manufacturer=item.manufacturer,
+            )
+            decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
+        return Check(
+            check_id=str(ULID()),
+            cert_no=cert_no,
+            decision=decision,
+            certificate=certificate,
+            registry_as_of=info.as_of,
+            checked_at=now,
+        )

@@ -1,0 +1,1 @@
+"""Database tables and the engine factory."""

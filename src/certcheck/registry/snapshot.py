@@ -1,0 +1,370 @@
+"""Streaming reader of registry snapshot files (CSV or JSON Lines, optionally gzip), row by row.
+
+A bad row is a `RowError` value and the rest still counts; `SnapshotError` means the whole
+file is unusable; `UnsupportedFormat` means we cannot tell what the file is.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import functools
+import gzip
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import BinaryIO
+
+from certcheck.registry.statuses import parse_status
+from certcheck.verification.catalogue import clean_code, is_code
+from certcheck.verification.numbers import normalise_cert_no
+from certcheck.verification.records import Certificate, Status
+
+
+class SnapshotKind(enum.StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFormat:
+    kind: SnapshotKind
+    gzip: bool
+
+
+class UnsupportedFormat(ValueError):
+    """Neither the file name nor the media type names a snapshot format we read."""
+
+
+class SnapshotError(ValueError):
+    """The file as a whole cannot be trusted: a missing column, broken gzip, invalid UTF-8."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    line: int
+    certificate: Certificate
+
+
+class _RowInvalid(Exception):
+    """One field of one row is unusable; becomes a `RowError`."""
+
+
+_SUFFIXES = {"csv": SnapshotKind.CSV, "jsonl": SnapshotKind.JSONL, "ndjson": SnapshotKind.JSONL}
+_MEDIA_TYPES = {
+    "text/csv": SnapshotKind.CSV,
+    "application/x-ndjson": SnapshotKind.JSONL,
+    "application/jsonl": SnapshotKind.JSONL,
+}
+# RFC 9110 asks recipients to treat "x-gzip" as "gzip".
+_ENCODINGS = {"": False, "identity": False, "gzip": True, "x-gzip": True}
+REQUIRED_COLUMNS = ("cert_no", "status", "holder")
+COLUMNS = (
+    *REQUIRED_COLUMNS,
+    *("manufacturer", "factory", "product_code", "product_name", "models"),
+    *("issued_on", "expires_on", "status_changed_on", "status_reason"),
+)
+_TEXT_FIELDS = ("holder", "manufacturer", "factory", "product_name", "status_reason")
+_TEXT_CAP, _MODEL_CAP, _MODELS_CAP, _CERT_NO_CAP = 512, 256, 2000, 64
+# A JSON line longer than any valid certificate could be is cut off, not held in memory.
+_MAX_LINE_CHARS = 1 << 22
+_FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
+_ISO_DATE = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_status_of = functools.lru_cache(maxsize=64)(parse_status)  # labels repeat on every row
+
+
+def detect_format(
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    content_encoding: str | None = None,
+) -> SnapshotFormat:
+    """The format named by the file name or else the media type; `.gz` or gzip encoding: gzip.
+
+    Either `.gz` or `Content-Encoding: gzip` means one gzip layer (clients label both).
+    """
+    name = (filename or "").strip().lower()
+    _, dot, suffix = name.removesuffix(".gz").rpartition(".")
+    kind = _SUFFIXES.get(suffix) if dot else None
+    if kind is None and content_type:
+        kind = _MEDIA_TYPES.get(content_type.partition(";")[0].strip().lower())
+    if kind is None:
+        raise UnsupportedFormat(
+            f"cannot tell the snapshot format of {filename!r} ({content_type!r}): use .csv, "
+            ".jsonl or .ndjson (optionally .gz), or text/csv or application/x-ndjson"
+        )
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in _ENCODINGS:
+        raise UnsupportedFormat(f"unsupported Content-Encoding {content_encoding!r}: use gzip")
+    return SnapshotFormat(kind, name.endswith(".gz") or _ENCODINGS[encoding])
+
+
+def iter_snapshot(
+    stream: BinaryIO, fmt: SnapshotFormat, *, today: date
+) -> Iterator[SnapshotRow | RowError]:
+    """Each row as a `SnapshotRow` or `RowError`, in file order, holding one row at a time.
+
+    `line` is the physical line (1-based, the CSV header being line 1) where the row starts.
+
+    Raises `SnapshotError` part-way when the rest of the file cannot be read; the caller
+    must then discard what it has taken. The caller's stream is left open.
+    """
+    # mode="rb" explicitly: GzipFile otherwise copies the stream's mode, and a "w+b"
+    # temporary file holding an upload would be opened for writing.
+    binary: BinaryIO | gzip.GzipFile = (
+        gzip.GzipFile(fileobj=stream, mode="rb") if fmt.gzip else stream
+    )
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    records = _csv_records(text) if fmt.kind is SnapshotKind.CSV else _jsonl_records(text)
+    line = 0
+    try:
+        for record in records:
+            if isinstance(record, RowError):
+                line = record.line
+                yield record
+            else:
+                line, fields = record
+                yield _row(line, fields, today)
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
+        raise SnapshotError(f"{what} after line {line}: {exc}") from exc
+    finally:
+        text.detach()
+        if binary is not stream:
+            binary.close()
+
+
+_Record = tuple[int, Mapping[str, object]] | RowError
+
+
+def _csv_records(text: io.TextIOWrapper) -> Iterator[_Record]:
+    # csv.reader's line_num counts physical lines read so far, so a record (even one with
+    # newlines inside quotes) starts on the line after the previous record ended.
+    reader = csv.reader(text, strict=True)
+    columns, width = _csv_columns(reader)
+    models_at = dict(columns).get("models")
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RowError(start, f"unreadable CSV record: {exc}")
+            continue
+        if not any(field.strip() for field in row):
+            continue  # blank lines and spreadsheets' trailing ",,,," rows
+        if len(row) != width:
+            yield RowError(start, f"expected {width} fields as in the header, found {len(row)}")
+            continue
+        fields: dict[str, object] = {name: row[index] for name, index in columns}
+        if models_at is not None:
+            fields["models"] = row[models_at].split("|")
+        yield start, fields
+
+
+def _csv_columns(reader: Iterator[list[str]]) -> tuple[list[tuple[str, int]], int]:
+    try:
+        header = next((row for row in reader if any(field.strip() for field in row)), [])
+    except csv.Error as exc:
+        raise SnapshotError(f"unreadable CSV header: {exc}") from exc
+    names = [name.strip().lower() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise SnapshotError(
+            f"the CSV header lacks the required column(s) {', '.join(missing)}; "
+            f"found: {', '.join(names) or 'no header'}"
+        )
+    doubled = sorted({name for name in names if name in COLUMNS and names.count(name) > 1})
+    if doubled:
+        raise SnapshotError(f"the CSV header names {', '.join(doubled)} more than once")
+    return [(name, index) for index, name in enumerate(names) if name in COLUMNS], len(header)
+
+
+def _jsonl_records(text: io.TextIOWrapper) -> Iterator[_Record]:
+    number = 0
+    while line := text.readline(_MAX_LINE_CHARS):
+        number += 1
+        if len(line) == _MAX_LINE_CHARS and line[-1] not in "\r\n":
+            while (rest := text.readline(_MAX_LINE_CHARS)) and rest[-1] not in "\r\n":
+                pass
+            yield RowError(number, f"line longer than {_MAX_LINE_CHARS} characters")
+        elif line.strip():
+            yield _json_record(number, line)
+
+
+def _json_record(number: int, line: str) -> _Record:
+    try:
+        value = json.loads(line, object_pairs_hook=_unique_members)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        return RowError(number, f"not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        return RowError(number, f"expected a JSON object, found {type(value).__name__}")
+    return number, value
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        # Two "status" members would leave the row's meaning to the parser's whim.
+        raise ValueError("a member name appears twice")
+    return members
+
+
+def _row(line: int, fields: Mapping[str, object], today: date) -> SnapshotRow | RowError:
+    try:
+        return SnapshotRow(line, _certificate(fields, today))
+    except _RowInvalid as exc:
+        return RowError(line, str(exc))
+
+
+def _certificate(fields: Mapping[str, object], today: date) -> Certificate:
+    cert_no = _cert_no(fields.get("cert_no"), today)
+    status = _status(fields.get("status"))
+    holder, manufacturer, factory, product_name, reason = [
+        _text(fields.get(name), name) for name in _TEXT_FIELDS
+    ]
+    if holder is None:
+        raise _RowInvalid("holder is required")
+    return Certificate(
+        cert_no=cert_no,
+        status=status,
+        holder=holder,
+        manufacturer=manufacturer,
+        factory=factory,
+        product_code=_product_code(fields.get("product_code"), cert_no),
+        product_name=product_name,
+        models=_models(fields.get("models")),
+        issued_on=_date(fields.get("issued_on"), "issued_on"),
+        expires_on=_date(fields.get("expires_on"), "expires_on"),
+        status_changed_on=_date(fields.get("status_changed_on"), "status_changed_on"),
+        status_reason=reason,
+    )
+
+
+def _str(value: object, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    raise _RowInvalid(f"{name} must be a string, not {type(value).__name__}")
+
+
+def _text(value: object, name: str, cap: int = _TEXT_CAP) -> str | None:
+    """Stripped text, None when empty; refuses what the database cannot store."""
+    text = _str(value, name).strip()
+    if len(text) > cap:
+        raise _RowInvalid(f"{name} is longer than {cap} characters")
+    if _FORBIDDEN.search(text):
+        raise _RowInvalid(f"{name} contains a NUL character or a lone surrogate")
+    return text or None
+
+
+def _show(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
+# The fields below need no NUL or surrogate check: such a value fails their own syntax.
+def _cert_no(value: object, today: date) -> str:
+    raw = _str(value, "cert_no")
+    if not raw.strip():
+        raise _RowInvalid("cert_no is required")
+    cert_no = normalise_cert_no(raw, today) if len(raw) <= _CERT_NO_CAP else None
+    if cert_no is None:
+        raise _RowInvalid(
+            f"cert_no {_show(raw)} is not a CCC certificate number "
+            "(16 digits: year, body code, product code, sequence)"
+        )
+    return cert_no
+
+
+def _status(value: object) -> Status:
+    label = _str(value, "status")
+    status = _status_of(label)
+    if status is None:
+        raise _RowInvalid(
+            f"status {_show(label)} is not a known label "
+            "(valid, suspended, revoked, cancelled, expired or a Chinese equivalent)"
+            if label.strip()
+            else "status is required"
+        )
+    return status
+
+
+def _product_code(value: object, cert_no: str) -> str:
+    code = _str(value, "product_code")
+    if not is_code(code, 4):  # already clean: the common case, without NFKC
+        code = clean_code(code)
+        if not code:
+            return cert_no[6:10]
+        if not is_code(code, 4):
+            raise _RowInvalid(f"product_code {_show(code)} is not 4 digits")
+    return code
+
+
+def _models(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _RowInvalid(f"models must be an array of strings, not {type(value).__name__}")
+    try:  # map(str.strip, ...) is the type check too: it raises TypeError on a non-string
+        models = tuple(filter(None, map(str.strip, value)))
+    except TypeError:
+        raise _RowInvalid("models must be an array of strings") from None
+    if len(models) > _MODELS_CAP:
+        raise _RowInvalid(f"more than {_MODELS_CAP} models")
+    if max(map(len, models), default=0) > _MODEL_CAP:
+        raise _RowInvalid(f"a model is longer than {_MODEL_CAP} characters")
+    if _FORBIDDEN.search("".join(models)):
+        raise _RowInvalid("a model contains a NUL character or a lone surrogate")
+    return models
+
+
+def _date(value: object, name: str) -> date | None:
+    text = _str(value, name)
+    try:
+        return _parse_date(text)
+    except ValueError:
+        raise _RowInvalid(f"{name} {_show(text)} is not a date written YYYY-MM-DD") from None
+
+
+@functools.lru_cache(maxsize=4096)  # registries hold a few thousand distinct dates
+def _parse_date(text: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(text)
+    return date.fromisoformat(text)
+
+
+def certificate_to_snapshot_dict(cert: Certificate) -> dict[str, object]:
+    """The certificate as one JSON Lines snapshot object (dates as ISO strings)."""
+    return {
+        "cert_no": cert.cert_no,
+        "status": cert.status.value,
+        "holder": cert.holder,
+        "manufacturer": cert.manufacturer,
+        "factory": cert.factory,
+        "product_code": cert.product_code,
+        "product_name": cert.product_name,
+        "models": list(cert.models),
+        "issued_on": _iso(cert.issued_on),
+        "expires_on": _iso(cert.expires_on),
+        "status_changed_on": _iso(cert.status_changed_on),
+        "status_reason": cert.status_reason,
+    }
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()

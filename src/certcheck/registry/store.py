@@ -1,0 +1,192 @@
+"""RegistryStore: certificates by number, from an in-process TTL cache in front of the database.
+
+Every committed import or sync bumps `registry_state.generation`. Each process polls it about
+once a second and drops its cache when it moves, and every lookup reads the generation in the
+same statement as the certificates, so an answer from an older registry is never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cachetools import TTLCache
+from sqlalchemy import Select, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import String
+
+from certcheck.db.tables import certificates, registry_state
+from certcheck.errors import RegistryStale, RegistryUnavailable
+from certcheck.registry.rows import certificate_from_row
+from certcheck.verification.records import Certificate
+
+log = logging.getLogger(__name__)
+
+# SQLite's default limit on bound parameters is 32766; stay well below it per statement.
+_SQLITE_CHUNK = 5_000
+_DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryInfo:
+    generation: int
+    as_of: datetime
+    refreshed_at: datetime
+    source: str
+    certificates: int
+    by_status: dict[str, int]
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.refreshed_at
+
+
+class RegistryStore:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        cache_size: int,
+        cache_ttl: float,
+        max_age: timedelta,
+        db_timeout: float,
+    ) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        self._cache: TTLCache[str, Certificate | None] = TTLCache(cache_size or 1, cache_ttl)
+        self._max_age = max_age
+        self._db_timeout = db_timeout
+        self._info: RegistryInfo | None = None
+        self._newest_seen = 0
+        self.database_ok = False
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @property
+    def info(self) -> RegistryInfo | None:
+        return self._info
+
+    def ensure_usable(self, now: datetime | None = None) -> RegistryInfo:
+        """The registry to answer from, or the reason no decision may be given now."""
+        info = self._info
+        if info is None:
+            raise RegistryUnavailable("no registry has been loaded", code="REGISTRY_UNAVAILABLE")
+        age = info.age(now or datetime.now(UTC))
+        if age > self._max_age:
+            raise RegistryStale(
+                f"the registry was last refreshed {int(age.total_seconds())} s ago, "
+                f"over the maximum age of {int(self._max_age.total_seconds())} s"
+            )
+        return info
+
+    async def refresh(self) -> RegistryInfo | None:
+        """Read the registry state; drop the cache if another process committed a change."""
+        try:
+            async with asyncio.timeout(self._db_timeout), self._engine.connect() as conn:
+                row = (
+                    (await conn.execute(select(registry_state).where(registry_state.c.id == 1)))
+                    .mappings()
+                    .first()
+                )
+        except _DB_ERRORS:
+            self.database_ok = False
+            raise
+        self.database_ok = True
+        info = (
+            None
+            if row is None
+            else RegistryInfo(
+                generation=row["generation"],
+                as_of=row["as_of"],
+                refreshed_at=row["refreshed_at"],
+                source=row["source"],
+                certificates=row["certificates"],
+                by_status=dict(row["by_status"]),
+            )
+        )
+        self._adopt(info)
+        return info
+
+    async def poll(self, interval: float) -> None:
+        """Run for the life of the process: notice other processes' commits within `interval`."""
+        while True:
+            try:
+                await self.refresh()
+            except _DB_ERRORS as exc:
+                log.warning("registry poll failed: %s", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    async def lookup(self, cert_nos: Collection[str]) -> dict[str, Certificate | None]:
+        """Certificates by normalised number; None where the registry has no such number."""
+        self.ensure_usable()
+        found: dict[str, Certificate | None] = {}
+        missing: list[str] = []
+        for no in cert_nos:
+            if no in self._cache:
+                found[no] = self._cache[no]
+            elif no not in found:
+                missing.append(no)
+        self.cache_hits += len(cert_nos) - len(missing)
+        self.cache_misses += len(missing)
+        if missing:
+            found.update(await self._fetch(missing))
+        return found
+
+    async def _fetch(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
+        try:
+            async with asyncio.timeout(self._db_timeout), self._engine.connect() as conn:
+                if self._postgres:
+                    result = await conn.execute(self._query(), {"nos": cert_nos})
+                    rows: list[Any] = list(result.mappings())
+                else:
+                    rows = []
+                    for start in range(0, len(cert_nos), _SQLITE_CHUNK):
+                        chunk = cert_nos[start : start + _SQLITE_CHUNK]
+                        rows.extend((await conn.execute(self._query(chunk))).mappings())
+        except _DB_ERRORS as exc:
+            self.database_ok = False
+            raise RegistryUnavailable(
+                f"the registry database did not answer ({type(exc).__name__})"
+            ) from exc
+        return self._remember(cert_nos, rows)
+
+    def _query(self, chunk: list[str] | None = None) -> Select[Any]:
+        # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
+        if chunk is None:
+            match = certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String)))
+        else:
+            match = certificates.c.cert_no.in_(chunk)
+        return (
+            select(registry_state.c.generation.label("_generation"), *certificates.c)
+            .select_from(registry_state.outerjoin(certificates, match))
+            .where(registry_state.c.id == 1)
+        )
+
+    def _remember(self, asked: Iterable[str], rows: list[Any]) -> dict[str, Certificate | None]:
+        if not rows:
+            raise RegistryUnavailable("no registry has been loaded")
+        generation = max(row["_generation"] for row in rows)
+        answers: dict[str, Certificate | None] = dict.fromkeys(asked)
+        for row in rows:
+            if row["cert_no"] is not None:
+                answers[row["cert_no"]] = certificate_from_row(row)
+        if generation > self._newest_seen:
+            # Another process committed: our poll will catch up, but stop serving old answers now.
+            self._newest_seen = generation
+            self._cache.clear()
+        if self._info is not None and generation == self._info.generation == self._newest_seen:
+            self._cache.update(answers)
+        return answers
+
+    def _adopt(self, info: RegistryInfo | None) -> None:
+        old = self._info
+        if info is None or old is None or info.generation != old.generation:
+            self._cache.clear()
+        if info is not None:
+            self._newest_seen = max(self._newest_seen, info.generation)
+        self._info = info

@@ -1,0 +1,93 @@
+"""decide(): the verdict on one listing from its certificate record (or its absence) and today."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+from certcheck.verification.catalogue import Catalogue, Requirement, clean_code
+from certcheck.verification.numbers import is_absent
+from certcheck.verification.records import (
+    Certificate,
+    Decision,
+    Listing,
+    Reason,
+    Status,
+)
+from certcheck.verification.text import normalise_text
+
+
+def _only(reason: Reason) -> Decision:
+    return Decision(reason.verdict, (reason,))
+
+
+MALFORMED_DECISION = _only(Reason.MALFORMED)
+
+_WITHOUT_NUMBER = {
+    Requirement.NOT_REQUIRED: _only(Reason.NOT_REQUIRED),
+    Requirement.SELF_DECLARATION: _only(Reason.SELF_DECLARED),
+    Requirement.CERTIFICATE: _only(Reason.CERT_REQUIRED),
+}
+_NOT_FOUND = _only(Reason.NOT_FOUND)
+_VALID = _only(Reason.VALID)
+_STATUS_REASON = {
+    Status.VALID: None,
+    Status.SUSPENDED: Reason.SUSPENDED,
+    Status.REVOKED: Reason.REVOKED,
+    Status.CANCELLED: Reason.CANCELLED,
+    Status.EXPIRED: Reason.EXPIRED,
+}
+_SEVERITY = {reason: rank for rank, reason in enumerate(Reason)}
+
+
+def decide(
+    listing: Listing, certificate: Certificate | None, *, today: date, catalogue: Catalogue
+) -> Decision:
+    """`listing.cert_no` is None or already normalised; malformed numbers get MALFORMED_DECISION."""
+    if is_absent(listing.cert_no):
+        return _WITHOUT_NUMBER[catalogue.requirement(listing.product_code)]
+    if certificate is None:
+        return _NOT_FOUND
+    reasons = [*_block_reasons(certificate, today), *_review_reasons(listing, certificate)]
+    if not reasons:
+        return _VALID
+    reasons.sort(key=_SEVERITY.__getitem__)
+    return Decision(reasons[0].verdict, tuple(reasons))
+
+
+def _block_reasons(certificate: Certificate, today: date) -> list[Reason]:
+    reasons: list[Reason] = []
+    status_reason = _STATUS_REASON[certificate.status]
+    if status_reason is not None:
+        reasons.append(status_reason)
+    # A certificate expiring today is still in force today.
+    past_expiry = certificate.expires_on is not None and certificate.expires_on < today
+    if past_expiry and status_reason is not Reason.EXPIRED:
+        reasons.append(Reason.EXPIRED)
+    return reasons
+
+
+def _review_reasons(listing: Listing, certificate: Certificate) -> list[Reason]:
+    reasons: list[Reason] = []
+    product_code = clean_code(listing.product_code)
+    if product_code and product_code != clean_code(certificate.product_code):
+        reasons.append(Reason.PRODUCT_MISMATCH)
+    model = normalise_text(listing.model or "")
+    if model and model not in _model_keys(certificate.models):
+        reasons.append(Reason.MODEL_NOT_COVERED)
+    manufacturer = normalise_text(listing.manufacturer or "")
+    if manufacturer and manufacturer not in _names(certificate):
+        reasons.append(Reason.MANUFACTURER_MISMATCH)
+    return reasons
+
+
+# Certificates can list hundreds of models and the same certificates are checked over
+# and over in batches, so their normalised forms are worth keeping.
+@lru_cache(maxsize=1024)
+def _model_keys(models: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalise_text(model) for model in models)
+
+
+def _names(certificate: Certificate) -> tuple[str, ...]:
+    names = (certificate.holder, certificate.manufacturer)
+    return tuple(normalise_text(name) for name in names if name)

@@ -1,0 +1,207 @@
+"""The registry endpoints: certificates by number, state, change feed, snapshot upload."""
+
+from __future__ import annotations
+
+import gzip
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.keys import Scope
+from certcheck.registry.snapshot import certificate_to_snapshot_dict
+from certcheck.verification.records import Status
+from tests.api.test_requests import assert_problem
+from tests.conftest import load, make_key
+from tests.factories import cert
+
+NUMBER = "2024010901234567"
+CSV_HEADER = "cert_no,status,holder,product_code,models\n"
+
+
+@pytest.fixture
+async def loaded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    await load(engine, [cert(NUMBER), cert("2024010901000002", holder="Other Co.")])
+    await client.get("/readyz")
+
+
+@pytest.mark.usefixtures("loaded")
+class TestGetCertificate:
+    async def test_found_by_messy_number(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        path = app.url_path_for("get_certificate", cert_no="CCC:2024-0109-0123-4567")
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200
+        assert response.json() == {
+            **certificate_to_snapshot_dict(cert(NUMBER)),
+            "body_code": "01",
+        }
+
+    async def test_not_found(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        path = app.url_path_for("get_certificate", cert_no="2024010901999999")
+        assert_problem(await client.get(path, headers=headers), 404, "NOT_FOUND")
+
+    async def test_malformed_explains_the_format(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        path = app.url_path_for("get_certificate", cert_no="2024-01-09-0123")
+        body = assert_problem(await client.get(path, headers=headers), 422, "MALFORMED")
+        assert "16 digits" in body["detail"]
+
+
+@pytest.mark.usefixtures("loaded")
+class TestRegistryInfo:
+    async def test_counts_and_last_run(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        body = (await client.get(app.url_path_for("registry_info"), headers=headers)).json()
+        assert body["certificates"] == 2
+        assert body["by_status"] == {
+            "valid": 2,
+            "suspended": 0,
+            "revoked": 0,
+            "cancelled": 0,
+            "expired": 0,
+        }
+        assert body["source"] == "test"
+        assert body["ready"] is True
+        assert body["last_sync"]["outcome"] == "success"
+        assert body["last_sync"]["added"] == 2
+        assert body["catalogue"]["effective_from"] == "2023-09-05"
+
+
+class TestChanges:
+    async def test_paged_oldest_first(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        engine: AsyncEngine,
+        headers: dict[str, str],
+    ) -> None:
+        await load(engine, [cert(NUMBER), cert("2024010901000002")])
+        await load(engine, [cert(NUMBER, status=Status.REVOKED), cert("2024010901000002")])
+        url = app.url_path_for("list_changes")
+        first = (await client.get(url, params={"limit": 2}, headers=headers)).json()
+        assert [c["new_status"] for c in first["changes"]] == ["valid", "valid"]
+        rest = (await client.get(url, params={"since": first["next"]}, headers=headers)).json()
+        assert [(c["cert_no"], c["old_status"], c["new_status"]) for c in rest["changes"]] == [
+            (NUMBER, "valid", "revoked")
+        ]
+        empty = (await client.get(url, params={"since": rest["next"]}, headers=headers)).json()
+        assert empty == {"changes": [], "next": rest["next"]}
+
+    @pytest.mark.parametrize("since", ["abc", "-1", "\uff11\uff12", "9" * 30])
+    async def test_bad_cursor(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str], since: str
+    ) -> None:
+        response = await client.get(
+            app.url_path_for("list_changes"), params={"since": since}, headers=headers
+        )
+        assert_problem(response, 422, "INVALID_CURSOR")
+
+
+class TestImportUpload:
+    async def test_csv_upload_replaces_the_registry_at_once(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        body = CSV_HEADER + f"{NUMBER},有效,Example Co.,,XK-1|XK-2\n"
+        response = await client.post(
+            app.url_path_for("import_registry"),
+            content=body.encode(),
+            headers={**headers, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["added"] == 1
+        verify = await client.post(
+            app.url_path_for("verify_one"),
+            json={"cert_no": NUMBER, "model": "xk-2"},
+            headers=headers,
+        )
+        assert verify.json()["reason"] == "VALID"
+
+    async def test_gzip_jsonl_upload(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        line = f'{{"cert_no": "{NUMBER}", "status": "revoked", "holder": "X"}}\n'
+        response = await client.post(
+            app.url_path_for("import_registry"),
+            content=gzip.compress(line.encode()),
+            headers={**headers, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+        )
+        assert response.status_code == 200, response.text
+        verify = await client.post(
+            app.url_path_for("verify_one"), json={"cert_no": NUMBER}, headers=headers
+        )
+        assert verify.json()["reason"] == "REVOKED"
+
+    async def test_bad_rows_are_reported_with_lines(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        engine: AsyncEngine,
+    ) -> None:
+        admin = {"Authorization": f"Bearer {await make_key(engine, Scope.ADMIN)}"}
+        good = "".join(f"2024010901{i:06d},valid,Co.,,\n" for i in range(200))
+        body = CSV_HEADER + good + "2024010901999999,bogus,Co.,,\n"
+        response = await client.post(
+            app.url_path_for("import_registry"),
+            content=body.encode(),
+            headers={**admin, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rejected_rows"] == 1
+        assert response.json()["errors"][0]["line"] == 202
+
+    async def test_unsupported_type(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            app.url_path_for("import_registry"),
+            content=b"x",
+            headers={**headers, "Content-Type": "application/pdf"},
+        )
+        assert_problem(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+    async def test_unreadable_file_leaves_the_registry(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            app.url_path_for("import_registry"),
+            content=b"no,header,we,know\n1,2,3,4\n",
+            headers={**headers, "Content-Type": "text/csv"},
+        )
+        assert_problem(response, 422, "INVALID_SNAPSHOT")
+        info = (await client.get(app.url_path_for("registry_info"), headers=headers)).json()
+        assert info["certificates"] == 0
+        assert info["last_sync"]["outcome"] == "failed"
+
+    @pytest.mark.usefixtures("loaded")
+    async def test_mass_removal_refused_unless_forced(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        url = app.url_path_for("import_registry")
+        body = (CSV_HEADER + f"{NUMBER},valid,Co.,,\n").encode()
+        upload = {**headers, "Content-Type": "text/csv"}
+        refused = await client.post(url, content=body, headers=upload)
+        assert_problem(refused, 409, "TOO_MANY_REMOVALS")
+        forced = await client.post(url, params={"force": "true"}, content=body, headers=upload)
+        assert forced.status_code == 200
+        assert forced.json()["removed"] == 1
+
+
+class TestProbes:
+    async def test_healthz(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+    @pytest.mark.usefixtures("loaded")
+    async def test_readyz_when_ready(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {
+            "status": "ready",
+            "checks": {"database": "ok", "registry": "ok"},
+        }

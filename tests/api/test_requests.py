@@ -1,0 +1,153 @@
+"""Bad input gets a clear problem+json answer with a code, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    assert "Traceback" not in response.text
+    return body
+
+
+RAW_BODIES = [
+    ("duplicate-member", b'{"cert_no": "2024010901234567", "cert_no": "x"}', "INVALID_JSON"),
+    ("nan", b'{"cert_no": NaN}', "INVALID_JSON"),
+    ("infinity", b'{"model": Infinity}', "INVALID_JSON"),
+    ("lone-surrogate", b'{"model": "\\ud800"}', "INVALID_JSON"),
+    ("nested-lone-surrogate-key", b'{"\\udfff": 1}', "INVALID_JSON"),
+    ("not-json", b"cert_no=2024010901234567", "INVALID_JSON"),
+    ("truncated", b'{"cert_no": "20240', "INVALID_JSON"),
+    ("not-utf8", b'{"model": "\xff"}', "INVALID_JSON"),
+    ("array", b'["2024010901234567"]', "VALIDATION_FAILED"),
+    ("number-for-string", b'{"cert_no": 2024010901234567}', "VALIDATION_FAILED"),
+    ("unknown-field", b'{"cert_number": "2024010901234567"}', "VALIDATION_FAILED"),
+    ("cert-no-too-long", b'{"cert_no": "' + b"1" * 65 + b'"}', "VALIDATION_FAILED"),
+    ("model-too-long", b'{"model": "' + b"m" * 257 + b'"}', "VALIDATION_FAILED"),
+    ("bool-for-string", b'{"product_code": true}', "VALIDATION_FAILED"),
+    ("empty-body", b"", "VALIDATION_FAILED"),
+]
+
+
+class TestVerifyRequestValidation:
+    @pytest.mark.parametrize(
+        ("body", "code"), [c[1:] for c in RAW_BODIES], ids=[c[0] for c in RAW_BODIES]
+    )
+    async def test_rejected(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        body: bytes,
+        code: str,
+    ) -> None:
+        response = await client.post(
+            app.url_path_for("verify_one"),
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert_problem(response, 422, code)
+
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "",
+            "application/json; charset=latin-1",
+        ],
+    )
+    async def test_other_media_types_get_415(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        content_type: str,
+    ) -> None:
+        response = await client.post(
+            app.url_path_for("verify_one"),
+            content=b"{}",
+            headers={**headers, "Content-Type": content_type},
+        )
+        assert_problem(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+    async def test_validation_problem_names_the_field(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            app.url_path_for("verify_one"), json={"model": 5}, headers=headers
+        )
+        body = assert_problem(response, 422, "VALIDATION_FAILED")
+        assert body["detail"].startswith("model:")
+        assert body["errors"][0]["loc"] == ["body", "model"]
+
+
+class TestAuthentication:
+    async def test_missing_key(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        response = await client.post(app.url_path_for("verify_one"), json={})
+        assert_problem(response, 401, "UNAUTHENTICATED")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+    @pytest.mark.parametrize("token", ["nonsense", "cc_abc_def", "cc__", "Basic dXNlcjpwYXNz"])
+    async def test_unknown_key(self, client: httpx.AsyncClient, app: FastAPI, token: str) -> None:
+        response = await client.post(
+            app.url_path_for("verify_one"),
+            json={},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert_problem(response, 401, "UNAUTHENTICATED")
+
+    async def test_tampered_secret(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        tampered = headers["Authorization"][:-2] + "xx"
+        response = await client.post(
+            app.url_path_for("verify_one"), json={}, headers={"Authorization": tampered}
+        )
+        assert_problem(response, 401, "UNAUTHENTICATED")
+
+    async def test_scope_is_enforced(
+        self, client: httpx.AsyncClient, app: FastAPI, verify_only: dict[str, str]
+    ) -> None:
+        batch = await client.post(
+            app.url_path_for("verify_batch"), json={"items": [{}]}, headers=verify_only
+        )
+        assert_problem(batch, 403, "FORBIDDEN")
+        upload = await client.post(
+            app.url_path_for("import_registry"),
+            content=b"",
+            headers={**verify_only, "Content-Type": "text/csv"},
+        )
+        assert_problem(upload, 403, "FORBIDDEN")
+
+    async def test_revoked_key_is_refused(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        verify_only: dict[str, str],
+        revoke: Any,
+    ) -> None:
+        await revoke(verify_only)
+        response = await client.post(app.url_path_for("verify_one"), json={}, headers=verify_only)
+        assert_problem(response, 401, "UNAUTHENTICATED")
+
+
+class TestErrorsEverywhere:
+    async def test_unknown_path(self, client: httpx.AsyncClient) -> None:
+        assert_problem(await client.get("/v1/nothing-here"), 404, "NOT_FOUND")
+
+    async def test_wrong_method(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        response = await client.get(app.url_path_for("verify_one"))
+        assert_problem(response, 405, "METHOD_NOT_ALLOWED")

@@ -1,0 +1,174 @@
+"""Shared fixtures: every API test runs once on SQLite and once on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.app import create_app
+from certcheck.config import Settings
+from certcheck.db import migrate
+from certcheck.db.engine import create_engine
+from certcheck.db.tables import metadata
+from certcheck.keys import KeyStore, Scope
+from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.registry.snapshot import SnapshotRow
+from certcheck.verification.numbers import today_in_shanghai
+from certcheck.verification.records import Certificate
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CERTCHECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+_T = TypeVar("_T")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def today() -> date:
+    return today_in_shanghai(datetime.now(UTC))
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of our own on the PostgreSQL server, migrated once, dropped at the end."""
+    # Sync on purpose: it is requested lazily (only by PostgreSQL-parametrised tests), and
+    # pytest cannot resolve an async fixture from inside another one.
+    name = f"certcheck_test_{uuid.uuid4().hex[:12]}"
+    run_sync(_admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    try:
+        run_sync(_migrate(url))
+        yield url
+    finally:
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    try:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc}"
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "certcheck.db"
+    run_sync(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a fresh SQLite file, or the PostgreSQL one truncated."""
+    if request.param == "sqlite":
+        path = tmp_path / "certcheck.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    run_sync(_truncate(url))
+    return url
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    await engine.dispose()
+
+
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine from a sync fixture, on a loop of its own (the tests' loop may be live)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, max_registry_age=3600)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with its lifespan running (engine, store, poller)."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://certcheck.test") as c:
+            yield c
+
+
+async def make_key(engine: AsyncEngine, *scopes: Scope, platform: str = "shop") -> str:
+    _, key = await KeyStore(engine, cache_ttl=0).create(platform, frozenset(scopes))
+    return key
+
+
+@pytest.fixture
+async def headers(engine: AsyncEngine) -> dict[str, str]:
+    """Authorization for a key with every scope."""
+    return {"Authorization": f"Bearer {await make_key(engine, *Scope)}"}
+
+
+def rows_of(certs: Iterable[Certificate]) -> Iterator[SnapshotRow]:
+    return (SnapshotRow(line=n, certificate=c) for n, c in enumerate(certs, 2))
+
+
+async def load(
+    engine: AsyncEngine, certs: Iterable[Certificate], *, force: bool = True
+) -> ImportResult:
+    return await import_snapshot(
+        engine, rows_of(certs), source="test", limits=ImportLimits(force=force)
+    )
+
+
+@pytest.fixture
+async def verify_only(engine: AsyncEngine) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY)}"}
+
+
+@pytest.fixture
+def revoke(engine: AsyncEngine) -> Callable[[dict[str, str]], Awaitable[None]]:
+    async def revoke(headers: dict[str, str]) -> None:
+        key_id = headers["Authorization"].split("_")[1]
+        assert await KeyStore(engine, cache_ttl=0).revoke(key_id)
+
+    return revoke
