@@ -7,12 +7,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from certcheck.db.types import BigIntId, UTCDateTime
@@ -104,3 +106,77 @@ api_keys = Table(
 
 Index(None, registry_runs.c.kind, registry_runs.c.id)
 Index(None, api_keys.c.platform)
+
+# The upstream feed's cursor (registry-format.md §2): the newest `updated_at` applied so far.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("cursor", String(64)),
+    Column("as_of", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Re-check jobs (api.md): an upload's lines, worked in chunks leased by workers, one result each.
+recheck_jobs = Table(
+    "recheck_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("platform", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("total", Integer, nullable=False, default=0),
+    Column("processed", Integer, nullable=False, default=0),
+    Column("allow_count", Integer, nullable=False, default=0),
+    Column("block_count", Integer, nullable=False, default=0),
+    Column("review_count", Integer, nullable=False, default=0),
+    Column("invalid_lines", Integer, nullable=False, default=0),
+    Column("idempotency_key", String(256)),
+    Column("body_digest", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("registry_generation", BigInteger),
+    Column("registry_as_of", UTCDateTime),
+    Column("error", Text),
+    UniqueConstraint("platform", "idempotency_key"),
+)
+
+recheck_inputs = Table(
+    "recheck_inputs",
+    metadata,
+    Column(
+        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("line", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+recheck_chunks = Table(
+    "recheck_chunks",
+    metadata,
+    Column(
+        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("chunk", Integer, primary_key=True),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("leased_by", String(64)),
+    Column("lease_until", UTCDateTime),
+)
+
+recheck_results = Table(
+    "recheck_results",
+    metadata,
+    Column(
+        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("decision", String(8), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+Index(None, recheck_jobs.c.platform, recheck_jobs.c.status)
+Index(None, recheck_chunks.c.state, recheck_chunks.c.job_id)
