@@ -19,6 +19,9 @@ from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db.engine import create_engine
 from certcheck.keys import KeyStore
+from certcheck.observability import exposition
+from certcheck.observability.requests import RequestObserver
+from certcheck.observability.shutdown import Lifecycle, drain_on_sigterm
 from certcheck.registry.store import RegistryStore
 from certcheck.verification.catalogue import load_catalogue
 
@@ -31,9 +34,10 @@ class State(TypedDict):
     store: RegistryStore
     keys: KeyStore
     checker: Checker
+    lifecycle: Lifecycle
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -51,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(Exception):
             await store.refresh()  # the poll below retries; start answering as soon as it can
         poller = asyncio.create_task(store.poll(settings.generation_poll_interval))
+        lifecycle = Lifecycle()
+        if handle_signals:
+            drain_on_sigterm(lifecycle, settings.shutdown_drain)
         try:
             yield State(
                 settings=settings,
@@ -58,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 store=store,
                 keys=KeyStore(engine, cache_ttl=settings.key_cache_ttl),
                 checker=Checker(store, load_catalogue(settings.catalogue_dir)),
+                lifecycle=lifecycle,
             )
         finally:
             poller.cancel()
@@ -76,4 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(verify.router)
     app.include_router(registry.router)
     app.include_router(health.router)
+    app.include_router(exposition.router)
+    app.add_middleware(RequestObserver)
     return app

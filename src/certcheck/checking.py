@@ -5,12 +5,14 @@ Shared by the HTTP endpoints, the CLI and the re-check jobs, so all of them deci
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from ulid import ULID
 
+from certcheck.observability.metrics import DECISIONS
 from certcheck.registry.store import RegistryInfo, RegistryStore
 from certcheck.verification.catalogue import Catalogue
 from certcheck.verification.decision import MALFORMED_DECISION, decide
@@ -44,10 +46,15 @@ class Checker:
         ]
         wanted = {no for no in numbers if no is not None}
         found = await self.store.lookup(wanted) if wanted else {}
-        return [
+        checks = [
             self._one(item, no, found.get(no) if no else None, info, now, today)
             for item, no in zip(listings, numbers, strict=True)
         ]
+        for (verdict, reason), count in Counter(
+            (c.decision.verdict, c.decision.reason) for c in checks
+        ).items():
+            DECISIONS.labels(decision=verdict.value, reason=reason.value).inc(count)
+        return checks
 
     def _one(
         self,

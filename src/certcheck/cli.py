@@ -14,6 +14,7 @@ from certcheck import __version__
 from certcheck.config import DEFAULT_DATABASE_URL, Settings
 from certcheck.errors import CertcheckError
 from certcheck.keys import Scope
+from certcheck.observability.logs import configure_logging
 
 log = logging.getLogger("certcheck")
 
@@ -22,7 +23,7 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int] | int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", json_lines=False)
     handler: Command = args.handler
     try:
         outcome = handler(args)

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck import serving
 from certcheck.api.convert import verify_response
 from certcheck.checking import Checker
 from certcheck.cli import settings_from_env, use_demo_database
@@ -50,22 +51,13 @@ async def db_upgrade(_args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.demo:
         use_demo_database()
     settings = settings_from_env()
     key = asyncio.run(_prepare(settings, demo=args.demo))
     if key is not None:
         _print_demo_banner(key, args.host, args.port)
-    uvicorn.run(
-        "certcheck.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-    )
+    serving.run(args.host, args.port, args.workers, settings)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tempfile
 from datetime import date
 
 import pytest
@@ -373,6 +374,16 @@ class TestGzip:
         items = list(iter_snapshot(stream, SnapshotFormat(plain.kind, True), today=TODAY))
         assert only_row(items) == GOOD_CERT
         assert not stream.closed
+
+    def test_reads_gzip_from_a_read_write_temporary_file(self) -> None:
+        # Uploads are spooled to "w+b" files; GzipFile must not take that mode for writing.
+        with tempfile.TemporaryFile() as stream:
+            stream.write(gzip.compress(json_line().encode()))
+            stream.seek(0)
+            items = list(
+                iter_snapshot(stream, SnapshotFormat(SnapshotKind.JSONL, True), today=TODAY)
+            )
+        assert only_row(items) == GOOD_CERT
 
     @pytest.mark.parametrize("kind", list(SnapshotKind))
     def test_truncated_gzip_fails_the_file(self, kind: SnapshotKind) -> None:

@@ -14,6 +14,7 @@ from certcheck.api.problems import ProblemException
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.keys import KeyStore, Principal, Scope
+from certcheck.observability.shutdown import Lifecycle
 from certcheck.registry.store import RegistryStore
 
 
@@ -41,6 +42,11 @@ def get_keys(request: Request) -> KeyStore:
     return cast(KeyStore, _state(request, "keys"))
 
 
+def get_lifecycle(request: Request) -> Lifecycle:
+    return cast(Lifecycle, _state(request, "lifecycle"))
+
+
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 StoreDep = Annotated[RegistryStore, Depends(get_store)]
@@ -54,6 +60,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     async def authorise(
+        request: Request,
         settings: SettingsDep,
         keys: KeysDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -77,6 +84,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             raise ProblemException(
                 401, "UNAUTHENTICATED", "unknown or revoked API key", headers=_CHALLENGE
             )
+        request.state.platform = principal.platform  # for the request log line
         if scope not in principal.scopes:
             raise ProblemException(403, "FORBIDDEN", f"this key lacks the {scope.value!r} scope")
         return principal

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certcheck.errors import CertcheckError
+from certcheck.observability.metrics import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ def problem(
 
 async def _certcheck_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CertcheckError)
+    if exc.status == 503:
+        UNAVAILABLE.labels(code=exc.code).inc()
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
 

@@ -18,19 +18,24 @@ REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, LATENCY_OBJECTIVE_SECONDS, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DECISIONS = Counter(
-    "certcheck_decisions_total", "Decisions given, by decision and primary reason.",
+    "certcheck_decisions_total",
+    "Decisions given, by decision and primary reason.",
     ["decision", "reason"],
 )
 CACHE_LOOKUPS = Counter(
     "certcheck_registry_cache_lookups_total",
-    "Certificate look-ups by where the answer came from.", ["result"],
+    "Certificate look-ups by where the answer came from.",
+    ["result"],
 )
 UNAVAILABLE = Counter(
     "certcheck_unavailable_responses_total",
-    "Answers of 503 instead of a decision, by problem code.", ["code"],
+    "Answers of 503 instead of a decision, by problem code.",
+    ["code"],
 )
 REGISTRY_CERTIFICATES = Gauge(
-    "certcheck_registry_certificates", "Certificates in the registry, by status.", ["status"],
+    "certcheck_registry_certificates",
+    "Certificates in the registry, by status.",
+    ["status"],
     multiprocess_mode="livemax",
 )
 REGISTRY_AGE = Gauge(
@@ -39,22 +44,28 @@ REGISTRY_AGE = Gauge(
     multiprocess_mode="livemax",
 )
 REGISTRY_GENERATION = Gauge(
-    "certcheck_registry_generation", "Registry generation this process answers from.",
+    "certcheck_registry_generation",
+    "Registry generation this process answers from.",
     multiprocess_mode="livemin",
 )
 REGISTRY_RUNS = Counter(
-    "certcheck_registry_runs_total", "Imports and syncs by kind and outcome.",
+    "certcheck_registry_runs_total",
+    "Imports and syncs by kind and outcome.",
     ["kind", "outcome"],
 )
 SYNC_LAST_SUCCESS = Gauge(
     "certcheck_sync_last_success_timestamp_seconds",
-    "Unix time of the last successful upstream sync.", multiprocess_mode="livemax",
+    "Unix time of the last successful upstream sync.",
+    multiprocess_mode="livemax",
 )
 RECHECK_LINES = Counter(
-    "certcheck_recheck_lines_processed_total", "Re-check job lines answered, by decision.",
+    "certcheck_recheck_lines_processed_total",
+    "Re-check job lines answered, by decision.",
     ["decision"],
 )
 RECHECK_JOBS = Gauge(
-    "certcheck_recheck_jobs", "Re-check jobs by state.", ["state"],
+    "certcheck_recheck_jobs",
+    "Re-check jobs by state.",
+    ["state"],
     multiprocess_mode="livemax",
 )

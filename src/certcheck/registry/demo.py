@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 from certcheck.registry.snapshot import (
     COLUMNS,
@@ -106,60 +106,69 @@ def _current_products() -> dict[str, CatalogueProduct]:
     return {p.code: p for p in products if p.mode == "third_party" and not p.removed}
 
 
+class _Showcase(NamedTuple):
+    status: Status
+    product_code: str  # wanted; another product of its group when the catalogue lacks it
+    issued: tuple[int, int, int]  # years before today's year, month, day
+    sequence: str
+    holder: str  # also the manufacturer
+    factory: str
+    models: tuple[str, ...]
+    product_name: str | None  # None: the catalogue's name
+    change: tuple[int, str] | None  # days ago (expired: the day after expiry), reason
+
+
 # fmt: off
-# status, wanted product code, issued (years ago, month, day), sequence, holder (also the
-# manufacturer), factory, models, product name (None: the catalogue's), status change
-# (days ago, reason; an expired certificate changes the day after it expires).
-_SHOWCASE: tuple[tuple[Status, str, tuple[int, int, int], str, str, str, tuple[str, ...],
-                       str | None, tuple[int, str] | None], ...] = (
-    (Status.VALID, "0901", (1, 3, 14), "234567", "Example Electronics Co., Ltd.",
-     "Example Electronics (Dongguan) Factory", ("XK-200", "XK-200S"), "Portable computer", None),
-    (Status.SUSPENDED, "1606", (2, 6, 1), "000318", "深圳市华创电子有限公司",
-     "华创电子（东莞）有限公司", ("HC-P30", "HC-P30 Pro"), None,  # noqa: RUF001
-     (20, "监督检查不合格 (failed follow-up inspection)")),
-    (Status.REVOKED, "0914", (3, 9, 20), "102244", "Brightway Power Technology Co., Ltd.",
-     "Brightway Power Technology (Huizhou) Factory", ("BW-PB10", "BW-PB20"), None,
-     (60, "产品抽查不合格 (failed market surveillance sampling)")),
-    (Status.CANCELLED, "0703", (4, 4, 8), "056781", "宁波市恒通电器有限公司",
-     "宁波市恒通电器有限公司", ("KFR-35GW", "KFR-35GW/A", "KFR-50LW"), None,
-     (200, "依申请注销 (holder's request)")),
-    (Status.EXPIRED, "2201", (7, 5, 5), "995535", "厦门市美佳儿童用品有限公司",
-     "厦门市美佳儿童用品有限公司", ("MJ-S1",), None, (0, "过期失效 (validity period ended)")),
+_SHOWCASE = (
+    _Showcase(Status.VALID, "0901", (1, 3, 14), "234567", "Example Electronics Co., Ltd.",
+              "Example Electronics (Dongguan) Factory", ("XK-200", "XK-200S"),
+              "Portable computer", None),
+    _Showcase(Status.SUSPENDED, "1606", (2, 6, 1), "000318", "深圳市华创电子有限公司",
+              "华创电子（东莞）有限公司", ("HC-P30", "HC-P30 Pro"), None,  # noqa: RUF001
+              (20, "监督检查不合格 (failed follow-up inspection)")),
+    _Showcase(Status.REVOKED, "0914", (3, 9, 20), "102244",
+              "Brightway Power Technology Co., Ltd.",
+              "Brightway Power Technology (Huizhou) Factory", ("BW-PB10", "BW-PB20"), None,
+              (60, "产品抽查不合格 (failed market surveillance sampling)")),
+    _Showcase(Status.CANCELLED, "0703", (4, 4, 8), "056781", "宁波市恒通电器有限公司",
+              "宁波市恒通电器有限公司", ("KFR-35GW", "KFR-35GW/A", "KFR-50LW"), None,
+              (200, "依申请注销 (holder's request)")),
+    _Showcase(Status.EXPIRED, "2201", (7, 5, 5), "995535", "厦门市美佳儿童用品有限公司",
+              "厦门市美佳儿童用品有限公司", ("MJ-S1",), None,
+              (0, "过期失效 (validity period ended)")),
 )
 # fmt: on
 
 
 def _showcase(today: date, products: Mapping[str, CatalogueProduct]) -> tuple[Certificate, ...]:
-    records = []
-    for status, wanted, (
-        ago,
-        month,
-        day,
-    ), sequence, holder, factory, models, name, change in _SHOWCASE:
-        product = _product(products, wanted)
-        issued = date(today.year - ago, month, day)
-        expires = _expiry(issued)
-        changed_on, reason = None, None
-        if change is not None:
-            days, reason = change
-            changed_on = expires + _DAY if status is Status.EXPIRED else today - days * _DAY
-        records.append(
-            Certificate(
-                cert_no=f"{issued.year}01{product.code}{sequence}",
-                status=status,
-                holder=holder,
-                manufacturer=holder,
-                factory=factory,
-                product_code=product.code,
-                product_name=name or _product_name(product),
-                models=models,
-                issued_on=issued,
-                expires_on=expires,
-                status_changed_on=changed_on,
-                status_reason=reason,
-            )
-        )
-    return tuple(records)
+    return tuple(_showcase_record(spec, today, products) for spec in _SHOWCASE)
+
+
+def _showcase_record(
+    spec: _Showcase, today: date, products: Mapping[str, CatalogueProduct]
+) -> Certificate:
+    product = _product(products, spec.product_code)
+    ago, month, day = spec.issued
+    issued = date(today.year - ago, month, day)
+    expires = _expiry(issued)
+    changed_on, reason = None, None
+    if spec.change is not None:
+        days, reason = spec.change
+        changed_on = expires + _DAY if spec.status is Status.EXPIRED else today - days * _DAY
+    return Certificate(
+        cert_no=f"{issued.year}01{product.code}{spec.sequence}",
+        status=spec.status,
+        holder=spec.holder,
+        manufacturer=spec.holder,
+        factory=spec.factory,
+        product_code=product.code,
+        product_name=spec.product_name or _product_name(product),
+        models=spec.models,
+        issued_on=issued,
+        expires_on=expires,
+        status_changed_on=changed_on,
+        status_reason=reason,
+    )
 
 
 def _product(products: Mapping[str, CatalogueProduct], wanted: str) -> CatalogueProduct:
@@ -201,7 +210,7 @@ def _generate(
         if rng.random() < 0.2:  # a brand owner or importer applies for another's product
             manufacturer, factory = _company(rng)
         yield Certificate(
-            cert_no=numbers.next(
+            cert_no=numbers.draw(
                 issued.year, rng.choices(_BODIES, cum_weights=_BODY_WEIGHTS)[0], product.code
             ),
             status=status,
@@ -226,7 +235,7 @@ class _Numbers:
         self._rng, self._reserved = rng, reserved
         self._used: dict[str, tuple[int, int]] = {}  # prefix -> (numbers given, offset)
 
-    def next(self, year: int, body: str, product_code: str) -> str:
+    def draw(self, year: int, body: str, product_code: str) -> str:
         prefix = f"{year}{body}{product_code}"
         given, offset = self._used.get(prefix) or (0, self._rng.randrange(1_000_000))
         while given < 1_000_000:

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state
 from certcheck.db.types import UTCDateTime
-from certcheck.errors import ImportRefused
+from certcheck.errors import ImportRefused, RegistryBusy
 from certcheck.registry.rows import row_values
 from certcheck.registry.snapshot import RowError, SnapshotRow
 from certcheck.registry.state import lock_registry, record_failed_run, write_state
@@ -100,6 +100,10 @@ async def import_snapshot(
             run_id = await _start_run(conn, source, started)
             await _diff(conn, result, limits)
             await _apply(conn, result, source, run_id)
+    except RegistryBusy:
+        # Not a run: the one holding the lock records its own. Recorded, this attempt would
+        # outrank it (a later id) and show as the last sync after that one had succeeded.
+        raise
     except Exception as exc:
         await record_failed_run(engine, "import", source, started, exc, result.rejected)
         raise
@@ -143,18 +147,19 @@ async def _copy(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
 
 
 async def _drop_duplicates(conn: AsyncConnection, result: ImportResult) -> None:
-    first = select(func.min(staging.c.line)).group_by(staging.c.cert_no)
+    # EXISTS, not `line NOT IN (SELECT min(line) ... GROUP BY cert_no)`: PostgreSQL runs a NOT IN
+    # whose subquery outgrows work_mem as a nested loop, quadratic in the snapshot's size.
+    earlier = staging.alias("earlier")
+    later = exists().where(earlier.c.cert_no == staging.c.cert_no, earlier.c.line < staging.c.line)
     dupes = (
         await conn.execute(
-            select(staging.c.line, staging.c.cert_no)
-            .where(staging.c.line.not_in(first))
-            .order_by(staging.c.line)
+            select(staging.c.line, staging.c.cert_no).where(later).order_by(staging.c.line)
         )
     ).all()
     for line, cert_no in dupes:
         result.reject(RowError(line=line, message=f"{cert_no} appears on an earlier line too"))
     if dupes:
-        await conn.execute(delete(staging).where(staging.c.line.not_in(first)))
+        await conn.execute(delete(staging).where(later))
         result.rows -= len(dupes)
 
 

@@ -8,6 +8,7 @@ same statement as the certificates, so an answer from an older registry is never
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -18,19 +19,29 @@ from cachetools import TTLCache
 from sqlalchemy import Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
 from certcheck.db.tables import certificates, registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
+from certcheck.observability.metrics import (
+    CACHE_LOOKUPS,
+    REGISTRY_AGE,
+    REGISTRY_CERTIFICATES,
+    REGISTRY_GENERATION,
+)
 from certcheck.registry.rows import certificate_from_row
-from certcheck.verification.records import Certificate
+from certcheck.verification.records import Certificate, Status
 
 log = logging.getLogger(__name__)
 
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _SQLITE_CHUNK = 5_000
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+class _Missing(enum.Enum):
+    NOT_CACHED = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,11 @@ class RegistryStore:
                 await self.refresh()
             except _DB_ERRORS as exc:
                 log.warning("registry poll failed: %s", type(exc).__name__)
+                self.report()  # the age keeps growing while the database is away
+            except Exception:
+                # Anything else is a bug to fix, but a dead poller would leave this process
+                # answering from an old registry without a word: log it and keep polling.
+                log.exception("registry poll failed unexpectedly")
             await asyncio.sleep(interval)
 
     async def lookup(self, cert_nos: Collection[str]) -> dict[str, Certificate | None]:
@@ -126,13 +142,17 @@ class RegistryStore:
         self.ensure_usable()
         found: dict[str, Certificate | None] = {}
         missing: list[str] = []
-        for no in cert_nos:
-            if no in self._cache:
-                found[no] = self._cache[no]
-            elif no not in found:
+        for no in dict.fromkeys(cert_nos):  # a number asked twice is looked up once
+            # One get, not `in` then `[]`: an entry may expire between the two.
+            cached = self._cache.get(no, _Missing.NOT_CACHED)
+            if cached is _Missing.NOT_CACHED:
                 missing.append(no)
-        self.cache_hits += len(cert_nos) - len(missing)
+            else:
+                found[no] = cached
+        self.cache_hits += len(found)
         self.cache_misses += len(missing)
+        CACHE_LOOKUPS.labels(result="hit").inc(len(found))
+        CACHE_LOOKUPS.labels(result="miss").inc(len(missing))
         if missing:
             found.update(await self._fetch(missing))
         return found
@@ -144,16 +164,25 @@ class RegistryStore:
                     result = await conn.execute(self._query(), {"nos": cert_nos})
                     rows: list[Any] = list(result.mappings())
                 else:
-                    rows = []
-                    for start in range(0, len(cert_nos), _SQLITE_CHUNK):
-                        chunk = cert_nos[start : start + _SQLITE_CHUNK]
-                        rows.extend((await conn.execute(self._query(chunk))).mappings())
+                    rows = await self._read_chunks(conn, cert_nos)
         except _DB_ERRORS as exc:
             self.database_ok = False
             raise RegistryUnavailable(
                 f"the registry database did not answer ({type(exc).__name__})"
             ) from exc
         return self._remember(cert_nos, rows)
+
+    async def _read_chunks(self, conn: AsyncConnection, cert_nos: list[str]) -> list[Any]:
+        # Each chunk is a statement of its own, so its own snapshot: a commit between two of
+        # them would mix two registries in one answer. Every row carries the generation it was
+        # read at; read again until they agree (imports are rare, and db_timeout bounds this).
+        while True:
+            rows: list[Any] = []
+            for start in range(0, len(cert_nos), _SQLITE_CHUNK):
+                chunk = cert_nos[start : start + _SQLITE_CHUNK]
+                rows.extend((await conn.execute(self._query(chunk))).mappings())
+            if len({row["_generation"] for row in rows}) <= 1:
+                return rows
 
     def _query(self, chunk: list[str] | None = None) -> Select[Any]:
         # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
@@ -190,3 +219,16 @@ class RegistryStore:
         if info is not None:
             self._newest_seen = max(self._newest_seen, info.generation)
         self._info = info
+        self.report()
+
+    def report(self) -> None:
+        """Publish this process's view of the registry as gauges."""
+        info = self._info
+        if info is None:
+            return
+        REGISTRY_AGE.set(info.age(datetime.now(UTC)).total_seconds())
+        REGISTRY_GENERATION.set(info.generation)
+        for status in Status:
+            REGISTRY_CERTIFICATES.labels(status=status.value).set(
+                info.by_status.get(status.value, 0)
+            )

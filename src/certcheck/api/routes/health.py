@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from certcheck.api.deps import StoreDep
+from certcheck.api.deps import LifecycleDep, StoreDep
 from certcheck.api.schemas import Health, Readiness
 from certcheck.errors import CertcheckError
 
@@ -18,9 +18,11 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", responses={503: {"model": Readiness, "description": "not ready, and why"}})
-async def readyz(store: StoreDep, response: Response) -> Readiness:
+async def readyz(store: StoreDep, lifecycle: LifecycleDep, response: Response) -> Readiness:
     """200 only when the database answers and a fresh registry is loaded."""
     checks = {"database": "ok", "registry": "ok"}
+    if lifecycle.draining:
+        checks["process"] = "shutting down"
     try:
         await store.refresh()
     except Exception as exc:

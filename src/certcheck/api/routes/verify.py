@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from certcheck.api.convert import certificate_out, listing_of, verify_response
 from certcheck.api.deps import BatchKey, CheckerDep, SettingsDep, StoreDep, VerifyKey
@@ -35,9 +35,13 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/verify", responses=_UNAVAILABLE)
-async def verify_one(body: VerifyRequest, checker: CheckerDep, _key: VerifyKey) -> VerifyResponse:
+async def verify_one(
+    body: VerifyRequest, checker: CheckerDep, _key: VerifyKey, request: Request
+) -> VerifyResponse:
     """Decide whether one listing may go on sale."""
     (check,) = await checker.check([listing_of(body)])
+    request.state.decision = check.decision.verdict.value
+    request.state.reason = check.decision.reason.value
     return verify_response(check, body.listing_id)
 
 

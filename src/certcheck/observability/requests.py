@@ -1,0 +1,80 @@
+"""One log line and one histogram observation per HTTP request, tagged with a request id.
+
+A pure ASGI middleware (no BaseHTTPMiddleware): it adds no task or buffering per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ulid import ULID
+
+from certcheck.observability.metrics import REQUEST_DURATION
+
+log = logging.getLogger("certcheck.request")
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's id is kept only when it is short and plain; anything else is replaced, not logged.
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _record(scope, status, time.perf_counter() - started, request_id)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            text: str = value.decode("latin-1")
+            if _ACCEPTABLE_ID.fullmatch(text):
+                return text
+    return str(ULID())
+
+
+def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    route: Any = scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    REQUEST_DURATION.labels(route=template, method=scope["method"], status=str(status)).observe(
+        seconds
+    )
+    state = scope.get("state", {})
+    log.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": scope["method"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "platform": state.get("platform"),
+            "decision": state.get("decision"),
+            "reason": state.get("reason"),
+        },
+    )

@@ -1,0 +1,35 @@
+"""Graceful shutdown: on SIGTERM, fail readiness first, keep serving while balancers notice,
+then let uvicorn stop accepting, finish in-flight requests and run the lifespan shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lifecycle:
+    draining: bool = False
+
+
+def drain_on_sigterm(lifecycle: Lifecycle, drain_seconds: float) -> None:
+    """Wrap uvicorn's SIGTERM handler (installed before our lifespan starts) with a drain."""
+    original = signal.getsignal(signal.SIGTERM)
+    if not callable(original):
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if lifecycle.draining:
+            original(signum, frame)  # a second SIGTERM means now
+            return
+        lifecycle.draining = True
+        log.info("SIGTERM: readiness off, stopping in %.1f s", drain_seconds)
+        loop.call_soon_threadsafe(loop.call_later, drain_seconds, original, signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

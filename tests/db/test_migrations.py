@@ -1,0 +1,109 @@
+"""The Alembic migrations against the tables in code, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.db import migrate
+from certcheck.db.engine import create_engine
+from certcheck.db.tables import metadata
+from tests.conftest import POSTGRES_ADMIN_URL, run_sync
+
+TABLES = {"alembic_version", *metadata.tables}
+
+
+def drift(sync: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        sync, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, metadata))
+
+
+def table_names(sync: Connection) -> set[str]:
+    return set(inspect(sync).get_table_names())
+
+
+async def run(engine: AsyncEngine, step: Callable[[Config, str], None], revision: str) -> None:
+    """An Alembic command on a connection of ours, as certcheck.db.migrate runs it."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: step(migrate.alembic_config(sync), revision))
+
+
+async def _admin(statement: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database no migration has touched: a new SQLite file, or a throwaway PostgreSQL one."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    # The session database is shared by every test, so it cannot be downgraded; this reuses its
+    # fixture only to skip (or fail in CI) the same way when the server is not there.
+    session_url = make_url(request.getfixturevalue("postgres_url"))
+    name = f"certcheck_migrations_{uuid.uuid4().hex[:12]}"
+    run_sync(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield session_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def empty_engine(empty_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(empty_database_url)
+    yield engine
+    await engine.dispose()
+
+
+class TestUpgrade:
+    async def test_the_migrated_schema_matches_the_tables_in_code(
+        self, engine: AsyncEngine
+    ) -> None:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(drift) == []
+            assert await conn.run_sync(table_names) == TABLES
+        assert await migrate.pending(engine) is False
+
+    async def test_an_empty_database_is_brought_to_head(self, empty_engine: AsyncEngine) -> None:
+        assert await migrate.pending(empty_engine) is True
+
+        await migrate.upgrade(empty_engine)
+
+        assert await migrate.pending(empty_engine) is False
+        async with empty_engine.connect() as conn:
+            assert await conn.run_sync(table_names) == TABLES
+            assert await conn.run_sync(drift) == []
+
+
+class TestDowngrade:
+    async def test_down_to_base_and_up_again(self, empty_engine: AsyncEngine) -> None:
+        await migrate.upgrade(empty_engine)
+
+        await run(empty_engine, command.downgrade, "base")
+        async with empty_engine.connect() as conn:
+            assert await conn.run_sync(table_names) == {"alembic_version"}
+        assert await migrate.pending(empty_engine) is True
+
+        await run(empty_engine, command.upgrade, "head")
+        async with empty_engine.connect() as conn:
+            assert await conn.run_sync(table_names) == TABLES
+            assert await conn.run_sync(drift) == []

@@ -1,0 +1,378 @@
+"""RegistryStore on SQLite and PostgreSQL: records, cache, freshness, other processes, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import asyncpg
+import pytest
+from sqlalchemy import event, make_url, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from certcheck.db.engine import create_engine
+from certcheck.db.tables import registry_state
+from certcheck.errors import RegistryStale, RegistryUnavailable
+from certcheck.registry.demo import demo_certificates
+from certcheck.registry.store import RegistryStore
+from certcheck.verification.records import Certificate, Status
+from tests.conftest import load, run_sync, today
+
+UNKNOWN = "2024010999999999"
+
+
+def make_store(
+    engine: AsyncEngine, *, max_age: timedelta = timedelta(hours=1), cache_ttl: float = 60.0
+) -> RegistryStore:
+    return RegistryStore(
+        engine, cache_size=50_000, cache_ttl=cache_ttl, max_age=max_age, db_timeout=5.0
+    )
+
+
+def revoke(cert: Certificate) -> Certificate:
+    return dataclasses.replace(cert, status=Status.REVOKED, status_reason="test")
+
+
+@pytest.fixture
+def certs() -> list[Certificate]:
+    return list(demo_certificates(50, today=today()))
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine, certs: list[Certificate]) -> RegistryStore:
+    await load(engine, certs)
+    store = make_store(engine)
+    await store.refresh()
+    return store
+
+
+@pytest.fixture
+async def other_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The same database as `engine`, reached the way another worker process would."""
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def polling(store: RegistryStore, interval: float) -> AsyncIterator[None]:
+    """The store's poll running in the background, as the app's lifespan runs it."""
+    task = asyncio.create_task(store.poll(interval))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def within(seconds: float, ready: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + seconds
+    while not await ready():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.02)
+
+
+class StatementCounter:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+
+async def load_elsewhere(url: str, certs: list[Certificate]) -> int:
+    engine = create_engine(url)
+    try:
+        return (await load(engine, certs)).generation
+    finally:
+        await engine.dispose()
+
+
+class Outage:
+    """An engine on the test database whose connections the test can cut, as an outage would."""
+
+    def __init__(self, database_url: str, tmp_path: Path) -> None:
+        self.down = False
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            path, gone = str(url.database), str(tmp_path / "gone" / "certcheck.db")
+
+            async def connect() -> Any:
+                return await aiosqlite.connect(gone if self.down else path)
+
+        else:
+            dsn = url.set(drivername="postgresql")
+
+            async def connect() -> Any:
+                target = dsn.set(port=1) if self.down else dsn
+                return await asyncpg.connect(target.render_as_string(hide_password=False))
+
+        self.engine = create_async_engine(url, async_creator=connect)
+
+    async def cut(self) -> None:
+        self.down = True
+        await self.engine.dispose()  # open connections die with the server
+
+
+@pytest.fixture
+async def outage(database_url: str, tmp_path: Path) -> AsyncIterator[Outage]:
+    outage = Outage(database_url, tmp_path)
+    yield outage
+    await outage.engine.dispose()
+
+
+class TestLookup:
+    async def test_returns_certificate_records(
+        self, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        found = await store.lookup([c.cert_no for c in certs[:5]])
+
+        assert found == {c.cert_no: c for c in certs[:5]}
+        assert all(type(c) is Certificate for c in found.values())
+
+    async def test_unknown_numbers_are_none(
+        self, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        assert await store.lookup([UNKNOWN, certs[0].cert_no]) == {
+            UNKNOWN: None,
+            certs[0].cert_no: certs[0],
+        }
+
+    async def test_twelve_thousand_numbers_at_once(
+        self, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        # Known numbers spread over the whole request, so every SQLite chunk holds some.
+        asked = [f"20240109{n:08d}" for n in range(12_000)]
+        asked[::240] = [c.cert_no for c in certs]
+
+        found = await store.lookup(asked)
+
+        assert len(found) == 12_000
+        assert {no: c for no, c in found.items() if c is not None} == {c.cert_no: c for c in certs}
+
+    async def test_a_number_asked_twice_is_read_once(
+        self, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        found = await store.lookup([certs[0].cert_no, certs[0].cert_no])
+
+        assert found == {certs[0].cert_no: certs[0]}
+        assert (store.cache_hits, store.cache_misses) == (0, 1)
+
+    async def test_a_store_never_refreshed_cannot_answer(
+        self, engine: AsyncEngine, certs: list[Certificate]
+    ) -> None:
+        await load(engine, certs)
+
+        with pytest.raises(RegistryUnavailable):
+            await make_store(engine).lookup([certs[0].cert_no])
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    async def test_a_commit_between_sqlite_chunks_gives_no_mixed_answer(
+        self,
+        database_url: str,
+        engine: AsyncEngine,
+        store: RegistryStore,
+        certs: list[Certificate],
+    ) -> None:
+        # SQLite reads 5,000 numbers per statement; another process imports after the first.
+        first, last = certs[0], certs[1]
+        asked = [first.cert_no, *(f"20240109{n:08d}" for n in range(11_998)), last.cert_no]
+        moved = [revoke(first), revoke(last), *certs[2:]]
+
+        imported: list[int] = []
+
+        def import_elsewhere(*_args: Any) -> None:
+            if not imported:
+                imported.append(run_sync(load_elsewhere(database_url, moved)))
+
+        event.listen(engine.sync_engine, "after_cursor_execute", import_elsewhere)
+        found = await store.lookup(asked)
+
+        assert imported
+        assert (found[first.cert_no], found[last.cert_no]) == (moved[0], moved[1])
+
+
+class TestEnsureUsable:
+    async def test_nothing_loaded(self, engine: AsyncEngine) -> None:
+        store = make_store(engine)
+
+        assert await store.refresh() is None
+        with pytest.raises(RegistryUnavailable) as unavailable:
+            store.ensure_usable()
+        assert (unavailable.value.code, unavailable.value.status) == ("REGISTRY_UNAVAILABLE", 503)
+        with pytest.raises(RegistryUnavailable):
+            await store.lookup([UNKNOWN])
+
+    async def test_a_fresh_registry(self, store: RegistryStore, certs: list[Certificate]) -> None:
+        info = store.ensure_usable()
+
+        assert (info.generation, info.certificates, info.source) == (1, 50, "test")
+        assert sum(info.by_status.values()) == 50
+        assert info.by_status["valid"] == sum(c.status is Status.VALID for c in certs)
+        assert info.age(datetime.now(UTC)) < timedelta(seconds=30)
+
+    async def test_age_is_measured_against_the_maximum(self, store: RegistryStore) -> None:
+        refreshed = store.ensure_usable().refreshed_at
+
+        assert store.ensure_usable(refreshed + timedelta(minutes=59)).generation == 1
+        with pytest.raises(RegistryStale) as stale:
+            store.ensure_usable(refreshed + timedelta(minutes=61))
+        assert (stale.value.code, stale.value.status) == ("REGISTRY_STALE", 503)
+
+    async def test_an_old_registry_is_stale(
+        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        async with engine.begin() as conn:
+            old = datetime.now(UTC) - timedelta(hours=2)
+            await conn.execute(update(registry_state).values(refreshed_at=old))
+        await store.refresh()
+
+        with pytest.raises(RegistryStale, match="over the maximum age of 3600 s"):
+            await store.lookup([certs[0].cert_no])
+
+
+class TestCache:
+    async def test_second_lookup_needs_no_database(
+        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        statements = StatementCounter(engine)
+        asked = [certs[0].cert_no, UNKNOWN]
+        first = await store.lookup(asked)
+        read = statements.count
+
+        assert await store.lookup(asked) == first
+        assert read >= 1
+        assert statements.count == read
+        assert (store.cache_hits, store.cache_misses) == (2, 2)
+
+    async def test_answers_expire(self, engine: AsyncEngine, certs: list[Certificate]) -> None:
+        await load(engine, certs)
+        store = make_store(engine, cache_ttl=0.05)
+        await store.refresh()
+        await store.lookup([certs[0].cert_no])
+        await asyncio.sleep(0.1)
+
+        await store.lookup([certs[0].cert_no])
+
+        assert (store.cache_hits, store.cache_misses) == (0, 2)
+
+    async def test_a_lookup_that_reads_a_newer_generation_drops_the_cache(
+        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        await store.lookup([certs[0].cert_no])
+        await load(engine, [revoke(certs[0]), *certs[1:]])
+
+        assert (await store.lookup([certs[1].cert_no]))[certs[1].cert_no] == certs[1]
+
+        assert (await store.lookup([certs[0].cert_no]))[certs[0].cert_no] == revoke(certs[0])
+        assert store.cache_hits == 0
+        assert store.ensure_usable().generation == 1  # no refresh ran: the lookup noticed
+
+
+class TestRefresh:
+    async def test_the_importing_process_answers_at_once_after_refresh(
+        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        await store.lookup([certs[0].cert_no])
+        await load(engine, [revoke(certs[0]), *certs[1:]])
+
+        assert (await store.refresh() or pytest.fail("no registry")).generation == 2
+        assert await store.lookup([certs[0].cert_no]) == {certs[0].cert_no: revoke(certs[0])}
+
+    async def test_the_registry_state_is_read(
+        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        result = await load(engine, certs[:40])
+
+        info = await store.refresh() or pytest.fail("no registry")
+
+        assert (info.generation, info.certificates) == (result.generation, 40)
+        assert info.by_status == dict(Counter(c.status.value for c in certs[:40]))
+        assert store.info == info
+
+
+class TestPoll:
+    async def test_another_process_catches_up_through_its_poll(
+        self,
+        engine: AsyncEngine,
+        other_engine: AsyncEngine,
+        store: RegistryStore,
+        certs: list[Certificate],
+    ) -> None:
+        other = make_store(other_engine)
+        await other.refresh()
+        assert await other.lookup([certs[0].cert_no]) == {certs[0].cert_no: certs[0]}
+
+        async def answers_new() -> bool:
+            return (await other.lookup([certs[0].cert_no]))[certs[0].cert_no] != certs[0]
+
+        async with polling(other, 0.1):
+            await load(engine, [revoke(certs[0]), *certs[1:]])
+            await within(2.0, answers_new)
+        assert other.ensure_usable().generation == 2
+
+    async def test_keeps_trying_through_an_outage(
+        self, engine: AsyncEngine, outage: Outage, certs: list[Certificate]
+    ) -> None:
+        await load(engine, certs)
+        store = make_store(outage.engine)
+        await outage.cut()
+        async with polling(store, 0.05):
+            await asyncio.sleep(0.2)
+            assert (store.info, store.database_ok) == (None, False)
+            outage.down = False
+
+            async def refreshed() -> bool:
+                return store.info is not None
+
+            await within(2.0, refreshed)
+        assert store.database_ok is True
+        assert await store.lookup([certs[2].cert_no]) == {certs[2].cert_no: certs[2]}
+
+    async def test_an_unexpected_error_does_not_stop_it(
+        self,
+        engine: AsyncEngine,
+        store: RegistryStore,
+        certs: list[Certificate],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        async with engine.begin() as conn:  # a state row this code cannot read
+            await conn.execute(update(registry_state).values(by_status=None))
+
+        async def caught_up() -> bool:
+            return store.info is not None and store.info.generation == 2
+
+        async with polling(store, 0.05):
+            await asyncio.sleep(0.15)
+            await load(engine, certs)
+            await within(2.0, caught_up)
+        assert "registry poll failed unexpectedly" in caplog.text
+
+
+class TestDatabaseUnreachable:
+    async def test_cached_answers_are_still_given(
+        self, engine: AsyncEngine, outage: Outage, certs: list[Certificate]
+    ) -> None:
+        await load(engine, certs)
+        store = make_store(outage.engine)
+        await store.refresh()
+        await store.lookup([certs[0].cert_no, UNKNOWN])
+        await outage.cut()
+
+        assert await store.lookup([certs[0].cert_no, UNKNOWN]) == {
+            certs[0].cert_no: certs[0],
+            UNKNOWN: None,
+        }
+        with pytest.raises(RegistryUnavailable, match="did not answer"):
+            await store.lookup([certs[1].cert_no])
+        assert store.database_ok is False

