@@ -55,53 +55,54 @@ def upgrade() -> None:
     )
     op.create_table(
         "recheck_chunks",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("job_id", sa.String(length=32), nullable=False),
         sa.Column("chunk", sa.Integer(), nullable=False),
-        sa.Column("first_seq", sa.Integer(), nullable=False),
-        sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("leased_by", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["recheck_jobs.id"],
             name=op.f("fk_recheck_chunks_job_id_recheck_jobs"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("job_id", "chunk", name=op.f("pk_recheck_chunks")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recheck_chunks")),
+        sa.UniqueConstraint("job_id", "chunk", name=op.f("uq_recheck_chunks_job_id")),
     )
     with op.batch_alter_table("recheck_chunks", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_recheck_chunks_state"), ["state", "job_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_recheck_chunks_state"), ["state", "id"], unique=False)
 
     op.create_table(
         "recheck_inputs",
         sa.Column("job_id", sa.String(length=32), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("line", sa.Integer(), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("line_runs", sa.Text(), nullable=False),
+        sa.Column("records", sa.LargeBinary(), nullable=False),
+        sa.Column("errors", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["recheck_jobs.id"],
             name=op.f("fk_recheck_inputs_job_id_recheck_jobs"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("job_id", "seq", name=op.f("pk_recheck_inputs")),
+        sa.PrimaryKeyConstraint("job_id", "chunk", name=op.f("pk_recheck_inputs")),
     )
     op.create_table(
         "recheck_results",
         sa.Column("job_id", sa.String(length=32), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("decision", sa.String(length=8), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("decisions", sa.Text(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["recheck_jobs.id"],
             name=op.f("fk_recheck_results_job_id_recheck_jobs"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("job_id", "seq", name=op.f("pk_recheck_results")),
+        sa.PrimaryKeyConstraint("job_id", "chunk", name=op.f("pk_recheck_results")),
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import __version__
 from certcheck.api import openapi, problems
+from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.routes import health, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
@@ -35,6 +36,7 @@ class State(TypedDict):
     keys: KeyStore
     checker: Checker
     lifecycle: Lifecycle
+    limiter: KeyRateLimiter
 
 
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 keys=KeyStore(engine, cache_ttl=settings.key_cache_ttl),
                 checker=Checker(store, load_catalogue(settings.catalogue_dir)),
                 lifecycle=lifecycle,
+                limiter=KeyRateLimiter(settings.rate_limit),
             )
         finally:
             poller.cancel()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,8 +38,9 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=2.0, description="seconds between registry generation checks"
     )
     key_cache_ttl: float = Field(default=5.0, ge=0, description="seconds a verified key is trusted")
-    rate_limit: float = Field(default=0, ge=0, description="requests/s per key; 0 is unlimited")
-    rate_burst: int = Field(default=100, ge=1)
+    rate_limit: str | None = Field(
+        default=None, description="per key and process, e.g. '500/second;20000/minute'; unset: none"
+    )
     import_max_removed_share: float = Field(default=0.10, ge=0, le=1)
     import_max_error_share: float = Field(default=0.01, ge=0, le=1)
     db_timeout: float = Field(default=2.0, gt=0, description="seconds per registry query")
@@ -48,6 +50,13 @@ class Settings(BaseSettings):
     shutdown_timeout: int = Field(
         default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
     )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value:
+            parse_many(value)  # raises ValueError with the reason
+        return value or None
 
     @model_validator(mode="after")
     def _refuse_unusable(self) -> Settings:

@@ -8,7 +8,12 @@ Everything here is mapped to an RFC 9457 problem document in one place (api/prob
     ├── RegistryStale         503 REGISTRY_STALE        registry older than the maximum age
     ├── RegistryBusy          409 SYNC_IN_PROGRESS      another import or sync holds the lock
     ├── ImportRefused         409/422                   a snapshot that would do harm
-    └── InvalidSnapshot       415/422                   a snapshot that cannot be read
+    ├── InvalidSnapshot       415/422                   a snapshot that cannot be read
+    ├── JobNotFound           404 JOB_NOT_FOUND         no such re-check job for this platform
+    ├── JobNotFinished        409 JOB_NOT_FINISHED      results asked for before the job is done
+    ├── UploadRefused         413/415/422               a re-check upload over a cap or unreadable
+    ├── IdempotencyKeyReused  422 IDEMPOTENCY_KEY_REUSED  one key, two different uploads
+    └── TooManyJobs           429 TOO_MANY_JOBS         the platform's cap on unfinished jobs
 """
 
 from __future__ import annotations
@@ -59,3 +64,35 @@ class InvalidSnapshot(CertcheckError):
     status = 422
     code = "INVALID_SNAPSHOT"
     title = "The snapshot cannot be read"
+
+
+class JobNotFound(CertcheckError):
+    status = 404
+    code = "JOB_NOT_FOUND"
+    title = "No such re-check job"
+
+
+class JobNotFinished(CertcheckError):
+    status = 409
+    code = "JOB_NOT_FINISHED"
+    title = "The re-check job has not finished"
+    retry_after = 5
+
+
+class UploadRefused(CertcheckError):
+    status = 422
+    code = "INVALID_UPLOAD"
+    title = "The upload was refused"
+
+
+class IdempotencyKeyReused(CertcheckError):
+    status = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    title = "The Idempotency-Key was used for another upload"
+
+
+class TooManyJobs(CertcheckError):
+    status = 429
+    code = "TOO_MANY_JOBS"
+    title = "Too many unfinished re-check jobs"
+    retry_after = 60

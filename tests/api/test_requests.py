@@ -8,6 +8,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from certcheck.config import Settings
+
 PROBLEM = "application/problem+json"
 
 
@@ -151,3 +153,25 @@ class TestErrorsEverywhere:
     async def test_wrong_method(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         response = await client.get(app.url_path_for("verify_one"))
         assert_problem(response, 405, "METHOD_NOT_ALLOWED")
+
+
+class TestRateLimit:
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return Settings(database_url=database_url, rate_limit="3/minute")
+
+    async def test_over_the_limit_is_429_with_retry_after(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        verify_only: dict[str, str],
+    ) -> None:
+        url = app.url_path_for("get_certificate", cert_no="x")
+        for _ in range(3):
+            assert (await client.get(url, headers=headers)).status_code != 429
+        limited = await client.get(url, headers=headers)
+        assert_problem(limited, 429, "RATE_LIMITED")
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        # Another key has its own allowance.
+        assert (await client.get(url, headers=verify_only)).status_code != 429

@@ -19,7 +19,6 @@ from certcheck.registry import importer, state
 from certcheck.registry.changes import changes_since
 from certcheck.registry.demo import demo_certificates
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.registry.rows import row_values
 from certcheck.registry.snapshot import RowError, SnapshotRow
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load, rows_of, today
@@ -43,13 +42,19 @@ def flip(cert: Certificate) -> Certificate:
 
 
 async def registry(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
+    """Every row of the certificates table, every column but the digest."""
+    fields = [c for c in certificates.c if c.name != "digest"]
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(certificates))).mappings()
+        rows = (await conn.execute(select(*fields))).mappings()
         return {row["cert_no"]: dict(row) for row in rows}
 
 
 def as_rows(certs: Iterable[Certificate]) -> dict[str, dict[str, Any]]:
-    return {cert.cert_no: row_values(cert) for cert in certs}
+    """What `registry` must read back for these certificates (no conversion code of ours)."""
+    return {
+        c.cert_no: {**dataclasses.asdict(c), "status": c.status.value, "models": list(c.models)}
+        for c in certs
+    }
 
 
 async def feed(engine: AsyncEngine) -> Feed:
@@ -224,8 +229,8 @@ class TestRowErrors:
         ]
         assert (result.rejected, result.rows, result.added) == (2, 200, 200)
         rows = await registry(engine)
-        assert rows[early.cert_no] == row_values(early)
-        assert rows[late.cert_no] == row_values(old[3])
+        assert rows[early.cert_no] == as_rows([early])[early.cert_no]
+        assert rows[late.cert_no] == as_rows([old[3]])[late.cert_no]
         assert len(await feed(engine)) == 200
 
     async def test_a_few_bad_rows_are_reported_and_skipped(

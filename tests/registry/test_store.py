@@ -91,6 +91,7 @@ class StatementCounter:
 
 
 async def load_elsewhere(url: str, certs: list[Certificate]) -> int:
+    """An import by another process: its own engine, on its own loop (call it via run_sync)."""
     engine = create_engine(url)
     try:
         return (await load(engine, certs)).generation
@@ -376,3 +377,4 @@ class TestDatabaseUnreachable:
         with pytest.raises(RegistryUnavailable, match="did not answer"):
             await store.lookup([certs[1].cert_no])
         assert store.database_ok is False
+        assert (store.cache_hits, store.cache_misses) == (2, 3)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api.problems import ProblemException
+from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.keys import KeyStore, Principal, Scope
@@ -22,30 +23,35 @@ def _state(request: Request, name: str) -> object:
     return getattr(request.state, name)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, _state(request, "settings"))
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     return cast(AsyncEngine, _state(request, "engine"))
 
 
-def get_store(request: Request) -> RegistryStore:
+async def get_store(request: Request) -> RegistryStore:
     return cast(RegistryStore, _state(request, "store"))
 
 
-def get_checker(request: Request) -> Checker:
+async def get_checker(request: Request) -> Checker:
     return cast(Checker, _state(request, "checker"))
 
 
-def get_keys(request: Request) -> KeyStore:
+async def get_keys(request: Request) -> KeyStore:
     return cast(KeyStore, _state(request, "keys"))
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
+async def get_lifecycle(request: Request) -> Lifecycle:
     return cast(Lifecycle, _state(request, "lifecycle"))
 
 
+async def get_limiter(request: Request) -> KeyRateLimiter:
+    return cast(KeyRateLimiter, _state(request, "limiter"))
+
+
+LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
@@ -63,6 +69,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         settings: SettingsDep,
         keys: KeysDep,
+        limiter: LimiterDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if settings.auth is AuthMode.DISABLED:
@@ -87,6 +94,14 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         request.state.platform = principal.platform  # for the request log line
         if scope not in principal.scopes:
             raise ProblemException(403, "FORBIDDEN", f"this key lacks the {scope.value!r} scope")
+        wait = limiter.retry_after(principal.key_id)
+        if wait is not None:
+            raise ProblemException(
+                429,
+                "RATE_LIMITED",
+                f"too many requests for this key; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         return principal
 
     return authorise

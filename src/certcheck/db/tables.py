@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -117,7 +118,7 @@ sync_state = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# Re-check jobs (api.md): an upload's lines, worked in chunks leased by workers, one result each.
+# Re-check jobs (api.md): one row per upload; the counters move with every chunk's commit.
 recheck_jobs = Table(
     "recheck_jobs",
     metadata,
@@ -142,41 +143,50 @@ recheck_jobs = Table(
     UniqueConstraint("platform", "idempotency_key"),
 )
 
+# The work queue: one row per chunk of a job's lines not yet answered, leased by one worker at a
+# time; `id` orders the queue (oldest job first). A chunk's row goes when its results commit.
+recheck_chunks = Table(
+    "recheck_chunks",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("chunk", Integer, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("leased_by", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    UniqueConstraint("job_id", "chunk"),
+)
+
+# A chunk's input lines (jobs/chunks.py): zlib-compressed JSON objects, one per line, with the
+# upload's line numbers and the lines that could not be read. Deleted with the chunk's row.
 recheck_inputs = Table(
     "recheck_inputs",
     metadata,
     Column(
         "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
     ),
-    Column("seq", Integer, primary_key=True),
-    Column("line", Integer, nullable=False),
-    Column("payload", Text, nullable=False),
-)
-
-recheck_chunks = Table(
-    "recheck_chunks",
-    metadata,
-    Column(
-        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
-    ),
     Column("chunk", Integer, primary_key=True),
-    Column("first_seq", Integer, nullable=False),
-    Column("last_seq", Integer, nullable=False),
-    Column("state", String(8), nullable=False),
-    Column("leased_by", String(64)),
-    Column("lease_until", UTCDateTime),
+    Column("line_runs", Text, nullable=False),
+    Column("records", LargeBinary, nullable=False),
+    Column("errors", Text),
 )
 
+# A chunk's answers: zlib-compressed NDJSON result lines and one letter per line (a, b, r) for
+# the decision, so ?decision= filters without parsing JSON.
 recheck_results = Table(
     "recheck_results",
     metadata,
     Column(
         "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), primary_key=True
     ),
-    Column("seq", Integer, primary_key=True),
-    Column("decision", String(8), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("chunk", Integer, primary_key=True),
+    Column("decisions", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )
 
 Index(None, recheck_jobs.c.platform, recheck_jobs.c.status)
-Index(None, recheck_chunks.c.state, recheck_chunks.c.job_id)
+Index(None, recheck_chunks.c.state, recheck_chunks.c.id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
@@ -21,8 +24,14 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         )
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # The event loop only enqueues records; a thread formats and writes them, so a slow stderr
+    # pipe never stalls request handling.
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    listener.start()
+    atexit.register(listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
     # Uvicorn's own access log would repeat our request log without the fields we add.
     logging.getLogger("uvicorn.access").disabled = True

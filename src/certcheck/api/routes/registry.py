@@ -8,7 +8,7 @@ from typing import Annotated, BinaryIO, cast
 
 from fastapi import APIRouter, Query, Request
 
-from certcheck.api.deps import AdminKey, EngineDep, SettingsDep, StoreDep, VerifyKey, get_checker
+from certcheck.api.deps import AdminKey, CheckerDep, EngineDep, SettingsDep, StoreDep, VerifyKey
 from certcheck.api.problems import ProblemException
 from certcheck.api.schemas import (
     CatalogueOut,
@@ -39,7 +39,7 @@ _SPOOL_IN_MEMORY = 16 * 1024 * 1024
 
 @router.get("/registry")
 async def registry_info(
-    request: Request, store: StoreDep, engine: EngineDep, _key: VerifyKey
+    store: StoreDep, engine: EngineDep, checker: CheckerDep, _key: VerifyKey
 ) -> RegistryOut:
     """How big and how fresh the registry is, and how its last import or sync went."""
     try:
@@ -54,7 +54,7 @@ async def registry_info(
         reason = None if store.database_ok else "database unreachable"
     except CertcheckError as exc:
         reason = exc.detail
-    catalogue = get_checker(request).catalogue
+    catalogue = checker.catalogue
     return RegistryOut(
         certificates=info.certificates if info else 0,
         by_status={s.value: (info.by_status.get(s.value, 0) if info else 0) for s in Status},
