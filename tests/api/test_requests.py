@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from certcheck.config import Settings
+from certcheck.api.deps import get_checker
+from certcheck.config import AuthMode, Settings
 
 PROBLEM = "application/problem+json"
 
@@ -175,3 +178,42 @@ class TestRateLimit:
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         # Another key has its own allowance.
         assert (await client.get(url, headers=verify_only)).status_code != 429
+
+
+class _Broken:
+    async def check(self, _listings: object) -> None:
+        raise RuntimeError("secret internal detail")
+
+
+class TestUnexpectedFailure:
+    async def test_500_is_a_problem_without_traceback(
+        self, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        app.dependency_overrides[get_checker] = _Broken
+        async with LifespanManager(app) as manager:
+            # Starlette re-raises after answering, for the server's log; a server answers anyway.
+            transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(
+                    app.url_path_for("verify_one"), json={}, headers=headers
+                )
+        body = assert_problem(response, 500, "INTERNAL")
+        assert "secret internal detail" not in response.text
+        assert "RuntimeError" not in body["detail"]
+
+
+class TestAuthDisabled:
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return Settings(database_url=database_url, auth=AuthMode.DISABLED)
+
+    async def test_no_key_needed_and_said_loudly(
+        self, app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.WARNING):
+            async with LifespanManager(app) as manager:
+                transport = httpx.ASGITransport(app=manager.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    response = await client.get(app.url_path_for("registry_info"))
+        assert response.status_code == 200
+        assert any("CERTCHECK_AUTH=disabled" in r.getMessage() for r in caplog.records)

@@ -149,9 +149,7 @@ recheck_chunks = Table(
     "recheck_chunks",
     metadata,
     Column("id", BigIntId, primary_key=True, autoincrement=True),
-    Column(
-        "job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("job_id", String(32), ForeignKey("recheck_jobs.id", ondelete="CASCADE"), nullable=False),
     Column("chunk", Integer, nullable=False),
     Column("lines", Integer, nullable=False),
     Column("state", String(8), nullable=False),
