@@ -25,6 +25,7 @@ async def test_contract_paths_are_all_there(client: httpx.AsyncClient) -> None:
         "/v1/registry",
         "/v1/changes",
         "/v1/admin/registry/import",
+        "/v1/admin/registry/sync",
         "/healthz",
         "/readyz",
     } <= paths.keys()

@@ -15,15 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck import __version__
 from certcheck.api import openapi, problems
 from certcheck.api.ratelimit import KeyRateLimiter
-from certcheck.api.routes import health, registry, verify
+from certcheck.api.recheck import RecheckLines
+from certcheck.api.routes import health, jobs, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db.engine import create_engine
+from certcheck.jobs.worker import JobWorkers, WorkerConfig
 from certcheck.keys import KeyStore
 from certcheck.observability import exposition
 from certcheck.observability.requests import RequestObserver
 from certcheck.observability.shutdown import Lifecycle, drain_on_sigterm
 from certcheck.registry.store import RegistryStore
+from certcheck.registry.sync import Syncer
+from certcheck.registry.upstream import build_syncer, sync_periodically, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ class State(TypedDict):
     checker: Checker
     lifecycle: Lifecycle
     limiter: KeyRateLimiter
+    jobs: JobWorkers
+    syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
 
 
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
@@ -60,17 +66,34 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
         lifecycle = Lifecycle()
         if handle_signals:
             drain_on_sigterm(lifecycle, settings.shutdown_drain)
+        checker = Checker(store, load_catalogue(settings.catalogue_dir))
+        workers = JobWorkers(engine, checker, RecheckLines(), WorkerConfig.from_settings(settings))
+        workers.start()  # none with CERTCHECK_JOB_WORKERS=0
+        upstream = upstream_client(settings) if settings.upstream_url else None
+        syncer = None
+        if upstream is not None:
+            syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
+        syncing = _periodic_sync(syncer, settings.sync_interval)
         try:
             yield State(
                 settings=settings,
                 engine=engine,
                 store=store,
                 keys=KeyStore(engine, cache_ttl=settings.key_cache_ttl),
-                checker=Checker(store, load_catalogue(settings.catalogue_dir)),
+                checker=checker,
                 lifecycle=lifecycle,
                 limiter=KeyRateLimiter(settings.rate_limit),
+                jobs=workers,
+                syncer=syncer,
             )
         finally:
+            if syncing is not None:
+                syncing.cancel()  # a run cut short records itself as interrupted
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncing
+            if upstream is not None:
+                await upstream.aclose()
+            await workers.stop()  # each gives its chunk back before the engine goes
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -86,7 +109,14 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     openapi.install(app)
     app.include_router(verify.router)
     app.include_router(registry.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(exposition.router)
     app.add_middleware(RequestObserver)
     return app
+
+
+def _periodic_sync(syncer: Syncer | None, interval: int) -> asyncio.Task[None] | None:
+    if syncer is None or not interval:
+        return None
+    return asyncio.create_task(sync_periodically(syncer, interval))

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="accept a snapshot that removes many")
     imp.set_defaults(handler=commands.import_file)
 
+    sync = sub.add_parser("sync", help="one incremental pull from the upstream feed")
+    sync.set_defaults(handler=commands.sync)
+    _add_fake_upstream(sub, commands.fake_upstream)
+
     keys = sub.add_parser("keys", help="API keys").add_subparsers(required=True)
     create = keys.add_parser("create", help="create a key; prints it once on stdout")
     create.add_argument("--platform", required=True)
@@ -85,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--manufacturer")
     verify.set_defaults(handler=commands.verify)
 
+    recheck = sub.add_parser(
+        "recheck", help="re-check a file of listings (NDJSON or CSV, .gz too), a result per line"
+    )
+    recheck.add_argument("input", help="one verify request per line, or CSV with a header row")
+    recheck.add_argument("-o", "--output", help="the result lines' file (default: stdout)")
+    recheck.add_argument("--format", choices=["ndjson", "csv"], help="if the name does not tell")
+    recheck.set_defaults(handler=commands.recheck)
+
     openapi = sub.add_parser("openapi", help="print the OpenAPI document (YAML)")
     openapi.set_defaults(handler=commands.openapi)
 
@@ -93,6 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=10_000)
     demo.set_defaults(handler=commands.demo_registry)
     return parser
+
+
+def _add_fake_upstream(sub: Any, handler: Command) -> None:
+    from certcheck import fake_upstream
+
+    fake = sub.add_parser(
+        "fake-upstream",
+        help="serve a snapshot as a fake upstream feed, with scripted faults (trials, tests)",
+        description=fake_upstream.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fake.add_argument("--snapshot", required=True, help="a snapshot file (.csv, .jsonl, .gz)")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8900)
+    fake.add_argument("--fault", action="append", default=[], help="KIND[:ARG][@WHEN], repeatable")
+    fake.add_argument("--token", help="answer 401 unless this bearer token is sent")
+    fake.set_defaults(handler=handler)
 
 
 def settings_from_env() -> Settings:

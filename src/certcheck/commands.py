@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck import serving
+from certcheck import rechecking, serving
 from certcheck.api.convert import verify_response
 from certcheck.checking import Checker
 from certcheck.cli import settings_from_env, use_demo_database
@@ -27,6 +27,7 @@ from certcheck.registry.demo import demo_certificates, showcase_certificates, wr
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.registry.snapshot import SnapshotError, detect_format, iter_snapshot
 from certcheck.registry.store import RegistryStore
+from certcheck.registry.upstream import build_syncer, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Listing, Status
@@ -129,6 +130,30 @@ async def _import(
             raise ValueError(f"{path}: {exc}") from exc
 
 
+async def sync(_args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    async with _engine(settings) as engine, upstream_client(settings) as http:
+        result = await build_syncer(settings, engine, http).run()
+    for error in result.errors[:20]:
+        print(f"  {error}", file=sys.stderr)
+    totals = result.totals
+    cursor = result.cursor.isoformat() if result.cursor else "none"
+    print(
+        f"{result.pages} pages: added {totals.added}, changed {totals.changed}; "
+        f"{totals.rejected} items rejected; cursor {cursor}"
+    )
+    return 0
+
+
+def fake_upstream(args: argparse.Namespace) -> int:
+    from certcheck import fake_upstream
+
+    faults = [fake_upstream.parse_fault(spec) for spec in args.fault]
+    snapshot = Path(args.snapshot)
+    fake_upstream.serve(snapshot, host=args.host, port=args.port, faults=faults, token=args.token)
+    return 0
+
+
 def _progress(items: Iterator[_T], label: str, every: int = 50_000) -> Iterator[_T]:
     count = 0
     for count, item in enumerate(items, 1):
@@ -178,6 +203,10 @@ async def verify(args: argparse.Namespace) -> int:
         (check,) = await checker.check([listing])
     print(verify_response(check, None).model_dump_json(indent=2))
     return 0
+
+
+async def recheck(args: argparse.Namespace) -> int:
+    return await rechecking.run(args, settings_from_env())
 
 
 def demo_registry(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -20,7 +21,12 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./certcheck.db"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CERTCHECK_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="CERTCHECK_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # A validation error must not print the settings it was given: the token is among them.
+        hide_input_in_errors=True,
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -50,6 +56,53 @@ class Settings(BaseSettings):
     shutdown_timeout: int = Field(
         default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
     )
+    # Upstream sync (registry-format.md section 2; registry/sync.py).
+    sync_page_size: int = Field(default=1_000, ge=1, le=5_000, description="items per feed page")
+    sync_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
+    sync_read_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to wait for the next bytes of an answer"
+    )
+    sync_page_timeout: float = Field(
+        default=60.0, gt=0, description="seconds one page request may take in all, body included"
+    )
+    sync_run_timeout: float = Field(
+        default=600.0, gt=0, description="seconds one run may spend on requests and retries"
+    )
+    sync_max_pages: int = Field(default=1_000, ge=1, description="pages one run may apply")
+    sync_max_response_bytes: int = Field(default=16 << 20, ge=1_024, description="per page")
+    sync_max_attempts: int = Field(default=5, ge=1, le=20, description="tries of one page")
+    sync_backoff_base: float = Field(default=0.5, gt=0, description="seconds, doubled per retry")
+    sync_backoff_max: float = Field(default=30.0, gt=0, description="seconds between two tries")
+    sync_retry_after_max: float = Field(
+        default=60.0, ge=0, description="seconds of an upstream Retry-After honoured at most"
+    )
+    sync_max_bad_share: float = Field(
+        default=0.01, ge=0, le=1, description="share of unreadable items a page may have"
+    )
+    sync_overlap: float = Field(
+        default=10.0, ge=0, description="seconds before the cursor asked for again (late commits)"
+    )
+    # Re-check jobs (api.md "Re-check jobs"; jobs/).
+    job_workers: int = Field(
+        default=2, ge=0, le=64, description="job worker tasks per serve process; 0: API only"
+    )
+    job_chunk_lines: int = Field(default=5_000, ge=1, le=50_000, description="lines per chunk")
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="seconds a chunk stays with a worker that went silent"
+    )
+    job_poll_interval: float = Field(default=1.0, gt=0, le=60, description="idle workers' poll")
+    job_max_attempts: int = Field(default=5, ge=1, description="leases of one chunk before failing")
+    job_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="bytes as sent")
+    job_max_content_bytes: int = Field(default=4 << 30, ge=1, description="bytes after gunzip")
+    job_max_lines: int = Field(default=10_000_000, ge=1)
+    job_max_line_bytes: int = Field(default=65_536, ge=1_024)
+    job_max_unfinished: int = Field(
+        default=4, ge=1, description="queued or running jobs per platform"
+    )
+    job_retention: int = Field(
+        default=7 * 86_400, ge=0, description="seconds finished jobs are kept; 0: for ever"
+    )
+    job_spool_dir: Path | None = Field(default=None, description="uploads' temporary files")
 
     @field_validator("rate_limit")
     @classmethod
@@ -70,6 +123,46 @@ class Settings(BaseSettings):
             raise ValueError("CERTCHECK_UPSTREAM_URL must be an http(s) URL")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_unusable_jobs(self) -> Settings:
+        if self.job_max_line_bytes > self.job_max_content_bytes:
+            raise ValueError("CERTCHECK_JOB_MAX_LINE_BYTES exceeds CERTCHECK_JOB_MAX_CONTENT_BYTES")
+        if self.job_max_upload_bytes > self.job_max_content_bytes:
+            # An upload sent without gzip is as long as its content: it would pass one cap only.
+            raise ValueError(
+                "CERTCHECK_JOB_MAX_UPLOAD_BYTES exceeds CERTCHECK_JOB_MAX_CONTENT_BYTES"
+            )
+        if self.job_spool_dir is not None and not self.job_spool_dir.is_dir():
+            raise ValueError(f"CERTCHECK_JOB_SPOOL_DIR {self.job_spool_dir} is not a directory")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_unusable_sync(self) -> Settings:
+        if self.upstream_url:
+            _check_upstream(self.upstream_url, has_token=self.upstream_token is not None)
+        if self.sync_page_timeout > self.sync_run_timeout:
+            raise ValueError("CERTCHECK_SYNC_PAGE_TIMEOUT exceeds CERTCHECK_SYNC_RUN_TIMEOUT")
+        if self.sync_backoff_base > self.sync_backoff_max:
+            raise ValueError("CERTCHECK_SYNC_BACKOFF_BASE exceeds CERTCHECK_SYNC_BACKOFF_MAX")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _check_upstream(url: str, *, has_token: bool) -> None:
+    """The URL names the feed and nothing else: credentials go in CERTCHECK_UPSTREAM_TOKEN."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("CERTCHECK_UPSTREAM_URL must be an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError(
+            "CERTCHECK_UPSTREAM_URL must carry no user, password, query or fragment; "
+            "put the token in CERTCHECK_UPSTREAM_TOKEN"
+        )
+    if has_token and parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ValueError("CERTCHECK_UPSTREAM_TOKEN would travel in clear text: use https://")

@@ -13,7 +13,9 @@ Everything here is mapped to an RFC 9457 problem document in one place (api/prob
     ├── JobNotFinished        409 JOB_NOT_FINISHED      results asked for before the job is done
     ├── UploadRefused         413/415/422               a re-check upload over a cap or unreadable
     ├── IdempotencyKeyReused  422 IDEMPOTENCY_KEY_REUSED  one key, two different uploads
-    └── TooManyJobs           429 TOO_MANY_JOBS         the platform's cap on unfinished jobs
+    ├── TooManyJobs           429 TOO_MANY_JOBS         the platform's cap on unfinished jobs
+    ├── SyncFailed            502 SYNC_FAILED/_REFUSED  the upstream feed failed or sent harm
+    └── UpstreamNotConfigured 409 UPSTREAM_NOT_CONFIGURED  no CERTCHECK_UPSTREAM_URL to sync from
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class JobNotFinished(CertcheckError):
     status = 409
     code = "JOB_NOT_FINISHED"
     title = "The re-check job has not finished"
-    retry_after = 5
+    retry_after: int | None = 5
 
 
 class UploadRefused(CertcheckError):
@@ -96,3 +98,21 @@ class TooManyJobs(CertcheckError):
     code = "TOO_MANY_JOBS"
     title = "Too many unfinished re-check jobs"
     retry_after = 60
+
+
+class SyncFailed(CertcheckError):
+    """A sync run ended early; pages applied before the failure stay, the cursor after them."""
+
+    status = 502
+    code = "SYNC_FAILED"
+    title = "The upstream sync failed"
+
+    def __init__(self, detail: str, *, refused: bool = False) -> None:
+        super().__init__(detail, code="SYNC_REFUSED" if refused else None)
+        self.refused = refused
+
+
+class UpstreamNotConfigured(CertcheckError):
+    status = 409
+    code = "UPSTREAM_NOT_CONFIGURED"
+    title = "No upstream feed is configured"

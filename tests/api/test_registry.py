@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.app import create_app
+from certcheck.config import Settings
 from certcheck.keys import Scope
+from certcheck.registry.lock import registry_writer
 from certcheck.registry.snapshot import certificate_to_snapshot_dict
 from certcheck.verification.records import Status
 from tests.api.test_requests import assert_problem
 from tests.conftest import load, make_key
+from tests.e2e.servers import free_port
+from tests.e2e.upstream import running_fake
 from tests.factories import cert
+from tests.feeds import items_of
 
 NUMBER = "2024010901234567"
 CSV_HEADER = "cert_no,status,holder,product_code,models\n"
@@ -205,3 +215,82 @@ class TestProbes:
             "status": "ready",
             "checks": {"database": "ok", "registry": "ok"},
         }
+
+
+@asynccontextmanager
+async def client_of(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app built with `settings` (here: an upstream of each test's choosing)."""
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://certcheck.test") as c:
+            yield c
+
+
+def with_upstream(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(update={"upstream_url": url, "sync_max_attempts": 1})
+
+
+class TestSyncEndpoint:
+    async def test_needs_the_admin_scope(
+        self, client: httpx.AsyncClient, app: FastAPI, verify_only: dict[str, str]
+    ) -> None:
+        response = await client.post(app.url_path_for("sync_registry"), headers=verify_only)
+        assert_problem(response, 403, "FORBIDDEN")
+
+    async def test_without_an_upstream(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(app.url_path_for("sync_registry"), headers=headers)
+        body = assert_problem(response, 409, "UPSTREAM_NOT_CONFIGURED")
+        assert "CERTCHECK_UPSTREAM_URL" in body["detail"]
+
+    async def test_while_another_import_or_sync_runs(
+        self, settings: Settings, engine: AsyncEngine, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        upstream = with_upstream(settings, "http://127.0.0.1:9")
+        async with client_of(upstream) as client, registry_writer(engine):
+            response = await client.post(app.url_path_for("sync_registry"), headers=headers)
+        assert_problem(response, 409, "SYNC_IN_PROGRESS")
+
+    async def test_an_unreachable_upstream(
+        self, settings: Settings, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        async with client_of(with_upstream(settings, url)) as client:
+            response = await client.post(app.url_path_for("sync_registry"), headers=headers)
+            info = (await client.get(app.url_path_for("registry_info"), headers=headers)).json()
+        body = assert_problem(response, 502, "SYNC_FAILED")
+        assert body["detail"].startswith("ConnectError")
+        assert (info["last_sync"]["outcome"], info["last_sync"]["error"]) == (
+            "failed",
+            body["detail"],
+        )
+
+    @pytest.mark.usefixtures("loaded")
+    async def test_answers_from_the_new_registry_at_once(
+        self, settings: Settings, app: FastAPI, headers: dict[str, str], tmp_path: Path
+    ) -> None:
+        revoked = items_of([cert(NUMBER, status=Status.REVOKED)])
+        with running_fake(tmp_path, revoked) as fake:
+            async with client_of(with_upstream(settings, fake.base)) as client:
+                verify = {"cert_no": NUMBER}
+                before = await client.post(
+                    app.url_path_for("verify_one"), json=verify, headers=headers
+                )
+                response = await client.post(app.url_path_for("sync_registry"), headers=headers)
+                after = await client.post(
+                    app.url_path_for("verify_one"), json=verify, headers=headers
+                )
+                info = (await client.get(app.url_path_for("registry_info"), headers=headers)).json()
+        assert (before.json()["reason"], after.json()["reason"]) == ("VALID", "REVOKED")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["outcome"], body["pages"], body["changed"], body["errors"]) == (
+            "success",
+            1,
+            1,
+            [],
+        )
+        assert body["cursor"] == revoked[0]["updated_at"].replace(".000000Z", "Z")
+        assert (info["source"], info["last_sync"]["outcome"]) == ("upstream:127.0.0.1", "success")

@@ -351,8 +351,6 @@ class TestConcurrentImport:
         assert await registry(engine) == as_rows(new)
         assert await generation(engine) == 2
 
-    @pytest.mark.postgres
-    @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
     async def test_a_second_import_is_refused_while_one_runs(
         self, engine: AsyncEngine, old: list[Certificate], gate: CommitGate
     ) -> None:
@@ -368,27 +366,6 @@ class TestConcurrentImport:
         assert await registry(engine) == as_rows(old)
         # The refused attempt is no run of its own: the last run is the one that held the lock.
         assert await outcomes(engine) == ["success"]
-
-    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-    async def test_on_sqlite_a_second_import_waits_and_applies_on_top(
-        self, engine: AsyncEngine, old: list[Certificate], gate: CommitGate
-    ) -> None:
-        # SQLite has no advisory lock: the second writer waits for the first (busy_timeout).
-        gate.release.set()
-        await load(engine, old, force=False)
-        gate.release.clear()
-        moved = [*map(flip, old[:5]), *old[5:]]
-
-        first = asyncio.create_task(load(engine, moved, force=False))
-        await asyncio.wait_for(gate.reached.wait(), 10)
-        second = asyncio.create_task(load(engine, [*moved, *demo(210)[200:]], force=False))
-        done, _ = await asyncio.wait([second], timeout=0.3)
-        assert not done
-        gate.release.set()
-
-        await asyncio.wait_for(first, 10)
-        result = await asyncio.wait_for(second, 10)
-        assert (result.generation, result.added, result.changed, result.removed) == (3, 10, 0, 0)
 
 
 class TestChangesSince:

@@ -14,9 +14,12 @@ from certcheck.api.problems import ProblemException
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
+from certcheck.errors import UpstreamNotConfigured
+from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
 from certcheck.registry.store import RegistryStore
+from certcheck.registry.sync import Syncer
 
 
 def _state(request: Request, name: str) -> object:
@@ -51,6 +54,17 @@ async def get_limiter(request: Request) -> KeyRateLimiter:
     return cast(KeyRateLimiter, _state(request, "limiter"))
 
 
+async def get_jobs(request: Request) -> JobWorkers:
+    return cast(JobWorkers, _state(request, "jobs"))
+
+
+async def get_syncer(request: Request) -> Syncer:
+    syncer = cast(Syncer | None, _state(request, "syncer"))
+    if syncer is None:
+        raise UpstreamNotConfigured("set CERTCHECK_UPSTREAM_URL to sync from the upstream feed")
+    return syncer
+
+
 LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -58,6 +72,8 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 StoreDep = Annotated[RegistryStore, Depends(get_store)]
 CheckerDep = Annotated[Checker, Depends(get_checker)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
+JobsDep = Annotated[JobWorkers, Depends(get_jobs)]
+SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
 _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from certcheck.jobs.records import JobStatus
 from certcheck.verification.records import Reason, Status, Verdict
 
 Text256 = Annotated[str, StringConstraints(max_length=256)]
@@ -68,6 +69,31 @@ class BatchResponse(BaseModel):
     summary: Summary
 
 
+class JobOut(BaseModel):
+    job_id: str
+    status: JobStatus
+    total: int = Field(description="non-empty lines of the upload (a CSV header excepted)")
+    processed: int = Field(description="lines answered so far")
+    counts: Summary = Field(description="decisions of the lines answered, unreadable ones as block")
+    invalid_lines: int = Field(description="lines that were not a verify request (MALFORMED)")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    registry_as_of: datetime | None = Field(
+        description="the oldest registry any line was checked against; null until one was"
+    )
+    error: str | None = Field(description="why the job failed; null otherwise")
+
+
+class RecheckResult(VerifyResponse):
+    """One line of a job's results: a verify response and where its input was."""
+
+    line: int = Field(description="the upload's line number (1-based; a CSV header is line 1)")
+    error: str | None = Field(
+        default=None, description="present on lines that could not be read: why (MALFORMED)"
+    )
+
+
 class LastSync(BaseModel):
     started_at: datetime
     finished_at: datetime | None
@@ -123,6 +149,18 @@ class ImportOut(BaseModel):
     rows: int
     rejected_rows: int
     errors: list[RowErrorOut] = Field(description="the first 100 rows that could not be read")
+
+
+class SyncOut(BaseModel):
+    outcome: Literal["success"]
+    pages: int = Field(description="feed pages applied, each in one transaction")
+    added: int
+    changed: int = Field(description="certificates whose record changed (status or any field)")
+    rejected_items: int = Field(description="items of applied pages that could not be read")
+    generation: int | None = Field(description="the registry generation after the last page")
+    cursor: datetime | None = Field(description="the newest `updated_at` applied so far")
+    as_of: datetime | None = Field(description="the feed's `as_of` on its last page")
+    errors: list[str] = Field(description="the first 100 items that could not be read")
 
 
 class Health(BaseModel):

@@ -38,9 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state
 from certcheck.db.types import UTCDateTime
 from certcheck.errors import ImportRefused, RegistryBusy
+from certcheck.observability.metrics import REGISTRY_RUNS
+from certcheck.registry.lock import registry_writer
 from certcheck.registry.rows import row_values
 from certcheck.registry.snapshot import RowError, SnapshotRow
-from certcheck.registry.state import lock_registry, record_failed_run, write_state
+from certcheck.registry.state import forget_sync_cursor, record_failed_run, write_state
 
 _BATCH = 5_000
 _REPORTED_ERRORS = 100
@@ -93,8 +95,7 @@ async def import_snapshot(
     started = datetime.now(UTC)
     result = ImportResult()
     try:
-        async with engine.begin() as conn:
-            await lock_registry(conn)
+        async with registry_writer(engine) as conn, conn.begin():
             await _stage(conn, parsed, result)
             _check_errors(result, limits)
             run_id = await _start_run(conn, source, started)
@@ -107,6 +108,7 @@ async def import_snapshot(
     except Exception as exc:
         await record_failed_run(engine, "import", source, started, exc, result.rejected)
         raise
+    REGISTRY_RUNS.labels(kind="import", outcome="success").inc()
     return result
 
 
@@ -233,6 +235,7 @@ async def _apply(conn: AsyncConnection, result: ImportResult, source: str, run_i
     result.generation = generation
     result.certificates = sum(by_status.values())
     await write_state(conn, generation=generation, now=now, source=source, by_status=by_status)
+    await forget_sync_cursor(conn)
     await conn.execute(
         update(registry_runs)
         .where(registry_runs.c.id == run_id)

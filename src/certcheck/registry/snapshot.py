@@ -56,6 +56,10 @@ class SnapshotRow:
     certificate: Certificate
 
 
+# A row's raw fields and the line it starts on, before any validation.
+Record = tuple[int, Mapping[str, object]] | RowError
+
+
 class _RowInvalid(Exception):
     """One field of one row is unusable; becomes a `RowError`."""
 
@@ -119,6 +123,12 @@ def iter_snapshot(
     Raises `SnapshotError` part-way when the rest of the file cannot be read; the caller
     must then discard what it has taken. The caller's stream is left open.
     """
+    for record in iter_records(stream, fmt):
+        yield record if isinstance(record, RowError) else certificate_row(*record, today)
+
+
+def iter_records(stream: BinaryIO, fmt: SnapshotFormat) -> Iterator[Record]:
+    """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above)."""
     # mode="rb" explicitly: GzipFile otherwise copies the stream's mode, and a "w+b"
     # temporary file holding an upload would be opened for writing.
     binary: BinaryIO | gzip.GzipFile = (
@@ -129,12 +139,8 @@ def iter_snapshot(
     line = 0
     try:
         for record in records:
-            if isinstance(record, RowError):
-                line = record.line
-                yield record
-            else:
-                line, fields = record
-                yield _row(line, fields, today)
+            line = record.line if isinstance(record, RowError) else record[0]
+            yield record
     except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
         what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
         raise SnapshotError(f"{what} after line {line}: {exc}") from exc
@@ -144,10 +150,7 @@ def iter_snapshot(
             binary.close()
 
 
-_Record = tuple[int, Mapping[str, object]] | RowError
-
-
-def _csv_records(text: io.TextIOWrapper) -> Iterator[_Record]:
+def _csv_records(text: io.TextIOWrapper) -> Iterator[Record]:
     # csv.reader's line_num counts physical lines read so far, so a record (even one with
     # newlines inside quotes) starts on the line after the previous record ended.
     reader = csv.reader(text, strict=True)
@@ -191,7 +194,7 @@ def _csv_columns(reader: Iterator[list[str]]) -> tuple[list[tuple[str, int]], in
     return [(name, index) for index, name in enumerate(names) if name in COLUMNS], len(header)
 
 
-def _jsonl_records(text: io.TextIOWrapper) -> Iterator[_Record]:
+def _jsonl_records(text: io.TextIOWrapper) -> Iterator[Record]:
     number = 0
     while line := text.readline(_MAX_LINE_CHARS):
         number += 1
@@ -203,9 +206,9 @@ def _jsonl_records(text: io.TextIOWrapper) -> Iterator[_Record]:
             yield _json_record(number, line)
 
 
-def _json_record(number: int, line: str) -> _Record:
+def _json_record(number: int, line: str) -> Record:
     try:
-        value = json.loads(line, object_pairs_hook=_unique_members)
+        value = json.loads(line, object_pairs_hook=unique_members)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return RowError(number, f"not valid JSON: {exc}")
     if not isinstance(value, dict):
@@ -213,7 +216,7 @@ def _json_record(number: int, line: str) -> _Record:
     return number, value
 
 
-def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
     members = dict(pairs)
     if len(members) != len(pairs):
         # Two "status" members would leave the row's meaning to the parser's whim.
@@ -221,7 +224,8 @@ def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return members
 
 
-def _row(line: int, fields: Mapping[str, object], today: date) -> SnapshotRow | RowError:
+def certificate_row(line: int, fields: Mapping[str, object], today: date) -> SnapshotRow | RowError:
+    """One certificate object (a snapshot row or a feed item) validated as untrusted input."""
     try:
         return SnapshotRow(line, _certificate(fields, today))
     except _RowInvalid as exc:

@@ -1,4 +1,4 @@
-"""The registry: its state, its change feed, and snapshot uploads (admin)."""
+"""The registry: its state, its change feed, snapshot uploads and upstream syncs (admin)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Annotated, BinaryIO, cast
 
 from fastapi import APIRouter, Query, Request
 
-from certcheck.api.deps import AdminKey, CheckerDep, EngineDep, SettingsDep, StoreDep, VerifyKey
+from certcheck.api.deps import (
+    AdminKey,
+    CheckerDep,
+    EngineDep,
+    SettingsDep,
+    StoreDep,
+    SyncerDep,
+    VerifyKey,
+)
 from certcheck.api.problems import ProblemException
 from certcheck.api.schemas import (
     CatalogueOut,
@@ -18,6 +26,7 @@ from certcheck.api.schemas import (
     LastSync,
     RegistryOut,
     RowErrorOut,
+    SyncOut,
 )
 from certcheck.errors import CertcheckError, InvalidSnapshot
 from certcheck.registry.changes import changes_since
@@ -181,4 +190,28 @@ def import_out(result: ImportResult) -> ImportOut:
         rows=result.rows,
         rejected_rows=result.rejected,
         errors=[RowErrorOut(line=e.line, message=e.message) for e in result.errors],
+    )
+
+
+@router.post(
+    "/admin/registry/sync",
+    tags=["admin"],
+    responses={
+        409: {"description": "SYNC_IN_PROGRESS or UPSTREAM_NOT_CONFIGURED"},
+        502: {"description": "SYNC_FAILED or SYNC_REFUSED: pages before the failure stay applied"},
+    },
+)
+async def sync_registry(_key: AdminKey, syncer: SyncerDep) -> SyncOut:
+    """Pull what changed from the configured upstream feed now; answers when the run ends."""
+    result = await syncer.run()  # each page commit refreshes this process's store
+    return SyncOut(
+        outcome="success",
+        pages=result.pages,
+        added=result.totals.added,
+        changed=result.totals.changed,
+        rejected_items=result.totals.rejected,
+        generation=result.generation,
+        cursor=result.cursor,
+        as_of=result.as_of,
+        errors=result.errors,
     )

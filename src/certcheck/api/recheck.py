@@ -1,0 +1,58 @@
+"""The wire format of a re-check job's lines (jobs.processing.LineCodec): an input line is a
+verify request, validated as POST /v1/verify validates one; a result line is a verify response
+with the line number (RecheckResult), rendered by the same conversion as the HTTP answers."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from certcheck.api.convert import listing_of, verify_response
+from certcheck.api.schemas import VerifyRequest, VerifyResponse
+from certcheck.checking import Check
+from certcheck.jobs.processing import Parsed
+
+_SERIALIZER = VerifyResponse.__pydantic_serializer__
+_FIELDS = frozenset(VerifyRequest.model_fields)
+
+
+class RecheckLines:
+    fields = _FIELDS
+
+    def parse(self, record: bytes) -> Parsed | str:
+        try:
+            request = VerifyRequest.model_validate_json(record)
+        except ValidationError as exc:
+            return _describe(exc)
+        if _repeats_a_member(record, len(request.model_fields_set)):
+            return "invalid JSON: a member name appears twice"
+        return Parsed(listing_of(request), request.listing_id)
+
+    def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
+        body = _SERIALIZER.to_json(verify_response(check, listing_id))
+        # RecheckResult's extra members go in front of the verify response's, serialised once.
+        head = b'{"line":%d,' % line
+        if error is not None:
+            head += b'"error":%s,' % json.dumps(error).encode()
+        return head + body[1:]
+
+
+def _repeats_a_member(record: bytes, members: int) -> bool:
+    """True when a member name appears twice (I-JSON), which the validator lets pass.
+
+    Cheap first: every member has a colon after its name, and a colon is never escaped, so a
+    line with no more colons than distinct members has no repeated one; others are parsed again.
+    """
+    if record.count(b":") <= members:
+        return False
+    pairs: list[tuple[str, object]] = json.loads(record, object_pairs_hook=lambda p: p)
+    return len({name for name, _ in pairs}) != len(pairs)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    if first["type"] == "json_invalid":
+        return f"invalid JSON: {first.get('ctx', {}).get('error', first['msg'])}"
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]

@@ -1,0 +1,9 @@
+"""Durable re-check jobs (api.md "Re-check jobs"): millions of listings in one upload.
+
+    upload ──► upload.py (gunzip, caps, digest, spool to a temporary file)
+           ──► framing.py (lines → records, cut into chunks) ──► intake.py (one transaction)
+    workers ─► queue.py (lease a chunk) ──► processing.py (parse, Checker, render)
+           ──► queue.py (results + progress in one transaction) ──► results.py (NDJSON out)
+
+The wire format of a line (parse and render) belongs to api/ and is handed in as a LineCodec.
+"""

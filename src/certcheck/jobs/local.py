@@ -1,0 +1,104 @@
+"""`certcheck recheck`: a whole file re-checked in this process, chunk by chunk, through the same
+framing, Checker and result lines as a job, with nothing stored but the output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import sys
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from certcheck.checking import Checker
+from certcheck.jobs.framing import FramingLimits, frame
+from certcheck.jobs.processing import ChunkResult, LineCodec, process_chunk
+from certcheck.jobs.records import UploadFormat
+from certcheck.verification.records import Verdict
+
+_SUFFIXES = {
+    "csv": UploadFormat.CSV,
+    "ndjson": UploadFormat.NDJSON,
+    "jsonl": UploadFormat.NDJSON,
+    "json": UploadFormat.NDJSON,
+}
+
+
+@dataclass
+class Totals:
+    lines: int = 0
+    allow: int = 0
+    block: int = 0
+    review: int = 0
+    invalid_lines: int = 0
+
+    def add(self, result: ChunkResult) -> None:
+        self.lines += len(result.decisions)
+        self.allow += result.counts[Verdict.ALLOW]
+        self.block += result.counts[Verdict.BLOCK]
+        self.review += result.counts[Verdict.REVIEW]
+        self.invalid_lines += result.invalid
+
+
+def listing_format(path: Path, named: str | None) -> UploadFormat:
+    """The format `named`, or the one the file name says (a .gz suffix aside)."""
+    if named is not None:
+        return UploadFormat(named)
+    suffix = path.name.lower().removesuffix(".gz").rpartition(".")[2]
+    if suffix not in _SUFFIXES:
+        raise ValueError(f"{path}: cannot tell CSV from NDJSON by its name; use --format")
+    return _SUFFIXES[suffix]
+
+
+@contextlib.contextmanager
+def open_listings(path: Path) -> Iterator[BinaryIO]:
+    """The file's bytes, gunzipped when it is gzip (by its first two bytes, not its name)."""
+    with path.open("rb") as raw:
+        if raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            raw.seek(0)
+            yield raw
+
+
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[BinaryIO]:
+    """stdout, or a file that is whole or absent: written aside, renamed when complete."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            yield out
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+async def recheck_stream(
+    source: BinaryIO,
+    fmt: UploadFormat,
+    out: BinaryIO,
+    checker: Checker,
+    codec: LineCodec,
+    *,
+    limits: FramingLimits,
+    on_chunk: Callable[[Totals], None] = lambda _: None,
+) -> Totals:
+    """Write one result line per listing of `source` to `out`, in order."""
+    fields: Collection[str] = codec.fields
+    chunks = frame(source, fmt, limits, fields)
+    totals = Totals()
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        result = await process_chunk(chunk, checker, codec)
+        await asyncio.to_thread(out.write, result.body)
+        totals.add(result)
+        on_chunk(totals)
+    return totals

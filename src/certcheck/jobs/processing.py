@@ -1,0 +1,103 @@
+"""One chunk, start to finish: parse each line, check them all at once, render each result.
+
+The Checker does what it does for the HTTP API (normalise, one bulk registry lookup, decide);
+the wire format of a line (parse and render) belongs to api/ and comes in as a LineCodec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
+
+from ulid import ULID
+
+from certcheck.checking import Check, Checker
+from certcheck.jobs.chunks import InputChunk
+from certcheck.jobs.records import LETTER
+from certcheck.observability.metrics import DECISIONS
+from certcheck.registry.store import RegistryInfo
+from certcheck.verification.decision import MALFORMED_DECISION
+from certcheck.verification.records import Listing, Verdict
+
+
+class Parsed(NamedTuple):
+    listing: Listing
+    listing_id: str | None
+
+
+class LineCodec(Protocol):
+    fields: frozenset[str]  # the members a line may have (a CSV header's names)
+
+    def parse(self, record: bytes) -> Parsed | str:
+        """The listing in one JSON object, or why it is not a verify request."""
+
+    def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
+        """One result line (without its newline)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    body: bytes  # the result lines, each ending in a newline
+    decisions: str  # one letter per line (records.LETTER)
+    counts: Counter[Verdict]
+    invalid: int
+    registry: RegistryInfo
+
+
+async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+    """Raises only what Checker.check raises: RegistryUnavailable or RegistryStale."""
+    # Parsing and rendering are CPU work: in a thread, the event loop keeps answering requests.
+    parsed = await asyncio.to_thread(_parse, chunk, codec)
+    registry = checker.store.ensure_usable()
+    checks = await checker.check([p.listing for p in parsed if not isinstance(p, str)])
+    return await asyncio.to_thread(_render, chunk, parsed, checks, registry, codec)
+
+
+def _parse(chunk: InputChunk, codec: LineCodec) -> list[Parsed | str]:
+    errors = chunk.errors
+    return [
+        errors[at] if at in errors else codec.parse(record)
+        for at, record in enumerate(chunk.records)
+    ]
+
+
+def _render(
+    chunk: InputChunk,
+    parsed: list[Parsed | str],
+    checks: list[Check],
+    registry: RegistryInfo,
+    codec: LineCodec,
+) -> ChunkResult:
+    now = datetime.now(UTC)
+    answers = iter(checks)
+    lines: list[bytes] = []
+    letters: list[str] = []
+    for line, item in zip(chunk.lines, parsed, strict=True):
+        if isinstance(item, str):
+            check = _unreadable(registry, now)
+            lines.append(codec.render(check, None, line, item))
+        else:
+            check = next(answers)
+            lines.append(codec.render(check, item.listing_id, line, None))
+        letters.append(LETTER[check.decision.verdict])
+    invalid = len(chunk) - len(checks)
+    if invalid:
+        DECISIONS.labels(decision="block", reason="MALFORMED").inc(invalid)
+    counts = Counter({verdict: letters.count(letter) for verdict, letter in LETTER.items()})
+    lines.append(b"")
+    return ChunkResult(b"\n".join(lines), "".join(letters), counts, invalid, registry)
+
+
+def _unreadable(registry: RegistryInfo, now: datetime) -> Check:
+    """The answer to a line that is not a verify request: block, MALFORMED."""
+    return Check(
+        check_id=str(ULID()),
+        cert_no=None,
+        decision=MALFORMED_DECISION,
+        certificate=None,
+        registry_as_of=registry.as_of,
+        checked_at=now,
+    )

@@ -1,0 +1,193 @@
+"""The job workers inside a `serve` process: tasks that lease chunks and work them until stopped.
+
+CERTCHECK_JOB_WORKERS=0 leaves a process API-only. Stopping lets each worker finish the chunk in
+hand (a fraction of a second); one that does not finish in time is cancelled and gives its chunk
+back. A worker killed outright loses its chunk only until the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.checking import Checker
+from certcheck.config import Settings
+from certcheck.errors import RegistryStale, RegistryUnavailable
+from certcheck.jobs import queue
+from certcheck.jobs.chunks import compress
+from certcheck.jobs.processing import ChunkResult, LineCodec, process_chunk
+from certcheck.jobs.views import jobs_by_status, purge_finished
+from certcheck.observability.metrics import RECHECK_JOBS, RECHECK_LINES
+from certcheck.verification.records import Verdict
+
+log = logging.getLogger(__name__)
+
+_WAITING = (RegistryUnavailable, RegistryStale, SQLAlchemyError, OSError, TimeoutError)
+_MAX_BACKOFF = 30.0
+_HOUSEKEEPING_EVERY = 10.0
+_STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
+_RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    workers: int
+    lease_seconds: float
+    poll_interval: float
+    max_attempts: int
+    retention_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            workers=settings.job_workers,
+            lease_seconds=settings.job_lease_seconds,
+            poll_interval=settings.job_poll_interval,
+            max_attempts=settings.job_max_attempts,
+            retention_seconds=settings.job_retention,
+        )
+
+
+class JobWorkers:
+    def __init__(
+        self, engine: AsyncEngine, checker: Checker, codec: LineCodec, config: WorkerConfig
+    ) -> None:
+        self._engine, self._checker, self._codec, self._config = engine, checker, codec, config
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._name = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+    def start(self) -> None:
+        for number in range(self._config.workers):
+            self._tasks.append(asyncio.create_task(self._run(f"{self._name}:{number}")))
+        if self._config.workers:
+            self._housekeeping = asyncio.create_task(self._housekeep())
+
+    def wake(self) -> None:
+        """A job was created: idle workers look now rather than at their next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        tasks = [*self._tasks, *([self._housekeeping] if self._housekeeping else [])]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _run(self, worker: str) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                worked = await self.work_once(worker)
+                failures = 0
+            except _WAITING as exc:
+                failures += 1
+                delay = min(_MAX_BACKOFF, self._config.poll_interval * 2**failures)
+                log.warning("job worker waits %.0f s: %s", delay, _describe(exc))
+                await self._idle(delay)
+                continue
+            if not worked:
+                await self._idle(self._config.poll_interval)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep until `seconds` pass, a job is created or the workers stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        if not self._stopping:
+            self._wake.clear()
+
+    async def work_once(self, worker: str) -> bool:
+        """Lease one chunk and work it; False when there was nothing to do."""
+        lease = await queue.take(self._engine, worker, self._config.lease_seconds)
+        if lease is None:
+            return False
+        if lease.attempts > self._config.max_attempts:
+            await queue.fail_job(self._engine, lease.job_id, _gave_up(lease, "workers died on it"))
+            return True
+        try:
+            committed = await self._work(lease)
+        except (*_WAITING, asyncio.CancelledError):
+            await self._give_back(lease)
+            raise
+        except Exception as exc:
+            log.exception("re-check chunk %s/%d failed", lease.job_id, lease.chunk)
+            await self._failed(lease, exc)
+            return True
+        if committed is not None:
+            for verdict in Verdict:
+                RECHECK_LINES.labels(decision=verdict.value).inc(committed.counts[verdict])
+        return True
+
+    async def _work(self, lease: queue.Lease) -> ChunkResult | None:
+        chunk = await queue.load_input(self._engine, lease)
+        if chunk is None:
+            return None  # the job was deleted
+        result = await process_chunk(chunk, self._checker, self._codec)
+        outcome = queue.ChunkOutcome(
+            body=await asyncio.to_thread(compress, result.body),
+            decisions=result.decisions,
+            allow=result.counts[Verdict.ALLOW],
+            block=result.counts[Verdict.BLOCK],
+            review=result.counts[Verdict.REVIEW],
+            invalid=result.invalid,
+            generation=result.registry.generation,
+            registry_as_of=result.registry.as_of,
+        )
+        return result if await queue.complete(self._engine, lease, outcome) else None
+
+    async def _give_back(self, lease: queue.Lease) -> None:
+        release = queue.release(self._engine, lease, count_attempt=False)
+        try:
+            await asyncio.wait_for(asyncio.shield(release), _RELEASE_TIMEOUT)
+        except (*_WAITING, asyncio.CancelledError) as exc:
+            log.warning(
+                "chunk %s/%d not given back (%s): its lease will expire",
+                lease.job_id,
+                lease.chunk,
+                _describe(exc),
+            )
+
+    async def _failed(self, lease: queue.Lease, exc: Exception) -> None:
+        if lease.attempts >= self._config.max_attempts:
+            await queue.fail_job(self._engine, lease.job_id, _gave_up(lease, _describe(exc)))
+        else:
+            await queue.release(self._engine, lease, count_attempt=True)
+
+    async def _housekeep(self) -> None:
+        """Publish the jobs by state, and forget finished jobs past their retention."""
+        while True:
+            try:
+                for status, count in (await jobs_by_status(self._engine)).items():
+                    RECHECK_JOBS.labels(state=status.value).set(count)
+                if self._config.retention_seconds:
+                    keep = timedelta(seconds=self._config.retention_seconds)
+                    await purge_finished(self._engine, datetime.now(UTC) - keep)
+            except _WAITING as exc:
+                log.warning("job housekeeping failed: %s", _describe(exc))
+            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+
+
+def _describe(exc: BaseException) -> str:
+    return getattr(exc, "detail", None) or type(exc).__name__
+
+
+def _gave_up(lease: queue.Lease, why: str) -> str:
+    return f"chunk {lease.chunk} failed {lease.attempts} times; the last time: {why}"

@@ -1,0 +1,80 @@
+"""A job line's wire format: parsed as a verify request, answered as a RecheckResult."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from certcheck.api.recheck import RecheckLines
+from certcheck.api.schemas import RecheckResult
+from certcheck.checking import Check
+from certcheck.jobs.processing import Parsed
+from certcheck.verification.decision import MALFORMED_DECISION
+from certcheck.verification.records import Decision, Listing, Reason, Verdict
+from tests.factories import cert
+
+CODEC = RecheckLines()
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+class TestParse:
+    def test_a_verify_request(self) -> None:
+        line = b'{"cert_no": "CCC 2024-0109-01234567", "model": "XK-200", "listing_id": "s1"}'
+        assert CODEC.parse(line) == Parsed(
+            Listing(cert_no="CCC 2024-0109-01234567", model="XK-200"), "s1"
+        )
+
+    @pytest.mark.parametrize(
+        ("line", "why"),
+        [
+            (b"{not json", "invalid JSON: "),
+            (b'{"cert_no": "1"} trailing', "invalid JSON: "),
+            (b'{"cert_no": "a", "cert_no": "b"}', "invalid JSON: a member name appears twice"),
+            (b'{"cert\\u005fno": "a", "cert_no": "b"}', "invalid JSON: a member name appears"),
+            (b'{"cert_no": "\\ud800"}', "invalid JSON: "),
+            (b'{"cert_no": NaN}', "cert_no: "),
+            (b'{"cert_no": 2024010901234567}', "cert_no: Input should be a valid string"),
+            (b'{"colour": "red"}', "colour: Extra inputs are not permitted"),
+            (b'{"model": "%s"}' % (b"x" * 257), "model: String should have at most 256"),
+            (b"[1]", "Input should be an object"),
+            (b'"just a string"', "Input should be an object"),
+        ],
+    )
+    def test_not_a_verify_request(self, line: bytes, why: str) -> None:
+        answer = CODEC.parse(line)
+        assert isinstance(answer, str)
+        assert answer.startswith(why)
+
+    def test_colons_in_values_are_not_repeated_members(self) -> None:
+        line = b'{"cert_no": "CCC: 2024010901234567", "model": "a:b:c"}'
+        assert isinstance(CODEC.parse(line), Parsed)
+
+
+class TestRender:
+    def check(self, decision: Decision, certificate: bool) -> Check:
+        return Check(
+            check_id="01JD3V6Q3C7M8Y3W1F0B2K5N9T",
+            cert_no="2024010901234567" if certificate else None,
+            decision=decision,
+            certificate=cert() if certificate else None,
+            registry_as_of=NOW,
+            checked_at=NOW,
+        )
+
+    def test_a_verify_response_with_its_line(self) -> None:
+        check = self.check(Decision(Verdict.ALLOW, (Reason.VALID,)), certificate=True)
+        line = CODEC.render(check, "s1", 7, None)
+        result = RecheckResult.model_validate_json(line)
+        assert (result.line, result.error, result.listing_id) == (7, None, "s1")
+        assert result.certificate is not None
+        assert "error" not in json.loads(line)
+        assert b"\n" not in line
+
+    def test_an_unreadable_line_says_why(self) -> None:
+        check = self.check(MALFORMED_DECISION, certificate=False)
+        line = CODEC.render(check, None, 12, 'invalid JSON: "quoted" \u00e9')
+        result = RecheckResult.model_validate_json(line)
+        assert (result.line, result.decision, result.reason) == (12, "block", "MALFORMED")
+        assert result.error == 'invalid JSON: "quoted" \u00e9'
