@@ -33,6 +33,9 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
+    # httpx logs every upstream request URL at INFO, page tokens included; sync runs log
+    # their own summary instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Uvicorn's own access log would repeat our request log without the fields we add.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
