@@ -23,9 +23,10 @@ from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.engine import create_engine
 from certcheck.keys import KeyStore, Scope
-from certcheck.registry.demo import demo_certificates, showcase_certificates, write_snapshot
+from certcheck.registry.demo import demo_certificates, showcase_certificates
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.registry.snapshot import SnapshotError, detect_format, iter_snapshot
+from certcheck.registry.snapshot_writer import write_snapshot
 from certcheck.registry.store import RegistryStore
 from certcheck.registry.upstream import build_syncer, upstream_client
 from certcheck.verification.catalogue import load_catalogue

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from certcheck.registry.demo import demo_certificates, showcase_certificates, write_snapshot
+from certcheck.registry.demo import demo_certificates, showcase_certificates
 from certcheck.registry.snapshot import (
     COLUMNS,
     RowError,
@@ -17,6 +17,7 @@ from certcheck.registry.snapshot import (
     detect_format,
     iter_snapshot,
 )
+from certcheck.registry.snapshot_writer import write_snapshot
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import normalise_cert_no
 from certcheck.verification.records import Certificate, Status
