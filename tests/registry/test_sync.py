@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -313,6 +313,21 @@ class TestRuns:
         last = REGISTRY.get_sample_value("certcheck_sync_last_success_timestamp_seconds")
         assert last is not None
         assert time.time() - last < 60
+
+    async def test_a_restarted_process_reports_the_last_success_from_the_runs(
+        self, engine: AsyncEngine
+    ) -> None:
+        await syncer(engine, upstream(items_of(OLD[:1]))).run()
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(registry_runs).values(finished_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+            )
+        await failing(syncer(engine, upstream(items_of(OLD), "bad-status")), "SYNC_REFUSED")
+
+        await syncer(engine, upstream([])).report_last_success()
+
+        last = REGISTRY.get_sample_value("certcheck_sync_last_success_timestamp_seconds")
+        assert last == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
 
 
 class TestOneWriterAtATime:

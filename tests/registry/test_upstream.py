@@ -51,6 +51,9 @@ class ScriptedSyncer:
     asked: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def report_last_success(self) -> None:
+        pass
+
     async def started_within(self, seconds: float) -> bool:
         self.asked += 1
         if self.recently and self.asked >= 3:

@@ -168,3 +168,16 @@ async def last_started(engine: AsyncEngine, kind: str) -> datetime | None:
         return await conn.scalar(
             select(runs.started_at).where(runs.kind == kind).order_by(runs.id.desc()).limit(1)
         )
+
+
+async def last_success(engine: AsyncEngine, kind: str) -> datetime | None:
+    """When the latest successful run of `kind` finished, in any process."""
+    runs = registry_runs.c
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            # Through the column, not max(): max() would lose UTCDateTime's read conversion.
+            select(runs.finished_at)
+            .where(runs.kind == kind, runs.outcome == "success")
+            .order_by(runs.id.desc())
+            .limit(1)
+        )

@@ -26,7 +26,13 @@ from certcheck.registry.feed import FeedClient, FeedError
 from certcheck.registry.feedpage import FeedPage, parse_page
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.patch import PageMark, Totals, apply_page, read_cursor, rewind_cursor
-from certcheck.registry.state import finish_run, last_started, run_outcome, start_run
+from certcheck.registry.state import (
+    finish_run,
+    last_started,
+    last_success,
+    run_outcome,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +120,12 @@ class Syncer:
         )
         SYNC_LAST_SUCCESS.set(time.time())
         return result
+
+    async def report_last_success(self) -> None:
+        """Set the last-success gauge from the runs table, so a restart does not reset it."""
+        finished = await last_success(self._engine, "sync")
+        if finished is not None:
+            SYNC_LAST_SUCCESS.set(finished.timestamp())
 
     async def started_within(self, seconds: float) -> bool:
         """Whether a sync started less than `seconds` ago in any process."""

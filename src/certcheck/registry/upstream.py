@@ -14,6 +14,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import __version__
@@ -80,6 +81,10 @@ async def sync_periodically(
     `interval`, so together they sync about as often as one would. The process that ran the
     last sync always runs the next: at most `interval` passes between one's end and the next.
     """
+    try:
+        await syncer.report_last_success()
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("could not read the last successful sync: %s", type(exc).__name__)
     while True:
         await asyncio.sleep(interval * (0.8 + 0.2 * jitter()))
         try:
