@@ -81,6 +81,32 @@ class TestStandsAlone:
         assert missing == []
 
 
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = heading.strip().lower().replace("`", "")
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(text: str) -> set[str]:
+    headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+    return headings | set(re.findall(r'<a id="([^"]+)"></a>', text))
+
+
+class TestLinks:
+    @pytest.mark.parametrize(
+        "page", [*sorted(DOCS.glob("*.md")), ROOT / "README.md"], ids=lambda p: p.name
+    )
+    def test_links_between_docs_resolve(self, page: Path) -> None:
+        broken = []
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?(?:#([^)\s]+))?\)", page.read_text()):
+            linked = (page.parent / target) if target else page
+            if not linked.is_file():
+                broken.append(f"{target}: no such file")
+            elif anchor and anchor not in _anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{target}#{anchor}: no such heading or anchor")
+        assert broken == []
+
+
 class TestApiDoc:
     @pytest.mark.parametrize("reason", list(Reason))
     def test_every_reason_is_documented_with_its_decision(self, reason: Reason) -> None:
