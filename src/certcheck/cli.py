@@ -1,4 +1,4 @@
-"""The `certcheck` command (../shared/spec/cli.md): serve, migrate, import, keys, verify."""
+"""The `certcheck` command: serve, migrate, import, keys, verify."""
 
 from __future__ import annotations
 
