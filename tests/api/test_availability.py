@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.api.deps import get_syncer
 from certcheck.app import create_app
 from certcheck.config import AuthMode, Settings
+from certcheck.db.engine import create_engine
 from certcheck.db.tables import registry_state
+from certcheck.keys import Scope
 from tests.api.test_requests import assert_problem
-from tests.conftest import load
+from tests.conftest import load, make_key
 from tests.factories import cert
-from tests.outage import closed_port
+from tests.outage import Outage, closed_port
 
 NUMBER = "2024010901234567"
 
@@ -228,3 +233,77 @@ class TestDatabaseErrorsThatAreBugs:
                 response = await client.post(app.url_path_for("sync_registry"))
         assert_problem(response, 500, "INTERNAL")
         assert any(r.exc_info is not None for r in caplog.records)
+
+
+class TestKeysDuringAnOutage:
+    """A key verified shortly before the database went away keeps answering cached numbers."""
+
+    TTL = 0.3
+    STALE = 2.0
+
+    async def test_cached_numbers_keep_being_answered_up_to_the_bound(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        outage = Outage(database_url, tmp_path)
+        async with outage.running():
+            engine = create_engine(outage.url)
+            await load(engine, [cert(NUMBER)])
+            known = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY)}"}
+            never_seen = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY)}"}
+            await engine.dispose()
+            settings = Settings(
+                database_url=outage.url,
+                max_registry_age=3600,
+                key_cache_ttl=self.TTL,
+                key_stale_if_error=self.STALE,
+                db_timeout=0.5,
+            )
+            app = create_app(settings)
+            async with LifespanManager(app) as manager:
+                transport = httpx.ASGITransport(app=manager.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+                    async def verify(headers: dict[str, str]) -> httpx.Response:
+                        url = app.url_path_for("verify_one")
+                        return await client.post(url, json={"cert_no": NUMBER}, headers=headers)
+
+                    confirmed = time.monotonic()  # at the latest, the database confirms now
+                    assert (await verify(known)).status_code == 200  # key and number cached
+                    await outage.start()
+                    # Open SQLite connections keep their file; PostgreSQL's were cut above.
+                    await manager._state["engine"].dispose()
+                    await asyncio.sleep(self.TTL * 2)  # the key's cache entry has expired
+                    assert (await verify(known)).status_code == 200
+                    assert_problem(await verify(never_seen), 503, "REGISTRY_UNAVAILABLE")
+                    while (response := await verify(known)).status_code == 200:
+                        assert time.monotonic() - confirmed < self.STALE + 10
+                        await asyncio.sleep(0.05)
+                    assert time.monotonic() - confirmed >= self.STALE, response.text
+                    assert_problem(response, 503, "REGISTRY_UNAVAILABLE")
+
+
+class TestKeyCache:
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return Settings(database_url=database_url, max_registry_age=3600, key_cache_ttl=0.5)
+
+    async def test_a_revoked_key_works_until_the_ttl_then_gets_401(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        engine: AsyncEngine,
+        verify_only: dict[str, str],
+        revoke: Callable[[dict[str, str]], Awaitable[None]],
+    ) -> None:
+        await load(engine, [cert(NUMBER)])
+        await client.get("/readyz")  # this process adopts the new registry now
+        url = app.url_path_for("get_certificate", cert_no=NUMBER)
+        assert (await client.get(url, headers=verify_only)).status_code == 200
+        await revoke(verify_only)  # as another process would: this one's cache still has it
+        started = time.monotonic()
+        assert (await client.get(url, headers=verify_only)).status_code == 200
+        while (response := await client.get(url, headers=verify_only)).status_code == 200:
+            assert time.monotonic() - started < 10
+            await asyncio.sleep(0.05)
+        assert_problem(response, 401, "UNAUTHENTICATED")
+        assert response.headers["www-authenticate"] == "Bearer"
