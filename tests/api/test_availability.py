@@ -137,6 +137,7 @@ async def every_database_call(
         "delete_job": await client.delete(
             app.url_path_for("delete_recheck_job", job_id=JOB_ID), headers=headers
         ),
+        "sync": await client.post(app.url_path_for("sync_registry"), headers=headers),
     }
 
 
@@ -150,7 +151,13 @@ def unavailable_count() -> float:
 class TestDatabaseDown:
     @pytest.fixture
     def settings(self, unreachable_url: str) -> Settings:
-        return Settings(database_url=unreachable_url, auth=AuthMode.DISABLED, db_timeout=1.0)
+        return Settings(
+            database_url=unreachable_url,
+            auth=AuthMode.DISABLED,
+            db_timeout=1.0,
+            # Never reached: a sync takes the registry lock in the database first.
+            upstream_url=f"http://127.0.0.1:{closed_port()}/feed",
+        )
 
     async def test_answers_503_and_readyz_names_the_database(
         self, client: httpx.AsyncClient, app: FastAPI
