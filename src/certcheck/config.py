@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=0, description="seconds finished jobs are kept; 0: for ever"
     )
     job_spool_dir: Path | None = Field(default=None, description="uploads' temporary files")
+    # Keys (hardening): api/deps.py, keys.py.
+    key_stale_if_error: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds a key the database confirmed stays trusted while it cannot be "
+        "reached; 0: none",
+    )
 
     @field_validator("rate_limit")
     @classmethod

@@ -2,22 +2,33 @@
 
 A key reads `cc_<id>_<secret>`. The id finds the row; the secret is compared in constant time
 against its SHA-256 digest (the secret is 256 random bits, so a slow hash would add nothing).
+
+A verified key is trusted for `cache_ttl` seconds before it is looked up again (so a revocation
+elsewhere takes effect within that). While the database cannot be reached, a key it confirmed
+less than `stale_if_error` seconds ago stays trusted, so cached answers keep coming; a key it has
+never confirmed gets RegistryUnavailable, since nobody can tell whether it is genuine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
+import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.db.outage import is_database_outage
 from certcheck.db.tables import api_keys
+from certcheck.errors import RegistryUnavailable
 
 
 class Scope(enum.StrEnum):
@@ -39,7 +50,20 @@ class _KeyRow:
     principal: Principal | None  # None once revoked
 
 
+@dataclass(frozen=True, slots=True)
+class _Confirmed:
+    row: _KeyRow
+    at: float  # the store's timer when the database last confirmed the key
+
+
+class _Missing(enum.Enum):
+    NOT_CACHED = enum.auto()
+
+
 _PREFIX = "cc"
+# What create() makes (12 hex digits, url-safe base64 without "_"), with room to grow. Anything
+# else is refused before it reaches the database: no NUL byte or 100 KB string in a query.
+_TOKEN = re.compile(r"cc_([0-9a-z]{1,32})_([A-Za-z0-9-]{1,256})")
 
 
 def _digest(secret: str) -> str:
@@ -47,17 +71,26 @@ def _digest(secret: str) -> str:
 
 
 def _split(token: str) -> tuple[str, str] | None:
-    parts = token.split("_")
-    if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
+    match = _TOKEN.fullmatch(token)
+    return None if match is None else (match[1], match[2])
 
 
 class KeyStore:
-    def __init__(self, engine: AsyncEngine, *, cache_ttl: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        cache_ttl: float,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
+        self._timer = timer
+        self._ttl = max(cache_ttl, 0.001)
         # Revocation reaches every process within cache_ttl seconds.
-        self._cache: TTLCache[str, _KeyRow | None] = TTLCache(10_000, max(cache_ttl, 0.001))
+        self._cache: TTLCache[str, _KeyRow | None] = TTLCache(10_000, self._ttl, timer=timer)
+        # Keys the database confirmed, kept for a database outage; only genuine keys get here,
+        # so unknown ids sent by anyone cannot push them out.
+        self._confirmed: LRUCache[str, _Confirmed] = LRUCache(10_000)
 
     async def create(self, platform: str, scopes: frozenset[Scope]) -> tuple[str, str]:
         """A new key: (key id, the full key). The full key is shown once and never stored."""
@@ -85,21 +118,59 @@ class KeyStore:
                 .values(revoked_at=datetime.now(UTC))
             )
         self._cache.pop(key_id, None)
+        self._confirmed.pop(key_id, None)
         return result.rowcount > 0
 
-    async def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(
+        self, token: str, *, db_timeout: float = 2.0, stale_if_error: float = 0.0
+    ) -> Principal | None:
+        """The key's principal; None for an unknown or revoked key.
+
+        Raises RegistryUnavailable when the database does not answer within `db_timeout`
+        and did not confirm this key within the last `stale_if_error` seconds.
+        """
         parts = _split(token)
         if parts is None:
             return None
         key_id, secret = parts
-        if key_id in self._cache:
-            row = self._cache[key_id]
-        else:
-            row = await self._load(key_id)
-            self._cache[key_id] = row
+        # One get, not `in` then `[]`: the entry may expire between the two. None is cached too.
+        row = self._cache.get(key_id, _Missing.NOT_CACHED)
+        if row is _Missing.NOT_CACHED:
+            row = await self._lookup(key_id, db_timeout, stale_if_error)
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
         return row.principal
+
+    async def _lookup(
+        self, key_id: str, db_timeout: float, stale_if_error: float
+    ) -> _KeyRow | None:
+        try:
+            async with asyncio.timeout(db_timeout):
+                row = await self._load(key_id)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise  # a bug: the 500 handler logs it
+            return self._stale(key_id, exc, stale_if_error)
+        self._cache[key_id] = row
+        if row is not None and row.principal is not None:
+            self._confirmed[key_id] = _Confirmed(row, self._timer())
+        else:
+            self._confirmed.pop(key_id, None)  # revoked or deleted: refused from now on
+        return row
+
+    def _stale(self, key_id: str, exc: Exception, stale_if_error: float) -> _KeyRow:
+        """The key as the database last confirmed it, if that was recent enough."""
+        confirmed = self._confirmed.get(key_id)
+        if confirmed is None or self._timer() - confirmed.at > stale_if_error:
+            name = type(exc).__name__
+            raise RegistryUnavailable(
+                f"API keys cannot be checked now: the database did not answer ({name})"
+            ) from exc
+        if self._timer() - confirmed.at + self._ttl <= stale_if_error:
+            # Ask the database again after cache_ttl, not on every request: a database that
+            # hangs would otherwise cost each request db_timeout seconds.
+            self._cache[key_id] = confirmed.row
+        return confirmed.row
 
     async def _load(self, key_id: str) -> _KeyRow | None:
         async with self._engine.connect() as conn:

@@ -7,7 +7,6 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api.problems import ProblemException
@@ -94,15 +93,12 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             raise ProblemException(
                 401, "UNAUTHENTICATED", "send an API key as a Bearer token", headers=_CHALLENGE
             )
-        try:
-            principal = await keys.authenticate(credentials.credentials)
-        except (SQLAlchemyError, OSError) as exc:
-            raise ProblemException(
-                503,
-                "REGISTRY_UNAVAILABLE",
-                "keys cannot be checked now",
-                headers={"Retry-After": "30"},
-            ) from exc
+        # A database outage raises RegistryUnavailable, answered by api/problems.py.
+        principal = await keys.authenticate(
+            credentials.credentials,
+            db_timeout=settings.db_timeout,
+            stale_if_error=settings.key_stale_if_error,
+        )
         if principal is None:
             raise ProblemException(
                 401, "UNAUTHENTICATED", "unknown or revoked API key", headers=_CHALLENGE

@@ -1,8 +1,9 @@
 """Every error leaves as an RFC 9457 problem document with a machine-readable `code`.
 
 All mapping happens here: CertcheckError subclasses (errors.py), FastAPI's validation errors,
-Starlette's HTTP errors (404, 405, 413, 415 ...) and, last, anything unexpected (500, logged,
-never a traceback in the body).
+Starlette's HTTP errors (404, 405, 413, 415 ...), a database that cannot be reached from any
+endpoint (503 REGISTRY_UNAVAILABLE, see db/outage.py) and, last, anything unexpected (500,
+logged, never a traceback in the body).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from certcheck.errors import CertcheckError
+from certcheck.db.outage import is_database_outage
+from certcheck.errors import CertcheckError, RegistryUnavailable
 from certcheck.observability.metrics import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -75,10 +78,12 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-async def _certcheck_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _certcheck_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CertcheckError)
     if exc.status == 503:
         UNAVAILABLE.labels(code=exc.code).inc()
+    if exc.status >= 500:
+        log.warning("%s on %s %s: %s", exc.code, request.method, _route(request), exc.detail)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
 
@@ -112,6 +117,22 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """An outage answers 503 like any RegistryUnavailable; anything else stays a logged 500."""
+    if not is_database_outage(exc):
+        return await _unexpected(request, exc)
+    # The class names say enough; str(exc) of a SQLAlchemy error carries the statement.
+    cause = exc.__cause__ or getattr(exc, "orig", None)
+    reason = type(exc).__name__ + (f"/{type(cause).__name__}" if cause is not None else "")
+    unavailable = RegistryUnavailable(f"the database did not answer ({reason})")
+    return await _certcheck_error(request, unavailable)
+
+
+def _route(request: Request) -> str:
+    # The template, not the path: a path can carry a job id or a certificate number.
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "INTERNAL", "an unexpected error occurred; it has been logged")
@@ -121,4 +142,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CertcheckError, _certcheck_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Starlette picks the handler of the nearest class in the exception's MRO.
+    for db_error in (OSError, sa.DBAPIError, sa.DisconnectionError, sa.TimeoutError):
+        app.add_exception_handler(db_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

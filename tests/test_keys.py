@@ -1,0 +1,180 @@
+"""KeyStore: the key cache, its expiry, the database deadline and trust during an outage."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.db.engine import create_engine
+from certcheck.errors import RegistryUnavailable
+from certcheck.keys import KeyStore, Scope
+from tests.outage import Outage, closed_port, silent_port
+
+TTL = 5.0
+STALE = 300.0
+
+
+class Clock:
+    """A timer the test moves; with `tick`, every reading also moves it (time passes)."""
+
+    def __init__(self, now: float = 1_000.0, tick: float = 0.0) -> None:
+        self.now = now
+        self.tick = tick
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.tick
+        return now
+
+
+async def new_key(engine: AsyncEngine, *scopes: Scope) -> tuple[str, str]:
+    return await KeyStore(engine, cache_ttl=0).create("shop", frozenset(scopes or Scope))
+
+
+class TestCache:
+    async def test_an_entry_expiring_during_the_lookup_is_loaded_again(
+        self, engine: AsyncEngine
+    ) -> None:
+        # Every reading of the clock moves it by one: try each reading at which the cached
+        # entry can expire, so the expiry falls between any two steps of authenticate().
+        _, token = await new_key(engine)
+        for readings_before_expiry in range(-2, 6):
+            clock = Clock()
+            keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+            assert await keys.authenticate(token) is not None  # cached at the clock's start
+            clock.now = 1_000.0 + TTL - readings_before_expiry
+            clock.tick = 1.0
+            principal = await keys.authenticate(token)
+            assert principal is not None, readings_before_expiry
+            assert principal.platform == "shop"
+
+    async def test_a_revoked_key_works_until_the_ttl_then_is_refused(
+        self, engine: AsyncEngine
+    ) -> None:
+        key_id, token = await new_key(engine)
+        clock = Clock()
+        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+        assert await keys.authenticate(token) is not None
+        assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process revokes
+        clock.now += TTL - 0.1
+        assert await keys.authenticate(token) is not None
+        clock.now += 0.2
+        assert await keys.authenticate(token) is None
+
+    async def test_revoking_in_this_process_takes_effect_at_once(self, engine: AsyncEngine) -> None:
+        key_id, token = await new_key(engine)
+        keys = KeyStore(engine, cache_ttl=TTL, timer=Clock())
+        assert await keys.authenticate(token) is not None
+        assert await keys.revoke(key_id)
+        assert await keys.authenticate(token) is None
+
+    async def test_a_wrong_secret_for_a_cached_key_is_refused(self, engine: AsyncEngine) -> None:
+        _, token = await new_key(engine)
+        keys = KeyStore(engine, cache_ttl=TTL, timer=Clock())
+        assert await keys.authenticate(token) is not None
+        assert await keys.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+
+
+class TestDatabaseDeadline:
+    async def test_a_database_that_never_answers_is_given_up_on_after_db_timeout(self) -> None:
+        with silent_port() as port:
+            engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
+            keys = KeyStore(engine, cache_ttl=TTL)
+            started = time.monotonic()
+            try:
+                with pytest.raises(RegistryUnavailable, match="TimeoutError"):
+                    await keys.authenticate("cc_0123456789ab_secret", db_timeout=0.2)
+            finally:
+                await engine.dispose()
+        assert time.monotonic() - started < 2.0
+
+    async def test_a_refused_connection_is_registry_unavailable(self) -> None:
+        engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/none")
+        try:
+            with pytest.raises(RegistryUnavailable):
+                await KeyStore(engine, cache_ttl=TTL).authenticate("cc_0123456789ab_secret")
+        finally:
+            await engine.dispose()
+
+
+class TestStaleIfError:
+    """While the database is away, a key it confirmed recently stays trusted, for a while."""
+
+    @pytest.fixture
+    async def outage(self, database_url: str, tmp_path: Path) -> Outage:
+        return Outage(database_url, tmp_path)
+
+    async def test_a_confirmed_key_outlives_the_ttl_up_to_the_bound(self, outage: Outage) -> None:
+        async with outage.running():
+            engine = create_engine(outage.url)
+            try:
+                _, token = await new_key(engine)
+                clock = Clock()
+                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+                assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                await outage.start()
+                await engine.dispose()
+                for elapsed in (TTL + 1, STALE / 2, STALE):
+                    clock.now = 1_000.0 + elapsed
+                    assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                clock.now = 1_000.0 + STALE + 0.1
+                with pytest.raises(RegistryUnavailable):
+                    await keys.authenticate(token, stale_if_error=STALE)
+            finally:
+                await engine.dispose()
+
+    async def test_zero_turns_it_off_and_unknown_keys_are_never_trusted(
+        self, outage: Outage
+    ) -> None:
+        async with outage.running():
+            engine = create_engine(outage.url)
+            try:
+                _, token = await new_key(engine)
+                _, never_seen = await new_key(engine)
+                clock = Clock()
+                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+                assert await keys.authenticate(token) is not None
+                await outage.start()
+                await engine.dispose()
+                clock.now += TTL + 1
+                with pytest.raises(RegistryUnavailable):
+                    await keys.authenticate(token, stale_if_error=0)
+                with pytest.raises(RegistryUnavailable):
+                    await keys.authenticate(never_seen, stale_if_error=STALE)
+            finally:
+                await engine.dispose()
+
+    async def test_a_key_found_revoked_is_not_trusted_in_the_next_outage(
+        self, outage: Outage
+    ) -> None:
+        async with outage.running():
+            engine = create_engine(outage.url)
+            try:
+                key_id, token = await new_key(engine)
+                clock = Clock()
+                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+                assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process
+                clock.now += TTL + 1
+                assert await keys.authenticate(token, stale_if_error=STALE) is None
+                await outage.start()
+                await engine.dispose()
+                clock.now += TTL + 1
+                with pytest.raises(RegistryUnavailable):
+                    await keys.authenticate(token, stale_if_error=STALE)
+            finally:
+                await engine.dispose()
+
+
+async def test_hostile_tokens_never_reach_the_database() -> None:
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/none")
+    keys = KeyStore(engine, cache_ttl=TTL)
+    hostile = ["", "cc__x", "cc_a_b_c", "cc_0123\x00_abc", "cc_é_abc", "cc_ab_" + "a" * 100_000]
+    try:
+        for token in hostile:
+            assert await keys.authenticate(token) is None, token[:20]
+    finally:
+        await engine.dispose()
