@@ -69,6 +69,7 @@ HOSTILE = {
     "revoked-full-width": in_script("2024010901234568", "\uff10"),
     "white-space-only": "\u3000 \t",
     "longest": "2" * 64,
+    "beyond-64-bits": "9" * 19,  # a cursor no row id can reach
 }
 HOSTILE_BODIES = {
     "100k-nested-arrays": b"[" * 100_000 + b"]" * 100_000,
