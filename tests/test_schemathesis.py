@@ -94,7 +94,7 @@ def served(
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=20,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
