@@ -17,6 +17,8 @@ _COMMON_ERRORS = {
     "422": "VALIDATION_FAILED, INVALID_JSON or another code naming what is wrong",
 }
 
+_UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA_TYPE: the body is not of a media type listed here"
+
 
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
@@ -46,6 +48,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
             if path.startswith("/v1/"):
                 for status, text in _COMMON_ERRORS.items():
                     responses.setdefault(status, {"description": text})
+            if "requestBody" in operation:  # every body is checked against its media types
+                responses.setdefault("415", {"description": _UNSUPPORTED_MEDIA})
             for status, response in responses.items():
                 if int(status) >= 400 and path != "/readyz":
                     response["content"] = copy.deepcopy(problem)

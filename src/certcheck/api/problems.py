@@ -79,7 +79,7 @@ def problem(
 
 
 async def _certcheck_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CertcheckError)
+    assert isinstance(exc, CertcheckError)  # nosec B101 # only narrows the type
     if exc.status == 503:
         UNAVAILABLE.labels(code=exc.code).inc()
     if exc.status >= 500:
@@ -89,7 +89,7 @@ async def _certcheck_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError)  # nosec B101 # only narrows the type
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
@@ -106,7 +106,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    assert isinstance(exc, StarletteHTTPException)  # nosec B101 # only narrows the type
     code = getattr(exc, "code", None) or _CODES_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
     return problem(
         exc.status_code,

@@ -64,7 +64,7 @@ async def create_job(
             raise
         return _replay(earlier, new), False
     job = await get_job(engine, job_id, new.platform)
-    assert job is not None
+    assert job is not None  # nosec B101 # only narrows the type
     return job, True
 
 

@@ -66,7 +66,8 @@ def demo_certificates(count: int, *, today: date, seed: int = 20261123) -> Itera
         raise ValueError(f"count must not be negative, not {count}")
     if today < _EARLIEST_TODAY:
         raise ValueError(f"demo registries need today on or after {_EARLIEST_TODAY}")
-    return _generate(count, today, random.Random(seed), _current_products())
+    # Seeded on purpose: demo registries must be reproducible; nothing here is a secret.
+    return _generate(count, today, random.Random(seed), _current_products())  # nosec B311
 
 
 def _current_products() -> dict[str, CatalogueProduct]:

@@ -186,7 +186,7 @@ async def _start_run(conn: AsyncConnection, source: str, started: datetime) -> i
         .values(kind="import", source=source, started_at=started, outcome="running")
         .returning(registry_runs.c.id)
     )
-    assert run_id is not None
+    assert run_id is not None  # nosec B101 # only narrows the type
     return int(run_id)
 
 

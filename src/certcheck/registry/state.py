@@ -97,7 +97,7 @@ async def start_run(conn: AsyncConnection, kind: str, source: str, started: date
             .values(kind=kind, source=source, started_at=started, outcome="running")
             .returning(registry_runs.c.id)
         )
-    assert run_id is not None
+    assert run_id is not None  # nosec B101 # only narrows the type
     return int(run_id)
 
 

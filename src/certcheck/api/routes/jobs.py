@@ -75,6 +75,7 @@ async def create_recheck_job(
         Header(
             alias="Idempotency-Key",
             description="retrying with the same key and body returns the same job",
+            json_schema_extra={"pattern": f"^{_KEY.pattern}$"},
         ),
     ] = None,
 ) -> JobOut:
