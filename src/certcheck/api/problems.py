@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from certcheck.db.outage import is_database_outage
 from certcheck.errors import CertcheckError, RegistryUnavailable
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _CODES_BY_STATUS = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -105,16 +107,28 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # nosec B101 # only narrows the type
     code = getattr(exc, "code", None) or _CODES_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem(
-        exc.status_code,
-        code,
-        str(exc.detail),
-        headers=dict(exc.headers or {}),
-        errors=getattr(exc, "errors", None),
+        exc.status_code, code, str(exc.detail), headers=headers, errors=getattr(exc, "errors", None)
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's 405 names the methods of the first route matching the path; one path served
+    # by several routes (GET and DELETE of a job) must name them all (RFC 9110 section 15.5.6).
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
