@@ -23,11 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import REPOSITORY
+import httpx
+
+from bench._common import REPOSITORY, BenchError
 from bench.measures import Figure
 from bench.prepare import FULL, QUICK, Workload, note
 from bench.report import summarise, table, warnings
-from bench.scenarios import catalogue, select
+from bench.scenarios import Scenario, catalogue, select
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -59,7 +61,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json-out", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = _meta(args, sizes)
     settings = {f"CERTCHECK_{name.upper()}": value for name, value in args.setting}
     rounds: list[dict[str, Figure]] = []
+    errors: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="certcheck-bench-") as tmp:
         workload = Workload(Path(tmp), sizes, settings)
         try:
@@ -117,14 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 this_round: dict[str, Figure] = {}
                 rounds.append(this_round)
                 for scenario in chosen:
-                    started = time.perf_counter()
-                    this_round[scenario.name] = scenario.measure(workload, this_round)
-                    figure = this_round[scenario.name]
-                    note(f"round {number} {scenario.name} {figure.value:,.1f} {scenario.unit}",
-                         started)  # fmt: skip
+                    _measure(scenario, workload, this_round, errors, number)
         finally:
             workload.close()
-    rows = summarise(chosen, rounds)
+    rows = summarise(chosen, rounds, errors)
     quick = "QUICK run: small sizes, targets indicative only. " if args.quick else ""
     print(f"\n{quick}{sizes.certificates:,} certificates, {args.rounds} rounds, medians")
     print(table(rows))
@@ -132,7 +131,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}")
     if args.json_out is not None:
         args.json_out.write_text(json.dumps({"meta": meta, "scenarios": rows}, indent=1) + "\n")
-    return 0
+    for name, failures in errors.items():
+        print(f"FAILED {name}: " + "; ".join(" ".join(f.split())[:400] for f in failures))
+    return 1 if errors else 0
+
+
+def _measure(
+    scenario: Scenario,
+    workload: Workload,
+    this_round: dict[str, Figure],
+    errors: dict[str, list[str]],
+    number: int,
+) -> None:
+    started = time.perf_counter()
+    try:
+        if missing := [n for n in scenario.needs if n not in this_round]:
+            raise BenchError(f"needs {', '.join(missing)}, which failed in this round")
+        figure = scenario.measure(workload, this_round)
+    except (BenchError, httpx.HTTPError, OSError) as exc:
+        # One failed measurement must not cost the others: it is reported, the run goes on.
+        errors.setdefault(scenario.name, []).append(f"round {number}: {exc}")
+        note(f"round {number} {scenario.name} FAILED: {str(exc).strip()[:2000]}", started)
+        return
+    this_round[scenario.name] = figure
+    note(f"round {number} {scenario.name} {figure.value:,.1f} {scenario.unit}", started)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import httpx
 
+
+class BenchError(Exception):
+    """A measurement that could not be made; the run goes on with the other scenarios."""
+
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN = os.environ.get(
     "CERTCHECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -64,7 +69,7 @@ def cli(env: dict[str, str], *args: str) -> str:
         check=False,
     )
     if done.returncode != 0:
-        raise SystemExit(f"certcheck {' '.join(args)} failed: {done.stderr}")
+        raise BenchError(f"certcheck {' '.join(args)} failed: {done.stderr}")
     return done.stdout
 
 
@@ -136,4 +141,4 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
-    raise SystemExit(f"the server behind {url} did not become ready; see serve.log")
+    raise BenchError(f"the server behind {url} did not become ready; see serve.log")

@@ -36,6 +36,7 @@ def main() -> None:
     sizes = [body.count(b'"cert_no"') for body in bodies]
     headers = dict(h.split(": ", 1) for h in args.header) | {"Content-Type": "application/json"}
     latencies: list[float] = []
+    failures: list[str] = []
     items = [0]
     todo = iter(range(args.requests))
     lock = threading.Lock()
@@ -48,7 +49,10 @@ def main() -> None:
                 if k is None:
                     return
                 sent = time.perf_counter()
-                client.post(args.url, content=bodies[k % len(bodies)]).raise_for_status()
+                response = client.post(args.url, content=bodies[k % len(bodies)])
+                if response.status_code != 200:  # say why: a problem document's code
+                    failures.append(f"{response.status_code} {response.text[:300]}")
+                    return
                 with lock:
                     latencies.append(time.perf_counter() - sent)
                     items[0] += sizes[k % len(bodies)]
@@ -60,8 +64,8 @@ def main() -> None:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    if len(latencies) != args.requests:
-        raise SystemExit("some batches failed")
+    if failures or len(latencies) != args.requests:
+        raise SystemExit(f"{len(failures)} batches failed, the first: {failures[:1]}")
     print(
         json.dumps(
             {

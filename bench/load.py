@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._common import python_env
+from bench._common import BenchError, python_env
 from bench.procstat import Finished, run_measured
 
 # wrk sends the lines of the file given after `--` as bodies, one per request, in turn from a
@@ -45,7 +45,7 @@ class Load:
 
 def need_wrk() -> None:
     if shutil.which("wrk") is None:
-        raise SystemExit("this scenario needs wrk: apt-get install wrk (Debian package wrk)")
+        raise BenchError("this scenario needs wrk: apt-get install wrk (Debian package wrk)")
 
 
 def wrk(
@@ -74,7 +74,7 @@ def wrk(
         or "Non-2xx" in out
         or (errors is not None and sum(map(int, errors.groups()[:3])) > 0)
     ):
-        raise SystemExit(f"wrk failed against {url}:\n{out}{done.stderr}")
+        raise BenchError(f"wrk failed against {url}:\n{out}{done.stderr}")
     return Load(
         float(rate.group(1)),
         _percentile(out, "50%"),
@@ -98,7 +98,7 @@ def open_loop(
         command += ["--header", f"{name}: {value}"]
     result = _json(run_measured(command, python_env({})), url)
     if result["errors"]:
-        raise SystemExit(f"open-loop run against {url}: {result}")
+        raise BenchError(f"open-loop run against {url}: {result}")
     cpu = result["cpu_cores"]
     return Load(result["achieved_rate"], result["p50_ms"], result["p99_ms"], cpu, result)
 
@@ -117,7 +117,7 @@ def batch_load(url: str, bodies: Path, *, requests: int, headers: dict[str, str]
 
 def _json(done: Finished, url: str) -> dict[str, float]:
     if done.returncode != 0:
-        raise SystemExit(f"load generator against {url} failed:\n{done.stderr}")
+        raise BenchError(f"load generator against {url} failed:\n{done.stderr}")
     result: dict[str, float] = json.loads(done.stdout)
     result["cpu_cores"] = done.cpu_cores
     return result

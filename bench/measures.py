@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import Served, certcheck_serve, python_env, served, uvicorn_app
+from bench._common import BenchError, Served, certcheck_serve, python_env, served, uvicorn_app
 from bench.load import batch_load, open_loop, wrk
 from bench.prepare import Workload
 from bench.procstat import CpuWindow, run_measured
@@ -166,7 +166,7 @@ def load_registry(db: str, loader: str) -> Measure:
         finally:
             wl.drop(url)
         if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command[1:])} failed:\n{done.stderr}")
+            raise BenchError(f"{' '.join(command[1:])} failed:\n{done.stderr}")
         detail = {"cpu_seconds": done.cpu_seconds, "certificates": wl.sizes.certificates}
         return Figure(
             done.seconds, server_cpu=done.cpu_cores, rss_mib=done.peak_rss_mib, detail=detail
@@ -197,7 +197,7 @@ def recheck(db: str, path: str, other: str) -> Measure:
         used = after.ru_utime - client.ru_utime + after.ru_stime - client.ru_stime
         counts = list(done.counts)
         if other in this_round and this_round[other].detail["counts"] != counts:
-            raise SystemExit(f"{path} and {other} disagree: {counts} and {this_round[other]}")
+            raise BenchError(f"{path} and {other} disagree: {counts} and {this_round[other]}")
         detail = {"lines": wl.sizes.recheck_lines, "counts": counts, **done.phases}
         return Figure(
             done.seconds,

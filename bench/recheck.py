@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bench._common import BenchError
 from bench.recheck_workload import batches
 
 _SUMMARY = re.compile(rb'"summary":\{"allow":(\d+),"block":(\d+),"review":(\d+)\}\}\s*$')
@@ -54,7 +55,7 @@ def through_job(base: str, key: str, listings: Path, lines: int) -> Rechecked:
         phases["download"] = time.perf_counter() - started - sum(phases.values())
     seconds = time.perf_counter() - started
     if not received == lines == job["total"]:
-        raise SystemExit(f"the job answered {received} of {lines} lines ({job['total']} taken)")
+        raise BenchError(f"the job answered {received} of {lines} lines ({job['total']} taken)")
     allow, block, review = (job["counts"][d] for d in ("allow", "block", "review"))
     return Rechecked(seconds, (allow, block, review), phases)
 
@@ -65,7 +66,7 @@ def _wait_done(client: httpx.Client, location: str) -> dict[str, Any]:
         if job["status"] == "done":
             return job
         if job["status"] not in ("queued", "running"):
-            raise SystemExit(f"the job ended {job['status']}: {job['error']}")
+            raise BenchError(f"the job ended {job['status']}: {job['error']}")
         time.sleep(0.1)
 
 

@@ -16,7 +16,9 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def summarise(scenarios: list[Scenario], rounds: list[dict[str, Figure]]) -> dict[str, Any]:
+def summarise(
+    scenarios: list[Scenario], rounds: list[dict[str, Figure]], errors: dict[str, list[str]]
+) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for s in scenarios:
         figures = [r[s.name] for r in rounds if s.name in r]
@@ -39,6 +41,7 @@ def summarise(scenarios: list[Scenario], rounds: list[dict[str, Figure]]) -> dic
             "baseline": s.baseline,
             "ratio": _median(ratios),
             "rounds": [asdict(f) for f in figures],
+            "errors": errors.get(s.name, []),
         }
         row["targets"] = [
             {"label": t.label, "metric": t.metric, "bound": t.bound, "met": t.met(row[t.metric])}
@@ -53,8 +56,19 @@ def _cell(value: float | None, spec: str) -> str:
 
 
 def table(rows: dict[str, Any]) -> str:
-    head = ("scenario", "figure", "unit", "p50 ms", "p99 ms", "srv CPU", "gen CPU", "RSS MiB",
-            "ratio", "baseline", "target")  # fmt: skip
+    head = (
+        "scenario",
+        "figure",
+        "unit",
+        "p50 ms",
+        "p99 ms",
+        "srv CPU",
+        "gen CPU",
+        "RSS MiB",
+        "ratio",
+        "baseline",
+        "target",
+    )
     lines = [head]
     for name, row in rows.items():
         targets = "; ".join(
@@ -62,19 +76,31 @@ def table(rows: dict[str, Any]) -> str:
             for t in row["targets"]
         )
         spec = ",.1f" if row["unit"] == "s" else ",.0f"
-        lines.append((
-            name, _cell(row["value"], spec), row["unit"], _cell(row["p50_ms"], ".2f"),
-            _cell(row["p99_ms"], ".2f"), _cell(row["server_cpu"], ".2f"),
-            _cell(row["generator_cpu"], ".2f"), _cell(row["rss_mib"], ".0f"),
-            _cell(row["ratio"], ".2f"), row["baseline"] or "", targets,
-        ))  # fmt: skip
+        figure = "FAILED" if row["value"] is None else _cell(row["value"], spec)
+        lines.append(
+            (
+                name,
+                figure,
+                row["unit"],
+                _cell(row["p50_ms"], ".2f"),
+                _cell(row["p99_ms"], ".2f"),
+                _cell(row["server_cpu"], ".2f"),
+                _cell(row["generator_cpu"], ".2f"),
+                _cell(row["rss_mib"], ".0f"),
+                _cell(row["ratio"], ".2f"),
+                row["baseline"] or "",
+                targets,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     right = {1, 3, 4, 5, 6, 7, 8}
     return "\n".join(
-        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                  enumerate(zip(line, widths, strict=True))).rstrip()
+        "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
         for line in lines
-    )  # fmt: skip
+    )
 
 
 def warnings(rows: dict[str, Any]) -> list[str]:
@@ -83,12 +109,16 @@ def warnings(rows: dict[str, Any]) -> list[str]:
     for name, row in rows.items():
         for figure in row["rounds"]:
             if (figure["generator_cpu"] or 0) > 0.9:
-                found.append(f"{name}: the load generator used {figure['generator_cpu']:.2f} "
-                             "cores; it may have been the bottleneck")  # fmt: skip
+                found.append(
+                    f"{name}: the load generator used {figure['generator_cpu']:.2f} "
+                    "cores; it may have been the bottleneck"
+                )
                 break
             lag = figure["detail"].get("send_lag_p99_ms")
             if lag is not None and lag > 1.0:
-                found.append(f"{name}: the open-loop generator sent 1% of requests more than "
-                             f"{lag:.1f} ms late (counted in the latency)")  # fmt: skip
+                found.append(
+                    f"{name}: the open-loop generator sent 1% of requests more than "
+                    f"{lag:.1f} ms late (counted in the latency)"
+                )
                 break
     return found
