@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from bench._common import BenchError, Served, certcheck_serve, python_env, served, uvicorn_app
-from bench.load import batch_load, open_loop, wrk
+from bench.load import Load, batch_load, open_loop, wrk
 from bench.prepare import Workload
 from bench.procstat import CpuWindow, run_measured
 from bench.recheck import Rechecked, through_batches, through_job
@@ -60,13 +60,26 @@ def _headers(wl: Workload, db: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def _figure(load: Load, window: CpuWindow, detail: dict[str, Any]) -> Figure:
+    return Figure(
+        value=load.rate,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        server_cpu=window.cores,
+        generator_cpu=load.cpu_cores,
+        rss_mib=window.peak_rss_mib,
+        detail=detail,
+    )
+
+
 def _prime(wl: Workload, svc: Served, db: str, workers: int) -> None:
     """Fill the cache with the hot set: one batch per worker and one more, each on a new
     connection, so that every worker (the kernel spreads connections) is likely to get one."""
     body = wl.bodies("batch-warm").read_bytes().strip()
     headers = _headers(wl, db) | {"Content-Type": "application/json"}
     for _ in range(workers + 1 if workers > 1 else 1):
-        httpx.post(f"{svc.base}/v1/verify/batch", content=body, headers=headers, timeout=300)
+        url = f"{svc.base}/v1/verify/batch"
+        httpx.post(url, content=body, headers=headers, timeout=300).raise_for_status()
 
 
 def closed(app: str, db: str | None, bodies: str, workers: int = 1) -> Measure:
@@ -84,15 +97,7 @@ def closed(app: str, db: str | None, bodies: str, workers: int = 1) -> Measure:
             load = wrk(url, path, wl.workdir, seconds=wl.sizes.seconds, **run)
             window.stop()
         detail = {"loop": "closed", "connections": _CONNECTIONS, **load.detail}
-        return Figure(
-            load.rate,
-            load.p50_ms,
-            load.p99_ms,
-            window.cores,
-            load.cpu_cores,
-            window.peak_rss_mib,
-            detail,
-        )
+        return _figure(load, window, detail)
 
     return measure
 
@@ -112,15 +117,7 @@ def latency(source: str, db: str, bodies: str) -> Measure:
             load = open_loop(url, path, rate=rate, seconds=wl.sizes.seconds, headers=headers)
             window.stop()
         detail = {"loop": "open", "target_rate": rate, **load.detail}
-        return Figure(
-            load.rate,
-            load.p50_ms,
-            load.p99_ms,
-            window.cores,
-            load.cpu_cores,
-            window.peak_rss_mib,
-            detail,
-        )
+        return _figure(load, window, detail)
 
     return measure
 
@@ -138,15 +135,7 @@ def batch(db: str, bodies: str) -> Measure:
                 url, wl.bodies(bodies), requests=wl.sizes.batch_requests, headers=headers
             )
             window.stop()
-        return Figure(
-            load.rate,
-            load.p50_ms,
-            load.p99_ms,
-            window.cores,
-            load.cpu_cores,
-            window.peak_rss_mib,
-            {"loop": "closed", **load.detail},
-        )
+        return _figure(load, window, {"loop": "closed", **load.detail})
 
     return measure
 

@@ -29,7 +29,8 @@ class _Run:
         self.total = int(rate * seconds)
         self.next = itertools.count()
         self.latencies: list[float] = []
-        self.lags: list[float] = []  # how late the generator sent each request: its own delay
+        self.lags: list[float] = []
+        self.backlogged = 0
         self.errors = 0
         self.start = 0.0
 
@@ -68,7 +69,10 @@ async def _connection(run: _Run, host: str, port: int) -> None:
             due = run.start + k / run.rate
             if (early := due - time.perf_counter()) > 0:
                 await asyncio.sleep(early)
-            run.lags.append(time.perf_counter() - due)
+                # Lateness of an idle connection waking up: the generator's own, not the server's.
+                run.lags.append(time.perf_counter() - due)
+            else:
+                run.backlogged += 1  # every connection was busy when it fell due
             writer.write(run.requests[k % len(run.requests)])
             try:
                 status = await _read_response(reader)
@@ -120,6 +124,7 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
         "p999_ms": _percentile(run.latencies, 0.999) * 1000,
         "max_ms": max(run.latencies, default=0.0) * 1000,
         "send_lag_p99_ms": _percentile(run.lags, 0.99) * 1000,
+        "backlogged": run.backlogged,
     }
 
 

@@ -117,8 +117,8 @@ def warnings(rows: dict[str, Any]) -> list[str]:
             lag = figure["detail"].get("send_lag_p99_ms")
             if lag is not None and lag > 1.0:
                 found.append(
-                    f"{name}: the open-loop generator sent 1% of requests more than "
-                    f"{lag:.1f} ms late (counted in the latency)"
+                    f"{name}: the open-loop generator woke more than {lag:.1f} ms late for 1% "
+                    "of its requests (counted in the latency)"
                 )
                 break
     return found
