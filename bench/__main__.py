@@ -59,6 +59,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar=("NAME", "VALUE"),
         help="a CERTCHECK_ setting for certcheck, e.g. --setting cache_size 0",
     )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        metavar="FILE",
+        help="the demo registry (.csv.gz): reused if it exists, else generated there",
+    )
     parser.add_argument("--json-out", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)
@@ -91,6 +97,7 @@ def _meta(args: argparse.Namespace, sizes: Any) -> dict[str, Any]:
         "rounds": args.rounds,
         "sizes": dataclasses.asdict(sizes),
         "settings": dict(args.setting),
+        "snapshot": str(args.snapshot) if args.snapshot else None,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "python": sys.version.split()[0],
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, Figure]] = []
     errors: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="certcheck-bench-") as tmp:
-        workload = Workload(Path(tmp), sizes, settings)
+        workload = Workload(Path(tmp), sizes, settings, args.snapshot)
         try:
             for number in range(1, args.rounds + 1):
                 this_round: dict[str, Figure] = {}

@@ -3,6 +3,7 @@ a served registry per database with a key, request bodies and re-check listings.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import sys
@@ -10,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import cli, copy_database, database_url, drop_database
+from bench._common import BenchError, cli, copy_database, database_url, drop_database
 from bench.recheck_workload import registry_numbers, write_listings
 
 _Certificate = tuple[str, str, list[str]]
@@ -46,6 +47,7 @@ class Workload:
     workdir: Path
     sizes: Sizes
     settings: dict[str, str]  # CERTCHECK_ settings for every certcheck process
+    kept_snapshot: Path | None = None  # reused if it exists, else written there for next time
     _snapshot: Path | None = None
     _certificates: list[_Certificate] | None = None
     _registries: dict[str, Registry] = field(default_factory=dict)
@@ -59,9 +61,19 @@ class Workload:
     def snapshot(self) -> Path:
         if self._snapshot is None:
             started = time.perf_counter()
-            path = self.workdir / "registry.csv.gz"
-            cli({}, "demo-registry", str(path), "--count", str(self.sizes.certificates))
-            note(f"wrote a {self.sizes.certificates:,}-certificate snapshot", started)
+            path = self.kept_snapshot or self.workdir / "registry.csv.gz"
+            if path.exists():
+                with gzip.open(path, "rb") as rows:
+                    found = sum(1 for _ in rows) - 1  # the header
+                if found != self.sizes.certificates:
+                    raise BenchError(
+                        f"{path} holds {found:,} certificates, not the run's "
+                        f"{self.sizes.certificates:,} (--certificates)"
+                    )
+                note(f"reused {path}", started)
+            else:
+                cli({}, "demo-registry", str(path), "--count", str(self.sizes.certificates))
+                note(f"wrote a {self.sizes.certificates:,}-certificate snapshot", started)
             self._snapshot = path
         return self._snapshot
 
