@@ -1,0 +1,56 @@
+"""The benchmark harness (`python -m bench`) still runs and writes the figures it promises.
+
+Figures themselves are not checked: they depend on the machine. A quick run of the cheapest
+scenario (a SQLite import against the plain loader; no wrk, no PostgreSQL) keeps the harness
+from rotting between the runs someone makes by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+class TestQuickRun:
+    def test_import_sqlite_writes_a_row_per_scenario_with_positive_figures(
+        self, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "bench.json"
+        command = [sys.executable, "-m", "bench", "--quick", "--rounds", "1"]
+        command += ["--certificates", "2000", "--only", "import-sqlite", "--json-out", str(out)]
+        done = subprocess.run(
+            command, cwd=REPOSITORY, env=_env(), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+
+        report = json.loads(out.read_text())
+        assert report["meta"]["quick"] is True
+        assert report["meta"]["sizes"]["certificates"] == 2000
+        # The baseline comes along with the scenario, so the ratio has its denominator.
+        assert list(report["scenarios"]) == ["plain-load-sqlite", "import-sqlite"]
+        for row in report["scenarios"].values():
+            assert row["unit"] == "s"
+            assert row["value"] > 0
+            assert row["server_cpu"] > 0
+            assert row["rss_mib"] > 0
+            assert len(row["rounds"]) == 1
+        imported = report["scenarios"]["import-sqlite"]
+        assert imported["baseline"] == "plain-load-sqlite"
+        assert imported["ratio"] > 0
+        assert [t["label"] for t in imported["targets"]] == ["≥0.9x plain executemany"]
+        assert isinstance(imported["targets"][0]["met"], bool)
+        assert "import-sqlite" in done.stdout  # the table
+
+
+def _env() -> dict[str, str]:
+    # The sources under test first, as pytest has them, whatever the shell's PYTHONPATH says.
+    paths = [str(REPOSITORY / "src"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
