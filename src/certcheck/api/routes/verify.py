@@ -19,7 +19,8 @@ from certcheck.api.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from certcheck.api.strict_json import StrictJsonRoute
+from certcheck.api.strict_json import StrictJsonRoute, strict_json_route, too_many_items
+from certcheck.keys import Scope
 from certcheck.verification.numbers import (
     NUMBER_FORMAT_HINT,
     normalise_cert_no,
@@ -34,7 +35,6 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/verify", responses=_UNAVAILABLE)
 async def verify_one(
     body: VerifyRequest, checker: CheckerDep, _key: VerifyKey, request: Request
 ) -> VerifyResponse:
@@ -45,18 +45,12 @@ async def verify_one(
     return verify_response(check, body.listing_id)
 
 
-@router.post("/verify/batch", responses={**_UNAVAILABLE, 413: {"description": "too many items"}})
 async def verify_batch(
     body: BatchRequest, checker: CheckerDep, settings: SettingsDep, _key: BatchKey
 ) -> BatchResponse:
     """Decide many listings at once (up to CERTCHECK_BATCH_MAX_ITEMS, 10,000 by default)."""
     if len(body.items) > settings.batch_max_items:
-        raise ProblemException(
-            413,
-            "TOO_MANY_ITEMS",
-            f"{len(body.items)} items sent; at most {settings.batch_max_items} per batch "
-            "(use a re-check job for more)",
-        )
+        raise too_many_items(str(len(body.items)), settings.batch_max_items)
     checks = await checker.check([listing_of(item) for item in body.items])
     results = [
         verify_response(c, item.listing_id) for c, item in zip(checks, body.items, strict=True)
@@ -66,6 +60,24 @@ async def verify_batch(
         allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
     )
     return BatchResponse(results=results, summary=summary)
+
+
+# Added here rather than by decorator: only add_api_route takes a route class of its own, and
+# these routes check their key's scope from the headers before reading the body.
+router.add_api_route(
+    "/verify",
+    verify_one,
+    methods=["POST"],
+    responses={**_UNAVAILABLE, 413: {"description": "PAYLOAD_TOO_LARGE"}},
+    route_class_override=strict_json_route(Scope.VERIFY),
+)
+router.add_api_route(
+    "/verify/batch",
+    verify_batch,
+    methods=["POST"],
+    responses={**_UNAVAILABLE, 413: {"description": "TOO_MANY_ITEMS or PAYLOAD_TOO_LARGE"}},
+    route_class_override=strict_json_route(Scope.BATCH),
+)
 
 
 @router.get(
