@@ -9,6 +9,7 @@ runs any dependency), and stops parsing a batch the moment it holds too many ite
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, cast
 
@@ -22,6 +23,7 @@ from certcheck.config import Settings
 from certcheck.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -74,7 +76,8 @@ def loads_strict(body: bytes, *, max_items: int | None = None) -> Any:
         ) from exc
     if max_items is not None:
         _refuse_long_batch(value, max_items)
-    _refuse_lone_surrogates(value)
+    if _SURROGATE_ESCAPE.search(body):  # only escapes make them; most bodies need no walk
+        _refuse_lone_surrogates(value)
     return value
 
 
