@@ -24,6 +24,10 @@ from certcheck.api.problems import PROBLEM_JSON
 from certcheck.config import Settings
 
 _TICK = 1.0  # seconds between two looks at a body's progress
+# On shutdown, how long an idle connection may still bring a request: a client that has just
+# connected (or reused a kept-alive connection) may have one on the wire, and closing with it
+# unread makes the kernel answer with a reset.
+_SHUTDOWN_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._body_seconds = 0.0
         self._refused = False
+        self._stopping = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -122,6 +127,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes, self._body_seconds = 0, 0.0
         self._set_timer(_TICK, self._body_tick)
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # answer it, then close
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -131,6 +138,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._set_timer(None)
         self._in_headers, self._header_bytes = True, 0
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        """The server is stopping: finish the request in progress, or wait briefly for one."""
+        self._stopping = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(_SHUTDOWN_GRACE, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self._header_bytes == 0 and not self.transport.is_closing():
+            self.transport.close()
 
     # Deadlines.
     def _set_timer(self, delay: float | None, callback: Any = None) -> None:
