@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import __version__
 from certcheck.api import openapi, problems
+from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
 from certcheck.api.routes import health, jobs, registry, verify
@@ -112,6 +113,9 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(exposition.router)
+    app.add_middleware(
+        RequestLimits, caps=BodyCaps.from_settings(settings), max_in_flight=settings.max_in_flight
+    )
     app.add_middleware(RequestObserver)
     return app
 

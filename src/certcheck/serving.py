@@ -39,6 +39,8 @@ def run(host: str, port: int, workers: int, settings: Settings) -> None:
         workers=workers,
         log_config=None,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        # httptools with deadlines for headers and bodies, and a header size cap (http_protocol.py).
+        http="certcheck.http_protocol:GuardedHttpToolsProtocol",
     )
 
 

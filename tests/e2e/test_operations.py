@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -140,6 +141,52 @@ class TestGracefulShutdown:
         # Uvicorn re-raises the signal after a clean shutdown, so the exit status names SIGTERM.
         assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in server.output()
+
+
+class TestDrainUnderLoad:
+    def test_keep_alive_clients_see_answers_or_clean_closes_never_resets(
+        self, server: Server, key: str
+    ) -> None:
+        outcomes: list[str] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            with httpx.Client(base_url=server.base, timeout=30) as http:
+                while not stop.is_set():
+                    outcomes.append(_outcome(http, key))
+                    if outcomes[-1] in ("ok-closed", "refused"):
+                        return  # told to go, or the listener is gone: on to another replica
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while outcomes.count("ok") < 16:  # every client has a kept-alive connection going
+            assert time.monotonic() < deadline, outcomes
+            time.sleep(0.05)
+        server.process.terminate()
+        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        failures = [o for o in outcomes if o not in ("ok", "ok-closed", "refused")]
+        assert not failures, collections.Counter(outcomes)
+        assert "ok-closed" in outcomes  # answers during the drain told clients to move on
+
+
+def _outcome(http: httpx.Client, key: str) -> str:
+    """ok, ok-closed (answered with Connection: close), refused (never sent), or the error."""
+    try:
+        response = http.post(
+            "/v1/verify", json={"cert_no": "garbage"}, headers={"Authorization": f"Bearer {key}"}
+        )
+    except httpx.ConnectError:
+        return "refused"
+    except httpx.TransportError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return f"status {response.status_code}"
+    return "ok-closed" if response.headers.get("connection") == "close" else "ok"
 
 
 class TestWorkers:

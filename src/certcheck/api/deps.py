@@ -77,6 +77,7 @@ SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
 _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+PRINCIPAL_SCOPE_KEY = "certcheck.principal"
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
@@ -87,6 +88,9 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         limiter: LimiterDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        early = request.scope.get(PRINCIPAL_SCOPE_KEY)
+        if isinstance(early, Principal) and scope in early.scopes:
+            return early  # this function ran already, before the body was read (strict_json.py)
         if settings.auth is AuthMode.DISABLED:
             return _LOCAL
         if credentials is None:

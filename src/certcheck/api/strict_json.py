@@ -2,18 +2,28 @@
 
 FastAPI parses with json.loads, which accepts duplicate member names (last wins), NaN and
 Infinity, and lone surrogates. This route class parses the body itself and refuses all three.
+It also checks the API key before a byte of the body is read (FastAPI reads the body before it
+runs any dependency), and stops parsing a batch the moment it holds too many items.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
+from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, require
 from certcheck.api.problems import ProblemException
+from certcheck.config import Settings
+from certcheck.keys import Scope
+
+_bearer = HTTPBearer(auto_error=False)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -29,18 +39,54 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def loads_strict(body: bytes) -> Any:
+def too_many_items(sent: str, max_items: int) -> ProblemException:
+    return ProblemException(
+        413,
+        "TOO_MANY_ITEMS",
+        f"{sent} items sent; at most {max_items} per batch (use a re-check job for more)",
+    )
+
+
+class _Bounded:
+    """The object hook, counting: a batch item is an object, so more objects than items
+    allowed (plus the enclosing one) stops the parse before the rest are built."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self.objects = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        self.objects += 1
+        if self.objects > self.max_items + 1:
+            raise too_many_items(f"more than {self.max_items}", self.max_items)
+        return _no_duplicates(pairs)
+
+
+def loads_strict(body: bytes, *, max_items: int | None = None) -> Any:
+    """The body's JSON value; with `max_items`, at most that many objects as batch items."""
+    hook = _no_duplicates if max_items is None else _Bounded(max_items)
     try:
         text = body.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(text, object_pairs_hook=hook, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise ProblemException(422, "INVALID_JSON", "the body is not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise ProblemException(
             422, "INVALID_JSON", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
-    _refuse_lone_surrogates(value)
+    if max_items is not None:
+        _refuse_long_batch(value, max_items)
+    if _SURROGATE_ESCAPE.search(body):  # only escapes make them; most bodies need no walk
+        _refuse_lone_surrogates(value)
     return value
+
+
+def _refuse_long_batch(value: Any, max_items: int) -> None:
+    # Items that are not objects (`[1, 1, ...]`) pass the hook: refuse them before validation,
+    # which would otherwise list an error per item.
+    items = value.get("items") if isinstance(value, dict) else None
+    if isinstance(items, list) and len(items) > max_items:
+        raise too_many_items(str(len(items)), max_items)
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
@@ -64,7 +110,8 @@ def _refuse_lone_surrogates(value: Any) -> None:
 class _StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = loads_strict(await self.body())
+            settings = cast(Settings, self.state.settings)
+            self._json = loads_strict(await self.body(), max_items=settings.batch_max_items)
         return self._json
 
 
@@ -75,12 +122,26 @@ def _is_json(content_type: str) -> bool:
 
 
 class StrictJsonRoute(APIRoute):
+    """Set `required_scope` (see `strict_json_route`) to check the key before the body is read."""
+
+    required_scope: ClassVar[Scope | None] = None
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
+        authorise = None if self.required_scope is None else require(self.required_scope)
 
         async def strict_handler(request: Request) -> Response:
+            if authorise is not None:
+                # The route's own key dependency then returns this principal unchanged.
+                request.scope[PRINCIPAL_SCOPE_KEY] = await authorise(
+                    request=request,
+                    settings=request.state.settings,
+                    keys=request.state.keys,
+                    limiter=request.state.limiter,
+                    credentials=await _bearer(request),
+                )
             if not _is_json(request.headers.get("content-type", "")):
                 raise ProblemException(
                     415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json (UTF-8)"
@@ -88,3 +149,8 @@ class StrictJsonRoute(APIRoute):
             return await handler(_StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+def strict_json_route(scope: Scope) -> type[StrictJsonRoute]:
+    """A StrictJsonRoute whose API key must carry `scope`, checked from the headers alone."""
+    return type(f"StrictJsonRoute_{scope.value}", (StrictJsonRoute,), {"required_scope": scope})

@@ -1,5 +1,9 @@
 """Graceful shutdown: on SIGTERM, fail readiness first, keep serving while balancers notice,
-then let uvicorn stop accepting, finish in-flight requests and run the lifespan shutdown."""
+then let uvicorn stop accepting, finish in-flight requests and run the lifespan shutdown.
+
+While draining, every answer carries `Connection: close` (api/limits.py), so a keep-alive
+client moves on between two requests rather than meet a connection closed under its request;
+connections still idle at the end get a moment to bring a request (http_protocol.py)."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from pydantic import TypeAdapter
 
 from certcheck.api.convert import certificate_out, listing_of, verify_response
 from certcheck.api.deps import BatchKey, CheckerDep, SettingsDep, StoreDep, VerifyKey
@@ -19,7 +21,9 @@ from certcheck.api.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from certcheck.api.strict_json import StrictJsonRoute
+from certcheck.api.strict_json import StrictJsonRoute, strict_json_route, too_many_items
+from certcheck.checking import SLICE, in_slices
+from certcheck.keys import Scope
 from certcheck.verification.numbers import (
     NUMBER_FORMAT_HINT,
     normalise_cert_no,
@@ -34,7 +38,6 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/verify", responses=_UNAVAILABLE)
 async def verify_one(
     body: VerifyRequest, checker: CheckerDep, _key: VerifyKey, request: Request
 ) -> VerifyResponse:
@@ -45,27 +48,56 @@ async def verify_one(
     return verify_response(check, body.listing_id)
 
 
-@router.post("/verify/batch", responses={**_UNAVAILABLE, 413: {"description": "too many items"}})
 async def verify_batch(
     body: BatchRequest, checker: CheckerDep, settings: SettingsDep, _key: BatchKey
-) -> BatchResponse:
+) -> Response:
     """Decide many listings at once (up to CERTCHECK_BATCH_MAX_ITEMS, 10,000 by default)."""
     if len(body.items) > settings.batch_max_items:
-        raise ProblemException(
-            413,
-            "TOO_MANY_ITEMS",
-            f"{len(body.items)} items sent; at most {settings.batch_max_items} per batch "
-            "(use a re-check job for more)",
-        )
-    checks = await checker.check([listing_of(item) for item in body.items])
-    results = [
-        verify_response(c, item.listing_id) for c, item in zip(checks, body.items, strict=True)
-    ]
+        raise too_many_items(str(len(body.items)), settings.batch_max_items)
+    checks = await checker.check(await in_slices(body.items, listing_of))
+    results = await in_slices(
+        list(zip(checks, body.items, strict=True)),
+        lambda pair: verify_response(pair[0], pair[1].listing_id),
+    )
     counts = Counter(r.decision for r in results)
     summary = Summary(
         allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
     )
-    return BatchResponse(results=results, summary=summary)
+    return await _batch_json(results, summary)
+
+
+_RESULTS = TypeAdapter(list[VerifyResponse])
+
+
+async def _batch_json(results: list[VerifyResponse], summary: Summary) -> Response:
+    """BatchResponse as JSON, serialised in slices: in one piece, 10,000 results hold the
+    event loop for longer than a real-time check may wait."""
+    parts: list[bytes] = []
+    for start in range(0, len(results), SLICE):
+        if start:
+            await asyncio.sleep(0)
+        parts.append(_RESULTS.dump_json(results[start : start + SLICE])[1:-1])
+    body = b'{"results":[%b],"summary":%b}' % (b",".join(parts), summary.model_dump_json().encode())
+    return Response(body, media_type="application/json")
+
+
+# Added here rather than by decorator: only add_api_route takes a route class of its own, and
+# these routes check their key's scope from the headers before reading the body.
+router.add_api_route(
+    "/verify",
+    verify_one,
+    methods=["POST"],
+    responses={**_UNAVAILABLE, 413: {"description": "PAYLOAD_TOO_LARGE"}},
+    route_class_override=strict_json_route(Scope.VERIFY),
+)
+router.add_api_route(
+    "/verify/batch",
+    verify_batch,
+    methods=["POST"],
+    response_model=BatchResponse,
+    responses={**_UNAVAILABLE, 413: {"description": "TOO_MANY_ITEMS or PAYLOAD_TOO_LARGE"}},
+    route_class_override=strict_json_route(Scope.BATCH),
+)
 
 
 @router.get(
