@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 
 from certcheck.cli import certcheck
 from certcheck.progress import progress
 from tests.conftest import POSTGRES_ADMIN_URL, _admin, run_sync
-from tests.e2e.servers import running_server
+from tests.e2e.servers import free_port
 
 TOP = Path(__file__).resolve().parents[1]
 DATABASE_COMMANDS = [
@@ -212,15 +215,39 @@ class TestServe:
 
     @pytest.mark.e2e
     def test_every_line_of_a_multiprocess_server_is_json(self, tmp_path: Path) -> None:
-        env = {"CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"}
-        with running_server(env, tmp_path, "--workers", "2") as server:
-            server.stop(signal.SIGTERM, timeout=60)
-            lines = server.output().splitlines()
+        port = free_port()
+        log = tmp_path / "serve.log"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CERTCHECK_")}
+        with log.open("wb") as sink:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "certcheck", "serve", "--workers", "2", "--port", str(port)],
+                cwd=tmp_path,
+                env={**clean, "PYTHONPATH": str(TOP / "src")},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until_healthy(f"http://127.0.0.1:{port}/healthz", server, seconds=120)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
+        lines = log.read_text().splitlines()
         assert any("Started parent process" in line for line in lines)
         assert any("Running upgrade" in line for line in lines)  # alembic's, in JSON too
         for line in lines:
             assert "\x1b" not in line
             assert set(json.loads(line)) >= {"time", "level", "logger", "message"}, line
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[bytes], *, seconds: float) -> None:
+    # Two workers start slowly on a busy machine: a generous deadline, polled.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"certcheck serve --workers 2 did not answer on {url} in {seconds} s")
 
 
 class TestProgress:
