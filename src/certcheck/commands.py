@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import tempfile
@@ -25,10 +24,11 @@ from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.engine import create_engine
+from certcheck.environment import demo_banner
 from certcheck.keys import KeyStore, Scope
-from certcheck.progress import Update, progress
+from certcheck.progress import progress, reporting
 from certcheck.registry.certificate_rows import RowError, SnapshotRow
-from certcheck.registry.demo import demo_certificates, showcase_certificates
+from certcheck.registry.demo import demo_certificates
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.registry.snapshot import SnapshotError, detect_format, iter_snapshot
 from certcheck.registry.snapshot_writer import write_snapshot
@@ -36,7 +36,7 @@ from certcheck.registry.store import RegistryStore
 from certcheck.registry.upstream import build_syncer, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import today_in_shanghai
-from certcheck.verification.records import Listing, Status, Verdict
+from certcheck.verification.records import Listing, Verdict
 
 # `certcheck verify`'s exit status per decision; 1 is a failed command, 2 a wrong command line.
 VERDICT_EXIT = {Verdict.ALLOW: 0, Verdict.BLOCK: 3, Verdict.REVIEW: 4}
@@ -103,7 +103,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
     with listener:
         key = asyncio.run(_prepare(settings, demo=demo))
         if key is not None:
-            _print_demo_banner(key, host, port)
+            print(demo_banner(key, host, port), flush=True)
         if not serving.run(listener, workers, settings):
             raise CommandFailed("the service did not start; the log lines above say why")
     return 0
@@ -121,28 +121,6 @@ async def _prepare(settings: Settings, *, demo: bool) -> str | None:
             await _import(engine, path, ImportLimits(force=True), quiet=True)
         _, key = await KeyStore(engine, cache_ttl=0).create("demo", frozenset(Scope))
         return key
-
-
-def _print_demo_banner(key: str, host: str, port: int) -> None:
-    today = _today()
-    valid = next(c for c in showcase_certificates(today) if c.status is Status.VALID)
-    body = json.dumps(
-        {
-            "cert_no": valid.cert_no,
-            "product_code": valid.product_code,
-            "model": valid.models[0],
-            "listing_id": "sku-1",
-        }
-    )
-    print(
-        "\ncertcheck demo: 10,000 synthetic certificates loaded.\n"
-        f"  demo API key (all scopes): {key}\n"
-        "  try:\n"
-        f"    curl -s http://{host}:{port}/v1/verify -H 'Authorization: Bearer {key}' "
-        f"-H 'Content-Type: application/json' -d '{body}'\n"
-        f"  API documentation: http://{host}:{port}/docs\n",
-        flush=True,
-    )
 
 
 async def import_file(settings: Settings, *, path: Path, force: bool) -> int:
@@ -183,17 +161,7 @@ def _import_progress(
         return
     # The share of the file's bytes read so far (compressed ones for .gz): rows are unknown.
     with progress(f"importing {path.name}", "bytes", total=path.stat().st_size) as update:
-        yield _reporting(rows, stream, update)
-
-
-def _reporting(
-    rows: Iterator[SnapshotRow | RowError], stream: BinaryIO, update: Update
-) -> Iterator[SnapshotRow | RowError]:
-    for count, row in enumerate(rows, 1):
-        if count % 2_000 == 0:
-            update(stream.tell())
-        yield row
-    update(stream.tell())
+        yield reporting(rows, stream.tell, update)
 
 
 def _require_readable(path: Path) -> None:
