@@ -4,26 +4,35 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src ./src
-COPY migrations ./migrations
+# Dependencies first, from pyproject.toml alone: a source change keeps this layer cached.
+COPY pyproject.toml ./
 RUN python -m venv /opt/certcheck \
-    && /opt/certcheck/bin/pip install --no-compile .
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && /opt/certcheck/bin/pip install --no-compile -r /tmp/requirements.txt
+COPY README.md ./
+COPY migrations ./migrations
+COPY src ./src
+RUN /opt/certcheck/bin/pip install --no-compile --no-deps .
 
 FROM python:3.11-slim-bookworm
+# The embedded database lives in the volume; CERTCHECK_PORT is read by `serve` and the
+# health check alike.
 ENV PATH=/opt/certcheck/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    CERTCHECK_DATABASE_URL=sqlite+aiosqlite:////var/lib/certcheck/certcheck.db
+    CERTCHECK_DATABASE_URL=sqlite+aiosqlite:////var/lib/certcheck/certcheck.db \
+    CERTCHECK_HOST=0.0.0.0 \
+    CERTCHECK_PORT=8000
 RUN groupadd --system --gid 10001 certcheck \
     && useradd --system --uid 10001 --gid certcheck --home-dir /var/lib/certcheck certcheck \
     && mkdir -p /var/lib/certcheck \
     && chown certcheck:certcheck /var/lib/certcheck
+VOLUME ["/var/lib/certcheck"]
 COPY --from=build /opt/certcheck /opt/certcheck
 USER 10001:10001
 WORKDIR /var/lib/certcheck
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CERTCHECK_PORT', '8000'), timeout=2)"]
 # `serve` applies pending migrations, then runs uvicorn; SIGTERM drains gracefully.
 ENTRYPOINT ["certcheck"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve"]

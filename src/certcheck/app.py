@@ -105,6 +105,9 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
         version=__version__,
         summary="Real-time verification of China Compulsory Certification (3C) certificates.",
         lifespan=lifespan,
+        # Served by openapi.install from the package's own assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     openapi.install(app)

@@ -1,133 +1,254 @@
-"""The `certcheck` command: serve, migrate, import, keys, verify."""
+"""The `certcheck` command: parsing and failure reporting only; commands.py does the work.
+
+Exit statuses: 0 done, 1 the command failed (one line on stderr says why), 2 the command
+line was wrong; `certcheck verify` adds 3 (block) and 4 (review).
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
-import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
-from certcheck import __version__
-from certcheck.config import DEFAULT_DATABASE_URL, Settings
+import click
+
+from certcheck import __version__, commands, fake_upstream
+from certcheck.environment import load_settings, use_demo_database
 from certcheck.errors import CertcheckError
 from certcheck.keys import Scope
 from certcheck.observability.logs import configure_logging
+from certcheck.verification.records import Listing
 
-log = logging.getLogger("certcheck")
-
-Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int] | int]
+_CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+_DATABASE = (
+    "Database: the one CERTCHECK_DATABASE_URL names; unset, ./certcheck.db in the current "
+    "directory (sqlite+aiosqlite:///./certcheck.db)."
+)
+_MIGRATED = f"{_DATABASE} Run `certcheck db upgrade` on a new database first."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    configure_logging("INFO", json_lines=False)
-    handler: Command = args.handler
+    """The console script; returns the exit status."""
     try:
-        outcome = handler(args)
-        if not isinstance(outcome, int):
-            outcome = asyncio.run(outcome)
+        args = list(argv) if argv is not None else None
+        status = certcheck.main(args, prog_name="certcheck", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare `certcheck` or `certcheck keys`: the help is the answer
+        return exc.exit_code
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "certcheck"
+        return _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
+    except click.Abort:
+        return _fail("interrupted")
     except CertcheckError as exc:
         return _fail(f"{exc.code}: {exc.detail}")
-    except (OSError, ValueError) as exc:
+    except (commands.CommandFailed, OSError, ValueError) as exc:
         return _fail(str(exc))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
-    return outcome
+    return status if isinstance(status, int) else 0
 
 
-def _fail(reason: str) -> int:
+def _fail(reason: str, status: int = 1) -> int:
     print(f"certcheck: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
-    return 1
+    return status
 
 
-def _parser() -> argparse.ArgumentParser:
-    from certcheck import commands
+def _run(outcome: Coroutine[Any, Any, int] | int) -> int:
+    return outcome if isinstance(outcome, int) else asyncio.run(outcome)
 
-    parser = argparse.ArgumentParser(prog="certcheck", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"certcheck {__version__}")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the HTTP service (applies migrations first)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument(
-        "--demo",
-        action="store_true",
-        help=f"use the embedded database ({DEFAULT_DATABASE_URL}) with a demo registry and key",
+@click.group(context_settings=_CONTEXT)
+@click.version_option(__version__, prog_name="certcheck")
+@click.pass_context
+def certcheck(ctx: click.Context) -> None:
+    """Check China Compulsory Certification (3C) certificate numbers for e-commerce listings.
+
+    Settings come from CERTCHECK_* environment variables (and a .env file in the current
+    directory); README.md lists them. Start with `certcheck serve --demo`.
+    """
+    # A server's lines go to log collectors: JSON, like its workers'. People read the rest.
+    configure_logging("INFO", json_lines=ctx.invoked_subcommand in ("serve", "fake-upstream"))
+
+
+@certcheck.command(epilog=_DATABASE)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    envvar="CERTCHECK_HOST",
+    show_envvar=True,
+    help="Address to listen on; 0.0.0.0 listens on every interface.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    type=click.IntRange(1, 65535),
+    envvar="CERTCHECK_PORT",
+    show_envvar=True,
+    help="TCP port to listen on; checked before anything else happens.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(min=1),
+    help="Processes sharing the port, each with its own cache and job workers.",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Use ./certcheck.db whatever CERTCHECK_DATABASE_URL says, load 10,000 synthetic "
+    "certificates, create a key with every scope and print it with a ready curl line.",
+)
+def serve(host: str, port: int, workers: int, demo: bool) -> int:
+    """Run the HTTP service; applies pending migrations first.
+
+    Logs are JSON lines on stderr. SIGTERM drains: /readyz fails for
+    CERTCHECK_SHUTDOWN_DRAIN seconds, then requests in flight get CERTCHECK_SHUTDOWN_TIMEOUT.
+    """
+    settings = use_demo_database() if demo else load_settings()
+    return commands.serve(settings, host=host, port=port, workers=workers, demo=demo)
+
+
+@certcheck.group(context_settings=_CONTEXT)
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command(epilog=_DATABASE)
+def upgrade() -> int:
+    """Apply the migrations: creates the database or brings it to this version's schema."""
+    return _run(commands.db_upgrade(load_settings()))
+
+
+@certcheck.command("import", epilog=_MIGRATED, short_help="Load a registry snapshot.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept a snapshot that would remove more than CERTCHECK_IMPORT_MAX_REMOVED_SHARE "
+    "(default 10%) of the registry. Rows that cannot be read are never forced: over "
+    "CERTCHECK_IMPORT_MAX_ERROR_SHARE (default 1%) the snapshot is refused.",
+)
+def import_(path: Path, force: bool) -> int:
+    """Replace the registry with the snapshot at PATH (.csv, .jsonl, .ndjson; .gz too).
+
+    All or nothing, in one transaction; prints the added, changed and removed counts.
+    """
+    return _run(commands.import_file(load_settings(), path=path, force=force))
+
+
+@certcheck.command(epilog=_MIGRATED)
+def sync() -> int:
+    """One incremental pull from the upstream feed.
+
+    Needs CERTCHECK_UPSTREAM_URL (and CERTCHECK_UPSTREAM_TOKEN if the feed wants a bearer
+    token). Prints the pages and counts applied.
+    """
+    return _run(commands.sync(load_settings()))
+
+
+@certcheck.command(
+    "fake-upstream", help=fake_upstream.__doc__, short_help="Serve a snapshot as a fake feed."
+)
+@click.option(
+    "--snapshot",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A snapshot file (.csv, .jsonl, .gz) to serve as the feed.",
+)
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", default=8900, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option(
+    "--fault", multiple=True, help="KIND[:ARG][@WHEN], as above; repeat for several faults."
+)
+@click.option("--token", help="Answer 401 unless this bearer token is sent; unset: no check.")
+def fake_upstream_(
+    snapshot: Path, host: str, port: int, fault: tuple[str, ...], token: str | None
+) -> int:
+    return commands.fake_upstream(
+        snapshot=snapshot, host=host, port=port, fault=list(fault), token=token
     )
-    serve.set_defaults(handler=commands.serve)
 
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(required=True)
-    db.add_parser("upgrade", help="apply the migrations").set_defaults(handler=commands.db_upgrade)
 
-    imp = sub.add_parser("import", help="load a registry snapshot (.csv, .jsonl, .gz)")
-    imp.add_argument("path")
-    imp.add_argument("--force", action="store_true", help="accept a snapshot that removes many")
-    imp.set_defaults(handler=commands.import_file)
+@certcheck.group(context_settings=_CONTEXT)
+def keys() -> None:
+    """API keys: shown once when created, stored only as a hash."""
 
-    sync = sub.add_parser("sync", help="one incremental pull from the upstream feed")
-    sync.set_defaults(handler=commands.sync)
-    _add_fake_upstream(sub, commands.fake_upstream)
 
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(required=True)
-    create = keys.add_parser("create", help="create a key; prints it once on stdout")
-    create.add_argument("--platform", required=True)
-    create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
-    create.set_defaults(handler=commands.keys_create)
-    revoke = keys.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
-    revoke.set_defaults(handler=commands.keys_revoke)
+@keys.command(epilog=_MIGRATED)
+@click.option("--platform", required=True, help="The platform (shop) the key belongs to.")
+@click.option(
+    "--scope",
+    "scopes",
+    required=True,
+    multiple=True,
+    type=click.Choice([s.value for s in Scope]),
+    help="A scope the key grants; repeat it for several: --scope verify --scope batch.",
+)
+def create(platform: str, scopes: tuple[str, ...]) -> int:
+    """Create an API key; prints the key alone on stdout."""
+    return _run(commands.keys_create(load_settings(), platform=platform, scopes=list(scopes)))
 
-    verify = sub.add_parser("verify", help="check one number against the configured database")
-    verify.add_argument("cert_no")
-    verify.add_argument("--product-code")
-    verify.add_argument("--model")
-    verify.add_argument("--manufacturer")
-    verify.set_defaults(handler=commands.verify)
 
-    recheck = sub.add_parser(
-        "recheck", help="re-check a file of listings (NDJSON or CSV, .gz too), a result per line"
+@keys.command(epilog=_MIGRATED)
+@click.argument("key_id")
+def revoke(key_id: str) -> int:
+    """Revoke the key KEY_ID: the id `keys create` reported, not the key."""
+    return _run(commands.keys_revoke(load_settings(), key_id=key_id))
+
+
+@certcheck.command(epilog=_MIGRATED, short_help="Check one certificate number.")
+@click.argument("cert_no")
+@click.option("--product-code", help="The listing's product code; unset: not compared.")
+@click.option("--model", help="The listing's model; unset: not compared.")
+@click.option("--manufacturer", help="The listing's manufacturer; unset: not compared.")
+def verify(
+    cert_no: str, product_code: str | None, model: str | None, manufacturer: str | None
+) -> int:
+    """Check CERT_NO once against the database; prints the verify response as JSON.
+
+    \b
+    Exit status: 0 allow, 3 block, 4 review
+                 1 no decision (the command failed), 2 wrong command line
+    """
+    listing = Listing(
+        cert_no=cert_no, product_code=product_code, model=model, manufacturer=manufacturer
     )
-    recheck.add_argument("input", help="one verify request per line, or CSV with a header row")
-    recheck.add_argument("-o", "--output", help="the result lines' file (default: stdout)")
-    recheck.add_argument("--format", choices=["ndjson", "csv"], help="if the name does not tell")
-    recheck.set_defaults(handler=commands.recheck)
-
-    openapi = sub.add_parser("openapi", help="print the OpenAPI document (YAML)")
-    openapi.set_defaults(handler=commands.openapi)
-
-    demo = sub.add_parser("demo-registry", help="write a synthetic registry snapshot")
-    demo.add_argument("output")
-    demo.add_argument("--count", type=int, default=10_000)
-    demo.set_defaults(handler=commands.demo_registry)
-    return parser
+    return _run(commands.verify(load_settings(), listing))
 
 
-def _add_fake_upstream(sub: Any, handler: Command) -> None:
-    from certcheck import fake_upstream
+@certcheck.command(epilog=_MIGRATED, short_help="Re-check a file of listings locally.")
+@click.argument("input_", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="File for the result lines, written whole or not at all; unset: stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv"]),
+    help="The input's format; unset: told by its name (.ndjson, .jsonl, .csv; .gz too).",
+)
+def recheck(input_: Path, output: str | None, fmt: str | None) -> int:
+    """Re-check a file of listings locally: one verify request per NDJSON line, or CSV with
+    a header row. Writes one result line per listing, in order; no job is stored."""
+    return _run(commands.recheck(load_settings(), source=input_, output=output, fmt=fmt))
 
-    fake = sub.add_parser(
-        "fake-upstream",
-        help="serve a snapshot as a fake upstream feed, with scripted faults (trials, tests)",
-        description=fake_upstream.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    fake.add_argument("--snapshot", required=True, help="a snapshot file (.csv, .jsonl, .gz)")
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=8900)
-    fake.add_argument("--fault", action="append", default=[], help="KIND[:ARG][@WHEN], repeatable")
-    fake.add_argument("--token", help="answer 401 unless this bearer token is sent")
-    fake.set_defaults(handler=handler)
+
+@certcheck.command()
+def openapi() -> int:
+    """Print the OpenAPI document (YAML). Touches no database."""
+    return commands.openapi(load_settings())
 
 
-def settings_from_env() -> Settings:
-    return Settings()
+@certcheck.command("demo-registry", short_help="Write a synthetic registry snapshot.")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--count", default=10_000, type=click.IntRange(min=1), help="Certificates to write.")
+def demo_registry(output: Path, count: int) -> int:
+    """Write a synthetic registry snapshot to OUTPUT (.csv or .jsonl, .gz to compress it).
 
-
-def use_demo_database() -> None:
-    """`serve --demo` runs on the embedded default, whatever the environment says."""
-    os.environ["CERTCHECK_DATABASE_URL"] = DEFAULT_DATABASE_URL
+    Touches no database; load it with `certcheck import OUTPUT`.
+    """
+    return commands.demo_registry(output=output, count=count)

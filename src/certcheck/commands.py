@@ -1,29 +1,34 @@
-"""What each `certcheck` command does; cli.py only parses arguments and reports failures."""
+"""What each `certcheck` command does; cli.py only parses arguments and reports failures.
+
+Each function takes the settings and the parsed arguments and returns the exit status.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
+import logging
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck import rechecking, serving
+from certcheck import serving
 from certcheck.api.convert import verify_response
 from certcheck.checking import Checker
-from certcheck.cli import settings_from_env, use_demo_database
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.engine import create_engine
+from certcheck.environment import demo_banner
 from certcheck.keys import KeyStore, Scope
-from certcheck.registry.demo import demo_certificates, showcase_certificates
+from certcheck.progress import progress, reporting
+from certcheck.registry.certificate_rows import RowError, SnapshotRow
+from certcheck.registry.demo import demo_certificates
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.registry.snapshot import SnapshotError, detect_format, iter_snapshot
 from certcheck.registry.snapshot_writer import write_snapshot
@@ -31,44 +36,85 @@ from certcheck.registry.store import RegistryStore
 from certcheck.registry.upstream import build_syncer, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import today_in_shanghai
-from certcheck.verification.records import Listing, Status
+from certcheck.verification.records import Listing, Verdict
 
-_T = TypeVar("_T")
+# `certcheck verify`'s exit status per decision; 1 is a failed command, 2 a wrong command line.
+VERDICT_EXIT = {Verdict.ALLOW: 0, Verdict.BLOCK: 3, Verdict.REVIEW: 4}
+
+
+class CommandFailed(Exception):
+    """A reason to stop, printed as it is on one line: no traceback helps a user here."""
 
 
 @contextlib.asynccontextmanager
-async def _engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def _engine(settings: Settings, *, migrated: bool = True) -> AsyncIterator[AsyncEngine]:
+    """The database; with `migrated`, one that `certcheck db upgrade` has prepared."""
+    if migrated:
+        _require_sqlite_file(settings.database_url)
     engine = create_engine(settings.database_url, pool_size=2)
     try:
+        if migrated and await _pending(engine):
+            raise CommandFailed(
+                f"the database {_shown(settings.database_url)} is not at the newest schema: "
+                "run `certcheck db upgrade` first"
+            )
         yield engine
     finally:
         await engine.dispose()
 
 
-async def db_upgrade(_args: argparse.Namespace) -> int:
-    async with _engine(settings_from_env()) as engine:
+async def _pending(engine: AsyncEngine) -> bool:
+    # Alembic logs its context at INFO on every look: noise on a terminal, where it is no news.
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)
+    try:
+        return await migrate.pending(engine)
+    finally:
+        alembic.setLevel(level)
+
+
+def _require_sqlite_file(url: str) -> None:
+    # Connecting would create an empty file, which the next command would then trip over.
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database not in (None, "", ":memory:") and not Path(str(database)).is_file():
+        raise CommandFailed(
+            f"no database at {database} (CERTCHECK_DATABASE_URL): run `certcheck db upgrade` first"
+        )
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def db_upgrade(settings: Settings) -> int:
+    async with _engine(settings, migrated=False) as engine:
         await migrate.upgrade(engine)
-    print("database is at the newest revision", file=sys.stderr)
+    print(f"database {_shown(settings.database_url)} is at the newest revision", file=sys.stderr)
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    if args.demo:
-        use_demo_database()
-    settings = settings_from_env()
-    key = asyncio.run(_prepare(settings, demo=args.demo))
-    if key is not None:
-        _print_demo_banner(key, args.host, args.port)
-    serving.run(args.host, args.port, args.workers, settings)
+def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> int:
+    # Bound before anything is printed or loaded: a port in use fails here, in one line.
+    try:
+        listener = serving.bind(host, port)
+    except OSError as exc:
+        raise CommandFailed(serving.bind_failure(host, port, exc)) from None
+    with listener:
+        key = asyncio.run(_prepare(settings, demo=demo))
+        if key is not None:
+            print(demo_banner(key, host, port), flush=True)
+        if not serving.run(listener, workers, settings):
+            raise CommandFailed("the service did not start; the log lines above say why")
     return 0
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
-    async with _engine(settings) as engine:
+    async with _engine(settings, migrated=False) as engine:
         await migrate.upgrade(engine)
         if not demo:
             return None
-        today = today_in_shanghai(datetime.now(UTC))
+        today = _today()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "demo.csv"
             write_snapshot(path, demo_certificates(10_000, today=today))
@@ -77,37 +123,15 @@ async def _prepare(settings: Settings, *, demo: bool) -> str | None:
         return key
 
 
-def _print_demo_banner(key: str, host: str, port: int) -> None:
-    today = today_in_shanghai(datetime.now(UTC))
-    valid = next(c for c in showcase_certificates(today) if c.status is Status.VALID)
-    body = json.dumps(
-        {
-            "cert_no": valid.cert_no,
-            "product_code": valid.product_code,
-            "model": valid.models[0],
-            "listing_id": "sku-1",
-        }
-    )
-    print(
-        "\ncertcheck demo: 10,000 synthetic certificates loaded.\n"
-        f"  demo API key (all scopes): {key}\n"
-        "  try:\n"
-        f"    curl -s http://{host}:{port}/v1/verify -H 'Authorization: Bearer {key}' "
-        f"-H 'Content-Type: application/json' -d '{body}'\n"
-        f"  API documentation: http://{host}:{port}/docs\n",
-        flush=True,
-    )
-
-
-async def import_file(args: argparse.Namespace) -> int:
-    async with _engine(settings_from_env()) as engine:
-        settings = settings_from_env()
+async def import_file(settings: Settings, *, path: Path, force: bool) -> int:
+    _require_readable(path)  # before the database: a typo must not create ./certcheck.db
+    async with _engine(settings) as engine:
         limits = ImportLimits(
-            force=args.force,
+            force=force,
             max_removed_share=settings.import_max_removed_share,
             max_error_share=settings.import_max_error_share,
         )
-        result = await _import(engine, Path(args.path), limits, quiet=False)
+        result = await _import(engine, path, limits, quiet=False)
     for error in result.errors[:20]:
         print(f"  line {error.line}: {error.message}", file=sys.stderr)
     print(
@@ -120,20 +144,39 @@ async def import_file(args: argparse.Namespace) -> int:
 async def _import(
     engine: AsyncEngine, path: Path, limits: ImportLimits, *, quiet: bool
 ) -> ImportResult:
-    fmt = detect_format(filename=path.name)
-    with path.open("rb") as stream:
-        rows = iter_snapshot(stream, fmt, today=today_in_shanghai(datetime.now(UTC)))
-        if not quiet and sys.stderr.isatty():
-            rows = _progress(rows, "rows read")
+    with path.open("rb") as stream, _import_progress(path, stream, quiet=quiet) as rows:
         try:
             return await import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
         except SnapshotError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+            raise CommandFailed(f"{path}: {exc}") from None
 
 
-async def sync(_args: argparse.Namespace) -> int:
-    settings = settings_from_env()
-    async with _engine(settings) as engine, upstream_client(settings) as http:
+@contextlib.contextmanager
+def _import_progress(
+    path: Path, stream: BinaryIO, *, quiet: bool
+) -> Iterator[Iterator[SnapshotRow | RowError]]:
+    rows = iter_snapshot(stream, detect_format(filename=path.name), today=_today())
+    if quiet:
+        yield rows
+        return
+    # The share of the file's bytes read so far (compressed ones for .gz): rows are unknown.
+    with progress(f"importing {path.name}", "bytes", total=path.stat().st_size) as update:
+        yield reporting(rows, stream.tell, update)
+
+
+def _require_readable(path: Path) -> None:
+    if not path.is_file():
+        raise CommandFailed(f"{path}: no such file")
+    with path.open("rb"):
+        pass  # raises PermissionError (an OSError: one line) when it cannot be read
+
+
+def _today() -> date:
+    return today_in_shanghai(datetime.now(UTC))
+
+
+async def sync(settings: Settings) -> int:
+    async with upstream_client(settings) as http, _engine(settings) as engine:
         result = await build_syncer(settings, engine, http).run()
     for error in result.errors[:20]:
         print(f"  {error}", file=sys.stderr)
@@ -146,45 +189,36 @@ async def sync(_args: argparse.Namespace) -> int:
     return 0
 
 
-def fake_upstream(args: argparse.Namespace) -> int:
+def fake_upstream(
+    *, snapshot: Path, host: str, port: int, fault: list[str], token: str | None
+) -> int:
     from certcheck import fake_upstream
 
-    faults = [fake_upstream.parse_fault(spec) for spec in args.fault]
-    snapshot = Path(args.snapshot)
-    fake_upstream.serve(snapshot, host=args.host, port=args.port, faults=faults, token=args.token)
+    faults = [fake_upstream.parse_fault(spec) for spec in fault]
+    fake_upstream.serve(snapshot, host=host, port=port, faults=faults, token=token)
     return 0
 
 
-def _progress(items: Iterator[_T], label: str, every: int = 50_000) -> Iterator[_T]:
-    count = 0
-    for count, item in enumerate(items, 1):
-        if count % every == 0:
-            print(f"\r{count:,} {label}", end="", file=sys.stderr, flush=True)
-        yield item
-    print(f"\r{count:,} {label}", file=sys.stderr, flush=True)
-
-
-async def keys_create(args: argparse.Namespace) -> int:
-    async with _engine(settings_from_env()) as engine:
+async def keys_create(settings: Settings, *, platform: str, scopes: list[str]) -> int:
+    async with _engine(settings) as engine:
         key_id, key = await KeyStore(engine, cache_ttl=0).create(
-            args.platform, frozenset(Scope(s) for s in args.scope)
+            platform, frozenset(Scope(s) for s in scopes)
         )
-    print(f"created key {key_id} for {args.platform}; it is shown once", file=sys.stderr)
+    print(f"created key {key_id} for {platform}; it is shown once", file=sys.stderr)
     print(key)
     return 0
 
 
-async def keys_revoke(args: argparse.Namespace) -> int:
-    async with _engine(settings_from_env()) as engine:
-        revoked = await KeyStore(engine, cache_ttl=0).revoke(args.key_id)
+async def keys_revoke(settings: Settings, *, key_id: str) -> int:
+    async with _engine(settings) as engine:
+        revoked = await KeyStore(engine, cache_ttl=0).revoke(key_id)
     if not revoked:
-        raise ValueError(f"no active key with id {args.key_id}")
-    print(f"revoked key {args.key_id}", file=sys.stderr)
+        raise CommandFailed(f"no active key with id {key_id}")
+    print(f"revoked key {key_id}", file=sys.stderr)
     return 0
 
 
-async def verify(args: argparse.Namespace) -> int:
-    settings = settings_from_env()
+async def verify(settings: Settings, listing: Listing) -> int:
     async with _engine(settings) as engine:
         store = RegistryStore(
             engine,
@@ -195,36 +229,32 @@ async def verify(args: argparse.Namespace) -> int:
         )
         await store.refresh()
         checker = Checker(store, load_catalogue(settings.catalogue_dir))
-        listing = Listing(
-            cert_no=args.cert_no,
-            product_code=args.product_code,
-            model=args.model,
-            manufacturer=args.manufacturer,
-        )
         (check,) = await checker.check([listing])
     print(verify_response(check, None).model_dump_json(indent=2))
+    return VERDICT_EXIT[check.decision.verdict]
+
+
+async def recheck(settings: Settings, *, source: Path, output: str | None, fmt: str | None) -> int:
+    from certcheck import rechecking
+    from certcheck.jobs.local import listing_format
+
+    _require_readable(source)
+    framing = listing_format(source, fmt)  # a name that does not tell fails before the database
+    async with _engine(settings) as engine:
+        return await rechecking.run(engine, settings, source=source, framing=framing, output=output)
+
+
+def demo_registry(*, output: Path, count: int) -> int:
+    written = write_snapshot(output, demo_certificates(count, today=_today()))
+    print(f"wrote {written} certificates to {output}", file=sys.stderr)
     return 0
 
 
-async def recheck(args: argparse.Namespace) -> int:
-    return await rechecking.run(args, settings_from_env())
-
-
-def demo_registry(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        raise ValueError("--count must be at least 1")
-    today = today_in_shanghai(datetime.now(UTC))
-    path = Path(args.output)
-    written = write_snapshot(path, demo_certificates(args.count, today=today))
-    print(f"wrote {written} certificates to {path}", file=sys.stderr)
-    return 0
-
-
-def openapi(_args: argparse.Namespace) -> int:
+def openapi(settings: Settings) -> int:
     import yaml
 
     from certcheck.app import create_app
 
-    document = create_app(Settings()).openapi()
+    document = create_app(settings).openapi()
     print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import errno
+import logging
 import os
 import shutil
+import socket
 import tempfile
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,6 +17,9 @@ from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.observability.exposition import MULTIPROC_ENV
 from certcheck.observability.logs import configure_logging
+
+log = logging.getLogger(__name__)
+_APP = "certcheck.serving:served_app"
 
 
 def served_app() -> FastAPI:
@@ -26,22 +33,53 @@ def served_app() -> FastAPI:
     return create_app(Settings(), handle_signals=True)
 
 
-def run(host: str, port: int, workers: int, settings: Settings) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening address, bound the way uvicorn binds it; raises OSError if it cannot be."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is in use on {host}: stop what listens there or choose another --port"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
+    """Serve on `listener`, bound by `bind` before migrations and the demo banner.
+
+    False when the service could not start (the log says why)."""
     import uvicorn
 
+    host, port = listener.getsockname()[:2]
     if workers > 1:
         _prepare_multiprocess_metrics()
-    uvicorn.run(
-        "certcheck.serving:served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
+    options: dict[str, Any] = {
+        "factory": True,
+        "workers": workers,
+        "log_config": None,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
         # httptools with deadlines for headers and bodies, and a header size cap (http_protocol.py).
-        http="certcheck.http_protocol:GuardedHttpToolsProtocol",
-    )
+        "http": "certcheck.http_protocol:GuardedHttpToolsProtocol",
+    }
+    if workers == 1:
+        # Handed over: no window for another process, and no app startup before the bind.
+        log.info("listening on http://%s:%d", host, port)
+        server = uvicorn.Server(uvicorn.Config(_APP, host=host, port=port, **options))
+        server.run(sockets=[listener])
+        return server.started
+    # uvicorn's worker supervisor binds the address itself, at once and before any worker
+    # starts; it is not handed ours because its constructor differs between releases.
+    listener.close()
+    uvicorn.run(_APP, host=host, port=port, **options)  # exits non-zero if workers cannot start
+    return True
 
 
 def _prepare_multiprocess_metrics() -> None:

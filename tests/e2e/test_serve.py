@@ -67,7 +67,7 @@ class TestServeEndToEnd:
         assert cli(env, "demo-registry", str(snapshot), "--count", "10").returncode == 0
         assert cli(env, "import", str(snapshot)).returncode == 0
         checked = cli(env, "verify", "garbage")
-        assert checked.returncode == 0, checked.stderr
+        assert checked.returncode == 3, checked.stderr  # block
         assert '"reason": "MALFORMED"' in checked.stdout
         refused = cli(env, "keys", "revoke", "nosuchkey")
         assert refused.returncode == 1

@@ -1,4 +1,6 @@
-"""The served OpenAPI document: every error response is a problem document, as it really is."""
+"""The served OpenAPI document: every error response is a problem document, as it really is.
+
+`install` also serves the pages that browse it (`/docs`, `/redoc`) from local assets."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from certcheck.api import docs
 from certcheck.api.problems import PROBLEM_JSON
 from certcheck.api.schemas import Problem
 
@@ -27,6 +30,7 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    docs.install(app)
 
 
 def _document(app: FastAPI) -> dict[str, Any]:

@@ -8,7 +8,15 @@ import logging.handlers
 import queue
 import sys
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+# uvicorn adds `color_message` (the message with ANSI colour codes) to its records: a JSON
+# line must carry the plain message only.
+_NOT_FIELDS = [*RESERVED_ATTRS, "color_message"]
+# Libraries that configure handlers of their own, or that tools configure: every line they
+# write goes through ours instead, so a log collector sees one format.
+_OURS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "alembic", "alembic.runtime.migration")
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
@@ -20,6 +28,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 datefmt="%Y-%m-%dT%H:%M:%S%z",
+                reserved_attrs=_NOT_FIELDS,
             )
         )
     else:
@@ -38,6 +47,6 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Uvicorn's own access log would repeat our request log without the fields we add.
     logging.getLogger("uvicorn.access").disabled = True
-    for name in ("uvicorn", "uvicorn.error"):
+    for name in _OURS:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

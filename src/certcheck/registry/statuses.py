@@ -9,7 +9,7 @@ from certcheck.verification.records import Status
 from certcheck.verification.text import normalise_text
 
 # Labels seen in registry data, keyed as `_key` leaves them (NFKC, case-folded, no white
-# space, so full-width parentheses match ASCII ones). Sources (docs/registry-format.md, Statuses):
+# space, so full-width parentheses match ASCII ones). Sources: labels in real registry data,
 # https://www.shumaav.com/shumabaike/znsb/53555.html and
 # http://www.ailuma55.com/news/2015-01/21/content_34616075.shtml
 # A bare 无效 ("invalid") is deliberately absent: it could mean revoked, cancelled or
