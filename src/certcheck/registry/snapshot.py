@@ -22,6 +22,7 @@ from certcheck.registry.certificate_rows import (
     SnapshotRow,
     certificate_row,
     certificate_to_snapshot_dict,
+    readable_cert_no,
 )
 
 # Rows and their validation live in certificate_rows; they are part of reading a snapshot.
@@ -121,11 +122,19 @@ def iter_snapshot(
     must then discard what it has taken. The caller's stream is left open.
     """
     for record in iter_records(stream, fmt):
-        yield record if isinstance(record, RowError) else certificate_row(*record, today)
+        if not isinstance(record, RowError):
+            yield certificate_row(*record, today)
+        elif record.cert_no is not None:  # the raw text of a ragged row's number column
+            yield RowError(record.line, record.message, readable_cert_no(record.cert_no, today))
+        else:
+            yield record
 
 
 def iter_records(stream: BinaryIO, fmt: SnapshotFormat) -> Iterator[Record]:
-    """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above)."""
+    """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above).
+
+    A RowError's `cert_no` here is the raw text of its number column, not yet normalised.
+    """
     # mode="rb" explicitly: GzipFile otherwise copies the stream's mode, and a "w+b"
     # temporary file holding an upload would be opened for writing.
     binary: BinaryIO | gzip.GzipFile = (
@@ -153,6 +162,7 @@ def _csv_records(text: io.TextIOWrapper) -> Iterator[Record]:
     reader = csv.reader(text, strict=True)
     columns, width = _csv_columns(reader)
     models_at = dict(columns).get("models")
+    cert_no_at = dict(columns)["cert_no"]
     while True:
         start = reader.line_num + 1
         try:
@@ -165,7 +175,10 @@ def _csv_records(text: io.TextIOWrapper) -> Iterator[Record]:
         if not any(field.strip() for field in row):
             continue  # blank lines and spreadsheets' trailing ",,,," rows
         if len(row) != width:
-            yield RowError(start, f"expected {width} fields as in the header, found {len(row)}")
+            # The number still names the row (its column comes first in most files): kept.
+            number = row[cert_no_at] if cert_no_at < len(row) else None
+            message = f"expected {width} fields as in the header, found {len(row)}"
+            yield RowError(start, message, number)
             continue
         fields: dict[str, object] = {name: row[index] for name, index in columns}
         if models_at is not None:
