@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck.api.routes import registry as registry_routes
 from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.registry import importer, state
@@ -30,10 +31,12 @@ SNAPSHOT = (CSV_HEADER + "".join(f"{n},valid,Co.,,\n" for n in NUMBERS)).encode(
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def running(
+    settings: Settings, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_app(settings)
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://certcheck.test") as c:
             yield manager.app, c  # type: ignore[misc]
 
@@ -197,3 +200,27 @@ def sent_to(messages: list[dict[str, Any]]) -> Any:
         messages.append(message)
 
     return send
+
+
+class TestRegistryInfoFailures:
+    async def test_a_database_error_is_reported_as_not_ready(
+        self, client: httpx.AsyncClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def unreachable(_engine: AsyncEngine) -> None:
+            raise OSError("connection refused")
+
+        monkeypatch.setattr(registry_routes, "latest_run", unreachable)
+        response = await client.get("/v1/registry", headers=headers)
+        assert response.status_code == 200
+        assert response.json()["last_sync"] is None
+
+    async def test_anything_else_is_not_swallowed(
+        self, settings: Settings, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def broken(_engine: AsyncEngine) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(registry_routes, "latest_run", broken)
+        async with running(settings, raise_app_exceptions=False) as (_, client):
+            response = await client.get("/v1/registry", headers=headers)
+        assert_problem(response, 500, "INTERNAL")
