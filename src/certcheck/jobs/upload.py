@@ -57,18 +57,18 @@ async def receive(
     (at most `_STEP` bytes of content each): the event loop only collects what arrives.
     """
     sent = 0
-    pending: list[bytes] = []
+    pending = bytearray()  # what arrived since the last trip to the thread
     with tempfile.TemporaryFile(dir=limits.spool_dir) as spool:
         intake = _Intake(spool, media, gzipped, limits)
         async for data in body:
             sent += len(data)
             if sent > limits.max_upload_bytes:
                 raise too_large("the upload", limits.max_upload_bytes)
-            pending.append(data)
-            if sum(map(len, pending)) >= _PIECE:
-                await _absorb(intake, b"".join(pending))
+            pending += data
+            if len(pending) >= _PIECE:
+                await _absorb(intake, bytes(pending))
                 pending.clear()
-        await _absorb(intake, b"".join(pending))
+        await _absorb(intake, bytes(pending))
         await asyncio.to_thread(intake.finish)
         spool.seek(0)
         yield Upload(file=spool, digest=intake.digest.hexdigest(), content_bytes=intake.written)
