@@ -135,6 +135,28 @@ class Settings(BaseSettings):
     body_min_rate: int = Field(
         default=8 << 10, ge=1, description="bytes per second a request body must average"
     )
+    # Intake limits (hardening): what one upload may cost before it is refused.
+    # A legitimate file has a handful of blank lines (a spreadsheet's trailing rows); a flood of
+    # them costs a scan per line and counts nowhere else, so it is capped on its own.
+    job_max_blank_lines: int = Field(
+        default=100_000, ge=0, description="blank lines a re-check upload may hold"
+    )
+    # The national registry is a few million rows, well under 1 GiB as CSV: twice that is room.
+    import_max_upload_bytes: int = Field(
+        default=2 << 30, ge=1, description="bytes of a snapshot upload as sent"
+    )
+    # The longest valid row (2000 models of 256 characters) is about 520,000 characters.
+    import_max_line_chars: int = Field(
+        default=4 << 20, ge=1_024, description="characters of one snapshot line"
+    )
+    import_max_blank_lines: int = Field(
+        default=100_000, ge=0, description="blank lines a snapshot may hold"
+    )
+    # A full national snapshot imports in a few minutes; half an hour means something is wrong,
+    # and the writer lock it holds keeps every sync out meanwhile.
+    import_timeout: float = Field(
+        default=1_800.0, gt=0, description="seconds a snapshot upload's import may take in all"
+    )
 
     @field_validator("rate_limit")
     @classmethod

@@ -9,6 +9,7 @@ Everything here is mapped to an RFC 9457 problem document in one place (api/prob
     ├── RegistryBusy          409 SYNC_IN_PROGRESS      another import or sync holds the lock
     ├── ImportRefused         409/422                   a snapshot that would do harm
     ├── InvalidSnapshot       415/422                   a snapshot that cannot be read
+    ├── ImportAborted         503 IMPORT_TIMEOUT/_CANCELLED  an import stopped and rolled back
     ├── JobNotFound           404 JOB_NOT_FOUND         no such re-check job for this platform
     ├── JobNotFinished        409 JOB_NOT_FINISHED      results asked for before the job is done
     ├── UploadRefused         413/415/422               a re-check upload over a cap or unreadable
@@ -66,6 +67,14 @@ class InvalidSnapshot(CertcheckError):
     status = 422
     code = "INVALID_SNAPSHOT"
     title = "The snapshot cannot be read"
+
+
+class ImportAborted(CertcheckError):
+    """An upload's import ran past its deadline or lost its client: rolled back, lock released."""
+
+    status = 503
+    code = "IMPORT_TIMEOUT"
+    title = "The import was stopped; the registry is unchanged"
 
 
 class JobNotFound(CertcheckError):

@@ -166,6 +166,38 @@ class TestImportUpload:
         assert response.json()["rejected_rows"] == 1
         assert response.json()["errors"][0]["line"] == 202
 
+    @pytest.mark.parametrize(
+        "bad_row",
+        ["{n},bogus,Co.,,\n", "{n},valid,Co.,,,extra\n", "{n},valid,,,\n"],
+        ids=["unknown-status", "ragged", "no-holder"],
+    )
+    async def test_an_unreadable_row_keeps_its_certificate(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str], bad_row: str
+    ) -> None:
+        url = app.url_path_for("import_registry")
+        upload = {**headers, "Content-Type": "text/csv"}
+        numbers = [f"2024010901{i:06d}" for i in range(200)]
+        first = CSV_HEADER + "".join(f"{n},valid,Co.,,\n" for n in numbers)
+        assert (await client.post(url, content=first.encode(), headers=upload)).status_code == 200
+        changes = app.url_path_for("list_changes")
+        cursor = (await client.get(changes, params={"limit": 1000}, headers=headers)).json()["next"]
+        second = CSV_HEADER + "".join(
+            bad_row.format(n=n) if i == 10 else f"{n},valid,Co.,,\n" for i, n in enumerate(numbers)
+        )
+
+        response = await client.post(url, content=second.encode(), headers=upload)
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["rejected_rows"], body["removed"], body["changed"]) == (1, 0, 0)
+        assert body["errors"][0]["line"] == 12
+        feed = await client.get(changes, params={"since": cursor}, headers=headers)
+        assert feed.json()["changes"] == []
+        verify = await client.post(
+            app.url_path_for("verify_one"), json={"cert_no": numbers[10]}, headers=headers
+        )
+        assert (verify.json()["decision"], verify.json()["reason"]) == ("allow", "VALID")
+
     async def test_unsupported_type(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:

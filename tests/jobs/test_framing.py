@@ -146,3 +146,34 @@ class TestCsv:
 
     def test_header_only_gives_no_chunk(self) -> None:
         assert framed(b"cert_no,model\n", UploadFormat.CSV) == []
+
+
+class TestUnstorableText:
+    """NUL and lone surrogates: no text column stores them, so the line fails, not the job."""
+
+    @pytest.mark.parametrize(
+        "record",
+        [
+            b'{"cert_no":"1","listing_id":"a\\u0000b"}',
+            b'{"listing_id":["x",{"k":"\\ud800"}]}',
+            b'{"a\\u0000":"1"}',
+        ],
+        ids=["nul", "nested-lone-surrogate", "nul-in-a-name"],
+    )
+    def test_an_ndjson_line_spelling_one_is_an_unreadable_line(self, record: bytes) -> None:
+        got = lines_of(framed(record + b'\n{"cert_no":"2"}\n'))
+        assert [(n, e is not None) for n, _, e in got] == [(1, True), (2, False)]
+        assert "NUL" in (got[0][2] or "")
+
+    @pytest.mark.parametrize(
+        "record",
+        [b'{"listing_id":"a\\\\u0000b"}', b'{"listing_id":"\\u00e9\\ud83d\\ude00"}'],
+        ids=["escaped-backslash", "surrogate-pair"],
+    )
+    def test_lookalikes_are_kept(self, record: bytes) -> None:
+        assert lines_of(framed(record + b"\n")) == [(1, record, None)]
+
+    def test_a_csv_cell_holding_one_is_an_unreadable_line(self) -> None:
+        content = b"cert_no,listing_id\n1,a\x00b\n2,c\n"
+        got = lines_of(framed(content, UploadFormat.CSV))
+        assert [(n, e is not None) for n, _, e in got] == [(2, True), (3, False)]

@@ -279,6 +279,48 @@ class TestRowErrors:
         await assert_untouched(engine, old, before)
 
 
+class TestUnreadableRowsKeepTheirCertificate:
+    """A row whose number can be read but whose other fields cannot leaves that certificate."""
+
+    async def test_a_bad_status_keeps_the_old_record_and_adds_no_change(
+        self, engine: AsyncEngine, old: list[Certificate]
+    ) -> None:
+        await load(engine, old, force=False)
+        before = await feed(engine)
+        target = old[5]
+        bad = RowError(line=7, message="status is not a known label", cert_no=target.cert_no)
+        after = (SnapshotRow(n + 2, c) for n, c in enumerate(old[6:], 6))
+        items: list[SnapshotRow | RowError] = [*rows_of(old[:5]), bad, *after]
+
+        result = await run_import(engine, items)
+
+        assert (result.rejected, result.errors, result.kept) == (1, [bad], 1)
+        assert (result.removed, result.changed, result.added) == (0, 0, 0)
+        assert await registry(engine) == as_rows(old)
+        assert await feed(engine) == before  # no removal, no change-feed entry at all
+
+    async def test_a_readable_row_of_the_same_number_wins(
+        self, engine: AsyncEngine, old: list[Certificate]
+    ) -> None:
+        await load(engine, old, force=False)
+        bad = RowError(line=300, message="holder is required", cert_no=old[0].cert_no)
+
+        result = await run_import(engine, [*rows_of([flip(old[0]), *old[1:]]), bad])
+
+        assert (result.kept, result.changed, result.rejected) == (0, 1, 1)
+        assert (await registry(engine))[old[0].cert_no]["status"] == flip(old[0]).status.value
+
+    async def test_an_unknown_number_is_not_added(
+        self, engine: AsyncEngine, old: list[Certificate]
+    ) -> None:
+        await load(engine, old[:150], force=False)
+        bad = RowError(line=300, message="holder is required", cert_no=old[199].cert_no)
+
+        result = await run_import(engine, [*rows_of(old[:150]), bad])
+
+        assert (result.kept, result.added, result.certificates) == (0, 0, 150)
+
+
 class UploadBroken(Exception):
     pass
 

@@ -3,7 +3,9 @@
 NDJSON lines are kept as sent; CSV rows become the JSON object their header describes (empty
 cells are left out, as absent). Blank lines are skipped and not counted; a UTF-8 BOM and CRLF
 line ends are accepted. Lines that cannot be read are kept with the reason, to be answered
-MALFORMED with their line number. Only an upload as a whole can be refused (UploadRefused).
+MALFORMED with their line number; so are lines holding a NUL character or a lone surrogate,
+which no database text column stores. Only an upload as a whole can be refused (UploadRefused).
+`LineGate` applies the line caps to content as it streams in, before anything is framed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -31,6 +35,7 @@ class FramingLimits:
     chunk_lines: int
     max_lines: int
     max_line_bytes: int
+    max_blank_lines: int = sys.maxsize  # blank lines cost a scan each but count nowhere else
 
 
 def frame(
@@ -65,15 +70,19 @@ def _chunked(records: Iterable[_Record], limits: FramingLimits) -> Iterator[Inpu
 
 def _count(lines: int, most: int) -> int:
     if lines > most:
-        raise UploadRefused(
-            f"the upload has more than {most} lines; split it into several jobs",
-            code="TOO_MANY_LINES",
-            status=413,
-        )
+        raise too_many_lines(most)
     return lines
 
 
-def _too_long(line: int, most: int) -> UploadRefused:
+def too_many_lines(most: int) -> UploadRefused:
+    return UploadRefused(
+        f"the upload has more than {most} lines; split it into several jobs",
+        code="TOO_MANY_LINES",
+        status=413,
+    )
+
+
+def line_too_long(line: int, most: int) -> UploadRefused:
     return UploadRefused(
         f"line {line} is longer than {most} bytes", code="LINE_TOO_LONG", status=413
     )
@@ -89,15 +98,41 @@ def _ndjson_records(stream: BinaryIO, most: int) -> Iterator[_Record]:
         for part in parts:
             number += 1
             if len(part) > most:
-                raise _too_long(number, most)
+                raise line_too_long(number, most)
             if part[-1:] == b"\r":
                 part = part[:-1]
             if part and not part.isspace():
-                yield number, part, None
+                yield number, part, _unstorable(part)
         if len(tail) > most:
-            raise _too_long(number + 1, most)
+            raise line_too_long(number + 1, most)
     if tail and not tail.isspace():
-        yield number + 1, tail.removesuffix(b"\r"), None
+        tail = tail.removesuffix(b"\r")
+        yield number + 1, tail, _unstorable(tail)
+
+
+_FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE = "the line holds a NUL character or a lone surrogate, which cannot be stored"
+
+
+def _unstorable(record: bytes) -> str | None:
+    """Why a JSON line's strings cannot be stored ("\\u0000", a lone "\\ud800"), or None."""
+    if b"\\u" not in record:
+        return None  # the common case: no escape that could spell one
+    try:
+        value = json.loads(record)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the line's parser says why
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and _FORBIDDEN.search(item):
+            return _UNSTORABLE
+    return None
 
 
 def _csv_records(stream: BinaryIO, most: int, fields: Collection[str]) -> Iterator[_Record]:
@@ -127,7 +162,7 @@ def _bounded_lines(text: io.TextIOWrapper, most: int) -> Iterator[str]:
     while line := text.readline(most + 1):
         number += 1
         if len(line) > most:
-            raise _too_long(number, most)
+            raise line_too_long(number, most)
         yield line
 
 
@@ -159,6 +194,8 @@ def _json_object(names: list[str], row: list[str]) -> tuple[bytes, str | None]:
     if len(row) != len(names):
         return b"", f"expected {len(names)} fields as in the header, found {len(row)}"
     members = {name: cell for name, cell in zip(names, row, strict=True) if cell}
+    if any("\x00" in cell for cell in members.values()):
+        return b"", _UNSTORABLE
     try:
         return json.dumps(members, ensure_ascii=False).encode(), None
     except UnicodeEncodeError:

@@ -18,6 +18,9 @@ from certcheck.verification.records import Certificate, Status
 class RowError:
     line: int
     message: str
+    # The row's number when it could be read although the rest could not: an import keeps the
+    # registry's record of it as it was, rather than dropping a certificate the file still names.
+    cert_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +43,24 @@ _status_of = functools.lru_cache(maxsize=64)(parse_status)  # labels repeat on e
 def certificate_row(line: int, fields: Mapping[str, object], today: date) -> SnapshotRow | RowError:
     """One certificate object (a snapshot row or a feed item) validated as untrusted input."""
     try:
-        return SnapshotRow(line, _certificate(fields, today))
+        cert_no = _cert_no(fields.get("cert_no"), today)
     except _RowInvalid as exc:
         return RowError(line, str(exc))
+    try:
+        return SnapshotRow(line, _certificate(cert_no, fields, today))
+    except _RowInvalid as exc:
+        return RowError(line, str(exc), cert_no)
 
 
-def _certificate(fields: Mapping[str, object], today: date) -> Certificate:
-    cert_no = _cert_no(fields.get("cert_no"), today)
+def readable_cert_no(value: object, today: date) -> str | None:
+    """The normalised number in `value`, or None: for rows whose other fields cannot be read."""
+    try:
+        return _cert_no(value, today)
+    except _RowInvalid:
+        return None
+
+
+def _certificate(cert_no: str, fields: Mapping[str, object], today: date) -> Certificate:
     status = _status(fields.get("status"))
     holder, manufacturer, factory, product_name, reason = [
         _text(fields.get(name), name) for name in _TEXT_FIELDS

@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state
@@ -57,6 +58,16 @@ staging = Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
+# Numbers of rows that could not be read although their number could: the registry's record
+# of each is copied into the staging table, so the import neither changes nor removes it.
+kept = Table(
+    "import_kept",
+    _staging_meta,
+    Column("line", Integer, nullable=False),
+    Column("cert_no", certificates.c.cert_no.type, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
 _CERT_COLUMNS = [c.name for c in certificates.columns]
 
 
@@ -69,6 +80,7 @@ class ImportResult:
     removed: int = 0
     rows: int = 0
     rejected: int = 0
+    kept: int = 0  # certificates left as they were because their row could not be read
     errors: list[RowError] = field(default_factory=list)
 
     def reject(self, error: RowError) -> None:
@@ -115,28 +127,58 @@ async def import_snapshot(
 async def _stage(
     conn: AsyncConnection, parsed: Iterator[SnapshotRow | RowError], result: ImportResult
 ) -> None:
-    await conn.run_sync(lambda sync: staging.drop(sync, checkfirst=True))
-    await conn.run_sync(lambda sync: staging.create(sync))
+    for table in (staging, kept):
+        await conn.run_sync(_recreate, table)
     postgres = conn.dialect.name == "postgresql"
     while True:
         # Parsing is CPU work: do it off the event loop so a serving process keeps answering.
         batch = await asyncio.to_thread(lambda: list(itertools.islice(parsed, _BATCH)))
         if not batch:
             break
-        rows = []
+        rows, numbers = [], []
         for item in batch:
             if isinstance(item, RowError):
                 result.reject(item)
+                if item.cert_no is not None:
+                    numbers.append({"line": item.line, "cert_no": item.cert_no})
             else:
                 rows.append({"line": item.line, **row_values(item.certificate)})
         result.rows += len(rows)
         if rows:
             await (_copy(conn, rows) if postgres else conn.execute(insert(staging), rows))
+        if numbers:
+            await conn.execute(insert(kept), numbers)
     if postgres:
         await conn.execute(text("ANALYZE import_staging"))
     else:
         await conn.execute(text("CREATE INDEX import_staging_cert_no ON import_staging (cert_no)"))
     await _drop_duplicates(conn, result)
+    result.kept = await _keep_unreadable(conn)
+
+
+def _recreate(sync: Connection, table: Table) -> None:
+    table.drop(sync, checkfirst=True)
+    table.create(sync)
+
+
+async def _keep_unreadable(conn: AsyncConnection) -> int:
+    """Stage the registry's record of each number whose row could not be read, unchanged.
+
+    A number that a readable row also names is left to that row; one the registry does not
+    hold is simply not added. Returns how many certificates were kept as they were.
+    """
+    first = (
+        select(func.min(kept.c.line).label("line"), kept.c.cert_no)
+        .where(~exists().where(staging.c.cert_no == kept.c.cert_no))
+        .group_by(kept.c.cert_no)
+        .subquery()
+    )
+    records = select(first.c.line, *(certificates.c[c] for c in _CERT_COLUMNS)).join_from(
+        first, certificates, certificates.c.cert_no == first.c.cert_no
+    )
+    done = await conn.execute(insert(staging).from_select(["line", *_CERT_COLUMNS], records))
+    await conn.run_sync(lambda sync: kept.drop(sync, checkfirst=True))
+    return max(done.rowcount, 0)
 
 
 async def _copy(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ file is unusable; `UnsupportedFormat` means we cannot tell what the file is.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
 import gzip
@@ -22,12 +23,14 @@ from certcheck.registry.certificate_rows import (
     SnapshotRow,
     certificate_row,
     certificate_to_snapshot_dict,
+    readable_cert_no,
 )
 
 # Rows and their validation live in certificate_rows; they are part of reading a snapshot.
 __all__ = [
     "COLUMNS",
     "REQUIRED_COLUMNS",
+    "ReadLimits",
     "RowError",
     "SnapshotError",
     "SnapshotFormat",
@@ -80,8 +83,16 @@ COLUMNS = (
     *("manufacturer", "factory", "product_code", "product_name", "models"),
     *("issued_on", "expires_on", "status_changed_on", "status_reason"),
 )
-# A JSON line longer than any valid certificate could be is cut off, not held in memory.
-_MAX_LINE_CHARS = 1 << 22
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """What reading one snapshot may cost, whatever the file holds."""
+
+    # A line longer than any valid certificate could be is never held in memory whole.
+    max_line_chars: int = 1 << 22
+    # Blank lines are skipped, but each costs a read: a file of nothing else is refused.
+    max_blank_lines: int = 100_000
 
 
 def detect_format(
@@ -111,7 +122,7 @@ def detect_format(
 
 
 def iter_snapshot(
-    stream: BinaryIO, fmt: SnapshotFormat, *, today: date
+    stream: BinaryIO, fmt: SnapshotFormat, *, today: date, limits: ReadLimits = ReadLimits()
 ) -> Iterator[SnapshotRow | RowError]:
     """Each row as a `SnapshotRow` or `RowError`, in file order, holding one row at a time.
 
@@ -120,19 +131,34 @@ def iter_snapshot(
     Raises `SnapshotError` part-way when the rest of the file cannot be read; the caller
     must then discard what it has taken. The caller's stream is left open.
     """
-    for record in iter_records(stream, fmt):
-        yield record if isinstance(record, RowError) else certificate_row(*record, today)
+    for record in iter_records(stream, fmt, limits):
+        if not isinstance(record, RowError):
+            yield certificate_row(*record, today)
+        elif record.cert_no is not None:  # the raw text of a ragged row's number column
+            yield RowError(record.line, record.message, readable_cert_no(record.cert_no, today))
+        else:
+            yield record
 
 
-def iter_records(stream: BinaryIO, fmt: SnapshotFormat) -> Iterator[Record]:
-    """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above)."""
+def iter_records(
+    stream: BinaryIO, fmt: SnapshotFormat, limits: ReadLimits = ReadLimits()
+) -> Iterator[Record]:
+    """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above).
+
+    A RowError's `cert_no` here is the raw text of its number column, not yet normalised.
+    """
     # mode="rb" explicitly: GzipFile otherwise copies the stream's mode, and a "w+b"
     # temporary file holding an upload would be opened for writing.
     binary: BinaryIO | gzip.GzipFile = (
         gzip.GzipFile(fileobj=stream, mode="rb") if fmt.gzip else stream
     )
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    records = _csv_records(text) if fmt.kind is SnapshotKind.CSV else _jsonl_records(text)
+    lines = _bounded_lines(text, limits)
+    records = (
+        _csv_records(lines, limits.max_blank_lines)
+        if fmt.kind is SnapshotKind.CSV
+        else _jsonl_records(lines)
+    )
     line = 0
     try:
         for record in records:
@@ -142,17 +168,48 @@ def iter_records(stream: BinaryIO, fmt: SnapshotFormat) -> Iterator[Record]:
         what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
         raise SnapshotError(f"{what} after line {line}: {exc}") from exc
     finally:
-        text.detach()
-        if binary is not stream:
-            binary.close()
+        with contextlib.suppress(ValueError):  # the caller may have closed the stream already
+            text.detach()
+            if binary is not stream:
+                binary.close()
 
 
-def _csv_records(text: io.TextIOWrapper) -> Iterator[Record]:
+# A physical line: its number and text, or None for a line too long to be read whole.
+_Line = tuple[int, str | None]
+
+
+def _bounded_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[_Line]:
+    """The text's lines, none held longer than the cap; too many blank lines: SnapshotError."""
+    most, number, blank = limits.max_line_chars, 0, 0
+    while line := text.readline(most):
+        number += 1
+        if len(line) == most and line[-1] not in "\r\n":
+            yield number, None  # first: a reader that refuses the file reads no more of it
+            while (rest := text.readline(most)) and rest[-1] not in "\r\n":
+                pass  # the rest of the line, read and dropped a bounded piece at a time
+            continue
+        if not line.strip():
+            blank += 1
+            if blank > limits.max_blank_lines:
+                raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
+        yield number, line
+
+
+def _csv_text(lines: Iterator[_Line]) -> Iterator[str]:
+    for number, line in lines:
+        if line is None:  # csv cannot skip it: a quoted field may go on on the next line
+            raise SnapshotError(f"line {number} is too long for a certificate")
+        yield line
+
+
+def _csv_records(lines: Iterator[_Line], max_blank: int) -> Iterator[Record]:
     # csv.reader's line_num counts physical lines read so far, so a record (even one with
     # newlines inside quotes) starts on the line after the previous record ended.
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(_csv_text(lines), strict=True)
     columns, width = _csv_columns(reader)
     models_at = dict(columns).get("models")
+    cert_no_at = dict(columns)["cert_no"]
+    empty = 0
     while True:
         start = reader.line_num + 1
         try:
@@ -163,9 +220,15 @@ def _csv_records(text: io.TextIOWrapper) -> Iterator[Record]:
             yield RowError(start, f"unreadable CSV record: {exc}")
             continue
         if not any(field.strip() for field in row):
-            continue  # blank lines and spreadsheets' trailing ",,,," rows
+            empty += 1  # blank lines and spreadsheets' trailing ",,,," rows: skipped, capped
+            if empty > max_blank:
+                raise SnapshotError(f"more than {max_blank} blank lines or empty rows")
+            continue
         if len(row) != width:
-            yield RowError(start, f"expected {width} fields as in the header, found {len(row)}")
+            # The number still names the row (its column comes first in most files): kept.
+            number = row[cert_no_at] if cert_no_at < len(row) else None
+            message = f"expected {width} fields as in the header, found {len(row)}"
+            yield RowError(start, message, number)
             continue
         fields: dict[str, object] = {name: row[index] for name, index in columns}
         if models_at is not None:
@@ -183,7 +246,7 @@ def _csv_columns(reader: Iterator[list[str]]) -> tuple[list[tuple[str, int]], in
     if missing:
         raise SnapshotError(
             f"the CSV header lacks the required column(s) {', '.join(missing)}; "
-            f"found: {', '.join(names) or 'no header'}"
+            f"found: {_show(', '.join(names)) or 'no header'}"
         )
     doubled = sorted({name for name in names if name in COLUMNS and names.count(name) > 1})
     if doubled:
@@ -191,14 +254,15 @@ def _csv_columns(reader: Iterator[list[str]]) -> tuple[list[tuple[str, int]], in
     return [(name, index) for index, name in enumerate(names) if name in COLUMNS], len(header)
 
 
-def _jsonl_records(text: io.TextIOWrapper) -> Iterator[Record]:
-    number = 0
-    while line := text.readline(_MAX_LINE_CHARS):
-        number += 1
-        if len(line) == _MAX_LINE_CHARS and line[-1] not in "\r\n":
-            while (rest := text.readline(_MAX_LINE_CHARS)) and rest[-1] not in "\r\n":
-                pass
-            yield RowError(number, f"line longer than {_MAX_LINE_CHARS} characters")
+def _show(text: str, most: int = 200) -> str:
+    """At most `most` characters of what the file holds, for a message."""
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def _jsonl_records(lines: Iterator[_Line]) -> Iterator[Record]:
+    for number, line in lines:
+        if line is None:
+            yield RowError(number, "line too long for a certificate")
         elif line.strip():
             yield _json_record(number, line)
 

@@ -194,14 +194,19 @@ def _check_key(key: str | None) -> None:
 
 
 def _limits(settings: Settings) -> tuple[UploadLimits, FramingLimits]:
-    return (
-        UploadLimits(
-            settings.job_max_upload_bytes, settings.job_max_content_bytes, settings.job_spool_dir
-        ),
-        FramingLimits(
-            settings.job_chunk_lines, settings.job_max_lines, settings.job_max_line_bytes
-        ),
+    framing = FramingLimits(
+        settings.job_chunk_lines,
+        settings.job_max_lines,
+        settings.job_max_line_bytes,
+        settings.job_max_blank_lines,
     )
+    upload = UploadLimits(
+        settings.job_max_upload_bytes,
+        settings.job_max_content_bytes,
+        settings.job_spool_dir,
+        lines=framing,  # refused while it streams in, not once spooled
+    )
+    return upload, framing
 
 
 def _refuse_declared_length(request: Request, most: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
-import tempfile
 from datetime import UTC, datetime
 from typing import Annotated, BinaryIO, cast
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from certcheck.api.deps import (
     AdminKey,
@@ -18,6 +19,7 @@ from certcheck.api.deps import (
     SyncerDep,
     VerifyKey,
 )
+from certcheck.api.intake import bounded, spooled_body
 from certcheck.api.problems import ProblemException
 from certcheck.api.schemas import (
     CatalogueOut,
@@ -29,23 +31,24 @@ from certcheck.api.schemas import (
     RowErrorOut,
     SyncOut,
 )
-from certcheck.errors import CertcheckError, InvalidSnapshot
+from certcheck.errors import CertcheckError, ImportAborted, InvalidSnapshot
 from certcheck.registry.changes import changes_since
 from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.registry.snapshot import (
+    ReadLimits,
     SnapshotError,
     UnsupportedFormat,
     detect_format,
     iter_snapshot,
 )
-from certcheck.registry.state import latest_run
+from certcheck.registry.state import latest_run, record_failed_run
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
-_SPOOL_IN_MEMORY = 16 * 1024 * 1024
 _CURSOR_PATTERN = "^[0-9]{0,19}$"
+log = logging.getLogger(__name__)
 
 
 @router.get("/registry")
@@ -56,7 +59,9 @@ async def registry_info(
     try:
         await store.refresh()
         run = await latest_run(engine)
-    except Exception:
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # The database is down: the answer says so (ready: false) rather than failing.
+        log.warning("registry info without the database: %s", type(exc).__name__)
         run = None
     info = store.info
     now = datetime.now(UTC)
@@ -148,7 +153,11 @@ def _cursor(since: str | None) -> int:
             },
         }
     },
-    responses={409: {"description": "SYNC_IN_PROGRESS or TOO_MANY_REMOVALS"}},
+    responses={
+        409: {"description": "SYNC_IN_PROGRESS or TOO_MANY_REMOVALS"},
+        413: {"description": "UPLOAD_TOO_LARGE: over CERTCHECK_IMPORT_MAX_UPLOAD_BYTES"},
+        503: {"description": "IMPORT_TIMEOUT or IMPORT_CANCELLED: rolled back, unchanged"},
+    },
 )
 async def import_registry(
     request: Request,
@@ -171,20 +180,21 @@ async def import_registry(
         max_removed_share=settings.import_max_removed_share,
         max_error_share=settings.import_max_error_share,
     )
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
-        async for chunk in request.stream():
-            spool.write(chunk)
-        spool.seek(0)
+    reading = ReadLimits(settings.import_max_line_chars, settings.import_max_blank_lines)
+    # Spooled under its cap before the writer lock is taken: an oversized upload holds nothing.
+    async with spooled_body(request, settings.import_max_upload_bytes) as spool:
         today = today_in_shanghai(datetime.now(UTC))
+        started = datetime.now(UTC)
+        rows = iter_snapshot(cast(BinaryIO, spool), fmt, today=today, limits=reading)
+        work = import_snapshot(engine, rows, source="upload", limits=limits)
         try:
-            result = await import_snapshot(
-                engine,
-                iter_snapshot(cast(BinaryIO, spool), fmt, today=today),
-                source="upload",
-                limits=limits,
-            )
+            result = await bounded(request, work, seconds=settings.import_timeout)
         except SnapshotError as exc:
             raise InvalidSnapshot(str(exc)) from exc
+        except ImportAborted as exc:
+            # The import's own record of its run was rolled back with everything else.
+            await record_failed_run(engine, "import", "upload", started, exc, 0)
+            raise
     await store.refresh()
     return import_out(result)
 
