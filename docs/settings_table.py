@@ -192,6 +192,13 @@ def _readable(value: int, unit: str) -> str:
     return ""
 
 
+def default_of(info: FieldInfo, unit: str) -> str:
+    # A default computed when settings load (from the machine) is described, not evaluated.
+    if info.default_factory is not None:
+        return "depends on the machine (see meaning)"
+    return render_default(info.default, unit)
+
+
 def render_range(info: FieldInfo) -> str:
     bounds = []
     for item in info.metadata:
@@ -211,7 +218,7 @@ def render() -> str:
         documented = meaning_of(name, info)
         unit, meaning = documented or ("", UNDOCUMENTED)
         row = (
-            f"| `{env_name(name)}` | {render_default(info.default, unit)} | {unit} "
+            f"| `{env_name(name)}` | {default_of(info, unit)} | {unit} "
             f"| {render_range(info)} | {meaning} |"
         )
         by_section.setdefault(section_of(name), []).append(row.replace("|  |", "| |"))
