@@ -121,7 +121,8 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         default_factory=lambda: max(64, 32 * (os.cpu_count() or 1)),
         ge=1,
-        description="requests one process works on at once (default 32 per CPU, at least 64); more get 503 OVERLOADED",
+        description="requests one process works on at once (default 32 per CPU, at least 64); "
+        "more get 503 OVERLOADED",
     )
     header_timeout: float = Field(
         default=10.0, gt=0, description="seconds a request's line and headers may take to arrive"
