@@ -87,6 +87,7 @@ class JobWorkers:
         self._process = process
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._supervisor = Supervisor(config.poll_interval)
         self._housekeeping: asyncio.Task[None] | None = None
         self._name = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -108,9 +109,10 @@ class JobWorkers:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
+        # Housekeeping finishes its round rather than being cancelled: a task cancelled while
+        # it connects can leave a connection the pool never closes.
         tasks = [*self._supervisor.stop(), *([self._housekeeping] if self._housekeeping else [])]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=_STOP_GRACE)
@@ -212,7 +214,7 @@ class JobWorkers:
     async def _housekeep(self) -> None:
         """Publish the jobs by state, and forget finished jobs past their retention."""
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self._housekeep_once()
                 failures = 0
@@ -226,7 +228,9 @@ class JobWorkers:
                     log.exception("job housekeeping failed unexpectedly")
                 else:
                     log.error("job housekeeping failed again (%d times in a row)", failures)
-            await asyncio.sleep(self._config.housekeeping_every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.housekeeping_every):
+                    await self._stopped.wait()
 
     async def _housekeep_once(self) -> None:
         for status, count in (await jobs_by_status(self._engine)).items():
