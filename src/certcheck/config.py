@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=0, description="seconds finished jobs are kept; 0: for ever"
     )
     job_spool_dir: Path | None = Field(default=None, description="uploads' temporary files")
+    # Job workers (hardening).
+    job_hold_file: Path | None = Field(
+        default=None,
+        description="test/diagnostic hook: while this file exists, workers hold their leased "
+        "chunks instead of committing them; unset in production",
+    )
 
     @field_validator("rate_limit")
     @classmethod

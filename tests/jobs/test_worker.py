@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -172,6 +173,32 @@ class TestRunning:
         finally:
             codec.go_on.set()
         assert await count(engine, recheck_chunks, recheck_chunks.c.state == "pending") == 1
+
+
+class TestHoldFile:
+    async def test_a_leased_chunk_waits_while_the_file_exists(
+        self, engine: AsyncEngine, tmp_path: Path
+    ) -> None:
+        checker = await checker_over(engine)
+        job_id = await new_job(engine, 2)
+        hold = tmp_path / "hold"
+        hold.touch()
+        config = dataclasses.replace(CONFIG, workers=1, hold_file=hold)
+        workers = JobWorkers(engine, checker, CODEC, config)
+        workers.start()
+        try:
+
+            async def leased() -> bool:
+                return await count(engine, recheck_chunks, recheck_chunks.c.state == "leased") == 1
+
+            await within(10, leased)
+            job = await get_job(engine, job_id, "shop")
+            assert job is not None
+            assert job.processed == 0
+            hold.unlink()
+            assert await finished(engine, job_id) is JobStatus.DONE
+        finally:
+            await workers.stop()
 
 
 class TestFailures:

@@ -20,6 +20,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,6 +48,7 @@ _WAITING = (*_REGISTRY_WAIT, SQLAlchemyError, OSError, TimeoutError)
 _MAX_BACKOFF = 30.0
 _STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
 _RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
+_HOLD_POLL = 0.05  # seconds between two looks at the hold file
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class WorkerConfig:
     max_attempts: int
     retention_seconds: int
     housekeeping_every: float = 10.0
+    hold_file: Path | None = None  # a test hook: see Settings.job_hold_file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -66,6 +69,7 @@ class WorkerConfig:
             poll_interval=settings.job_poll_interval,
             max_attempts=settings.job_max_attempts,
             retention_seconds=settings.job_retention,
+            hold_file=settings.job_hold_file,
         )
 
 
@@ -191,7 +195,17 @@ class JobWorkers:
             generation=result.registry.generation,
             registry_as_of=result.registry.as_of,
         )
+        await self._hold()
         return result if await queue.complete(self._engine, lease, outcome) else None
+
+    async def _hold(self) -> None:
+        """While the hold file exists, keep the lease without committing (a test hook)."""
+        hold = self._config.hold_file
+        if hold is None:
+            return
+        # Polling a file, not awaiting an Event: what drives it is a test in another process.
+        while await asyncio.to_thread(hold.exists):  # noqa: ASYNC110
+            await asyncio.sleep(_HOLD_POLL)
 
     async def _give_back(self, lease: queue.Lease) -> None:
         release = queue.release(self._engine, lease, count_attempt=False)
