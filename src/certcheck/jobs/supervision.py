@@ -77,7 +77,7 @@ class Supervisor:
     def _crashed(self, name: str, exc: Exception) -> float:
         crashes = self._crashes.get(name, 0) + 1
         self._crashes[name] = crashes
-        self._down[name] = f"{type(exc).__name__}: {exc}"[:200]
+        self._down[name] = type(exc).__name__  # /readyz shows it to anyone: no message
         self._publish()
         JOB_WORKER_CRASHES.labels(task="worker").inc()
         pause: float = min(_MAX_PAUSE, self._base_pause * 2.0**crashes)
