@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,13 @@ def numbers(env: dict[str, str], tmp_path: Path) -> list[str]:
         return [row["cert_no"] for row in csv.DictReader(rows)]
 
 
-def leased_chunks(database_url: str, *, leased_after: datetime | None = None) -> int:
-    """Chunks in the leased state; only those leased after `leased_after`, if given."""
+def leased_chunks(database_url: str, *, expired: bool = False) -> int:
+    """Chunks in the leased state; with `expired`, only those whose lease ran out: no worker
+    can commit them any more (a worker that takes one again leases it anew)."""
     c = recheck_chunks.c
     leased = c.state == "leased"
-    if leased_after is not None:
-        leased &= c.lease_until > leased_after + timedelta(seconds=LEASE_SECONDS)
+    if expired:
+        leased &= c.lease_until < datetime.now(UTC)
 
     async def count() -> int:
         engine = create_engine(database_url)
@@ -102,12 +103,11 @@ class TestKillMidJob:
             location = created.headers["location"]
             poll(first.base + location, headers, lambda j: j["processed"] > 0)
             hold.touch()  # from now on no chunk commits: what is leased stays leased
-            touched = datetime.now(UTC)
-            deadline = time.monotonic() + 60
-            # A chunk leased after the touch is held for sure (one leased before may have been
-            # past the hold already); SIGKILL while it is.
-            while not leased_chunks(database_url, leased_after=touched):
-                assert time.monotonic() < deadline, "no chunk was leased within 60 s"
+            deadline = time.monotonic() + 120
+            # A chunk still leased when its lease ran out is held for sure (one that was past
+            # the hold when the file came may still commit): SIGKILL while it is.
+            while not leased_chunks(database_url, expired=True):
+                assert time.monotonic() < deadline, "no chunk held within 120 s"
                 time.sleep(0.05)
             seen = httpx.get(first.base + location, headers=headers).json()
             assert first.stop(signal.SIGKILL) == -signal.SIGKILL
