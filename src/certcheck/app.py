@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import __version__
@@ -53,29 +54,38 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         if settings.auth is AuthMode.DISABLED:
             log.warning("CERTCHECK_AUTH=disabled: every request is trusted. Local trials only.")
-        engine = create_engine(settings.database_url)
-        store = RegistryStore(
-            engine,
-            cache_size=settings.cache_size,
-            cache_ttl=settings.cache_ttl,
-            max_age=timedelta(seconds=settings.max_registry_age),
-            db_timeout=settings.db_timeout,
-        )
-        with contextlib.suppress(Exception):
-            await store.refresh()  # the poll below retries; start answering as soon as it can
-        poller = asyncio.create_task(store.poll(settings.generation_poll_interval))
-        lifecycle = Lifecycle()
-        if handle_signals:
-            drain_on_sigterm(lifecycle, settings.shutdown_drain)
-        checker = Checker(store, load_catalogue(settings.catalogue_dir))
-        workers = JobWorkers(engine, checker, RecheckLines(), WorkerConfig.from_settings(settings))
-        workers.start()  # none with CERTCHECK_JOB_WORKERS=0
-        upstream = upstream_client(settings) if settings.upstream_url else None
-        syncer = None
-        if upstream is not None:
-            syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
-        syncing = _periodic_sync(syncer, settings.sync_interval)
-        try:
+        # Each resource is registered as it is made, so a step that fails at startup undoes the
+        # ones before it, and shutdown undoes them all in reverse order: sync, upstream client,
+        # workers (each gives its chunk back before the engine goes), poller, engine.
+        async with contextlib.AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            store = RegistryStore(
+                engine,
+                cache_size=settings.cache_size,
+                cache_ttl=settings.cache_ttl,
+                max_age=timedelta(seconds=settings.max_registry_age),
+                db_timeout=settings.db_timeout,
+            )
+            await _first_refresh(store)
+            _run_until_exit(stack, store.poll(settings.generation_poll_interval), "registry poll")
+            lifecycle = Lifecycle()
+            if handle_signals:
+                drain_on_sigterm(lifecycle, settings.shutdown_drain)
+            checker = Checker(store, load_catalogue(settings.catalogue_dir))
+            workers = JobWorkers(
+                engine, checker, RecheckLines(), WorkerConfig.from_settings(settings)
+            )
+            stack.push_async_callback(workers.stop)
+            workers.start()  # none with CERTCHECK_JOB_WORKERS=0
+            syncer = None
+            if settings.upstream_url:
+                upstream = await stack.enter_async_context(upstream_client(settings))
+                syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
+                if settings.sync_interval:
+                    # Cancelled first at shutdown: a run cut short records itself as interrupted.
+                    periodic = sync_periodically(syncer, settings.sync_interval)
+                    _run_until_exit(stack, periodic, "periodic sync")
             yield State(
                 settings=settings,
                 engine=engine,
@@ -87,18 +97,6 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 jobs=workers,
                 syncer=syncer,
             )
-        finally:
-            if syncing is not None:
-                syncing.cancel()  # a run cut short records itself as interrupted
-                with contextlib.suppress(asyncio.CancelledError):
-                    await syncing
-            if upstream is not None:
-                await upstream.aclose()
-            await workers.stop()  # each gives its chunk back before the engine goes
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-            await engine.dispose()
 
     app = FastAPI(
         title="certcheck",
@@ -123,7 +121,26 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     return app
 
 
-def _periodic_sync(syncer: Syncer | None, interval: int) -> asyncio.Task[None] | None:
-    if syncer is None or not interval:
-        return None
-    return asyncio.create_task(sync_periodically(syncer, interval))
+async def _first_refresh(store: RegistryStore) -> None:
+    """Start answering as soon as the database allows; the poll retries whatever fails here."""
+    try:
+        await store.refresh()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("the registry could not be read at startup: %s", type(exc).__name__)
+    except Exception:
+        log.exception("the registry could not be read at startup")
+
+
+def _run_until_exit(
+    stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], what: str
+) -> None:
+    """Run `work` as a task that the stack cancels (and waits for) on its way out."""
+    task = asyncio.create_task(work, name=what)
+
+    async def cancel() -> None:
+        task.cancel()
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(outcome, Exception):
+            log.error("%s had failed", what, exc_info=outcome)
+
+    stack.push_async_callback(cancel)

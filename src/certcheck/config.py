@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     import_timeout: float = Field(
         default=1_800.0, gt=0, description="seconds a snapshot upload's import may take in all"
     )
+    # Job workers (hardening).
+    job_hold_file: Path | None = Field(
+        default=None,
+        description="test/diagnostic hook: while this file exists, workers hold their leased "
+        "chunks instead of committing them; unset in production",
+    )
 
     @field_validator("rate_limit")
     @classmethod

@@ -71,7 +71,7 @@ def running_server(env: dict[str, str], workdir: Path, *args: str) -> Iterator[S
             process.wait(timeout=15)
 
 
-def _wait_healthy(server: Server, seconds: float = 30) -> None:
+def _wait_healthy(server: Server, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.e2e.servers import cli, running_server
 pytestmark = pytest.mark.e2e
 
 LINES = 100_000
+LEASE_SECONDS = 10  # long enough for a chunk on a loaded machine: a lost lease redoes it
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "CERTCHECK_DATABASE_URL": database_url,
         "HOME": str(tmp_path),
         "CERTCHECK_JOB_CHUNK_LINES": "2500",
-        "CERTCHECK_JOB_LEASE_SECONDS": "2",
+        "CERTCHECK_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
         "CERTCHECK_JOB_POLL_INTERVAL": "0.2",
     }
 
@@ -49,12 +51,19 @@ def numbers(env: dict[str, str], tmp_path: Path) -> list[str]:
         return [row["cert_no"] for row in csv.DictReader(rows)]
 
 
-def leased_chunks(database_url: str) -> int:
+def leased_chunks(database_url: str, *, expired: bool = False) -> int:
+    """Chunks in the leased state; with `expired`, only those whose lease ran out: no worker
+    can commit them any more (a worker that takes one again leases it anew)."""
+    c = recheck_chunks.c
+    leased = c.state == "leased"
+    if expired:
+        leased &= c.lease_until < datetime.now(UTC)
+
     async def count() -> int:
         engine = create_engine(database_url)
         try:
             async with engine.connect() as conn:
-                query = select(func.count()).where(recheck_chunks.c.state == "leased")
+                query = select(func.count()).where(leased)
                 return int(await conn.scalar(query) or 0)
         finally:
             await engine.dispose()
@@ -63,7 +72,7 @@ def leased_chunks(database_url: str) -> int:
 
 
 def poll(url: str, headers: dict[str, str], until: Any) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # generous: 100,000 lines on a loaded machine
     while time.monotonic() < deadline:
         job: dict[str, Any] = httpx.get(url, headers=headers).json()
         if until(job):
@@ -82,7 +91,8 @@ class TestKillMidJob:
             json.dumps({"cert_no": numbers[i % len(numbers)], "listing_id": f"l{i}"}) + "\n"
             for i in range(LINES)
         )
-        with running_server(env, tmp_path) as first:
+        hold = tmp_path / "hold"  # while it exists, workers keep the chunks they lease
+        with running_server({**env, "CERTCHECK_JOB_HOLD_FILE": str(hold)}, tmp_path) as first:
             created = httpx.post(
                 f"{first.base}/v1/recheck-jobs",
                 content=body.encode(),
@@ -91,12 +101,18 @@ class TestKillMidJob:
             )
             assert created.status_code == 202, created.text
             location = created.headers["location"]
-            seen = poll(first.base + location, headers, lambda j: j["processed"] >= LINES // 10)
-            for _ in range(1000):  # kill it while it holds a chunk
-                if leased_chunks(database_url):
-                    break
+            poll(first.base + location, headers, lambda j: j["processed"] > 0)
+            hold.touch()  # from now on no chunk commits: what is leased stays leased
+            deadline = time.monotonic() + 120
+            # A chunk still leased when its lease ran out is held for sure (one that was past
+            # the hold when the file came may still commit): SIGKILL while it is.
+            while not leased_chunks(database_url, expired=True):
+                assert time.monotonic() < deadline, "no chunk held within 120 s"
+                time.sleep(0.05)
+            seen = httpx.get(first.base + location, headers=headers).json()
             assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-        assert seen["processed"] < LINES, "the job finished before the kill"
+        hold.unlink()
+        assert 0 < seen["processed"] < LINES, "the job finished before the kill"
         assert leased_chunks(database_url) >= 1  # the chunks it held stay leased to the dead
 
         with running_server(env, tmp_path) as second:

@@ -103,10 +103,11 @@ class TestFaults:
 
         with running_fake(tmp_path, REVOKED, "429:1@1") as fake:
             started = time.monotonic()
-            await sync_from(fake.base, database_url, sync_retry_after_max=5)
+            await sync_from(fake.base, database_url, sync_retry_after_max=60)
             waited = time.monotonic() - started
 
-        assert 1 <= waited < 3  # the backoff alone would have been 0.01 s
+        # The backoff alone would have been 0.01 s, the cap on Retry-After 60 s.
+        assert 1 <= waited < 30
         assert fake.requests(at_least=1)[0] == (1, "429")
         await assert_registry(engine, list(map(revoked, OLD)))
 
@@ -141,7 +142,7 @@ class TestFaults:
         took = time.monotonic() - started
 
         assert (failed.value.code, reason in failed.value.detail) == (code, True)
-        assert took < 3
+        assert took < 20  # a trickled page takes over 20 s: the page timeout (0.5 s) cut it
         expected = [1] + [2] * page_2_requests
         logged = fake.requests(at_least=served + len(expected))
         assert [page for page, _ in logged[served:]] == expected
@@ -202,11 +203,12 @@ class TestCommands:
             upstream = {"CERTCHECK_UPSTREAM_URL": fake.base, "CERTCHECK_SYNC_INTERVAL": "1"}
             with running_server({**env, **upstream}, tmp_path) as server:
                 started = time.monotonic()
-                reason = await _reason_within(server.base, OLD[0].cert_no, headers, seconds=5)
+                reason = await _reason_within(server.base, OLD[0].cert_no, headers, seconds=60)
                 took = time.monotonic() - started
 
-        assert reason == "REVOKED"
-        assert took < 1 + 2 + 1  # interval + poll (the syncing worker answers at once) + slack
+        # Nothing but the periodic sync changes the registry here. Its timing (interval, then
+        # the poll) is for the unit tests; a loaded machine may add seconds.
+        assert reason == "REVOKED", f"not revoked within {took:.1f} s"
         assert (await runs(engine))[-1]["kind"] == "sync"
 
     async def test_serve_syncs_on_request_and_answers_from_it_at_once(
@@ -236,7 +238,8 @@ class TestCommands:
 
 
 async def _verify_when_ready(client: httpx.AsyncClient, body: dict[str, str]) -> dict[str, Any]:
-    for _ in range(50):  # the server polls the registry state about once a second
+    deadline = time.monotonic() + 60  # the server polls the registry state about once a second
+    while time.monotonic() < deadline:
         response = await client.post("/v1/verify", json=body)
         if response.status_code == 200:
             answer: dict[str, Any] = response.json()

@@ -28,7 +28,7 @@ class Fake:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def requests(self, at_least: int = 0, seconds: float = 5) -> list[tuple[int, str]]:
+    def requests(self, at_least: int = 0, seconds: float = 30) -> list[tuple[int, str]]:
         """(page, faults applied) of every request served, in order, once `at_least` are
         logged: the fake logs from a thread of its own, a moment after it answers."""
         deadline = time.monotonic() + seconds
@@ -58,7 +58,7 @@ def running_fake(workdir: Path, items: list[dict[str, Any]], *faults: str) -> It
             process.wait(timeout=10)
 
 
-def _wait_listening(fake: Fake, port: int, seconds: float = 20) -> None:
+def _wait_listening(fake: Fake, port: int, seconds: float = 60) -> None:
     # A TCP connect, not a request: requests are counted, and faults are scripted by count.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

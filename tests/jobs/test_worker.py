@@ -1,25 +1,42 @@
 """The workers: every line answered once, waiting out an unusable registry, giving up on a
-chunk that keeps failing, and stopping without keeping chunks."""
+chunk that keeps failing, surviving what they did not expect, and stopping without keeping
+chunks."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.checking import Check
-from certcheck.db.tables import recheck_chunks, recheck_results
+from certcheck.app import create_app
+from certcheck.checking import Check, Checker
+from certcheck.config import Settings
+from certcheck.db.tables import recheck_chunks, recheck_jobs, recheck_results
 from certcheck.errors import RegistryUnavailable
 from certcheck.jobs import queue
-from certcheck.jobs.processing import Parsed
+from certcheck.jobs.chunks import InputChunk
+from certcheck.jobs.processing import ChunkResult, LineCodec, Parsed, process_chunk
 from certcheck.jobs.records import JobStatus
 from certcheck.jobs.results import result_stream
 from certcheck.jobs.views import get_job
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
-from certcheck.observability.metrics import RECHECK_LINES
-from tests.jobs.helpers import CODEC, checker_over, count, new_job
+from certcheck.observability.metrics import (
+    JOB_WORKER_CRASHES,
+    JOB_WORKERS_RUNNING,
+    RECHECK_CHUNK_FAILURES,
+    RECHECK_LINES,
+)
+from tests.jobs.helpers import CODEC, checker_over, count, new_job, number
 
 CONFIG = WorkerConfig(
     workers=2, lease_seconds=60, poll_interval=0.05, max_attempts=2, retention_seconds=0
@@ -47,14 +64,42 @@ class BlockingCodec(FailingCodec):
         return CODEC.parse(record)
 
 
+class PoisonedProcessor:
+    """process_chunk, except that a chunk holding `marker` raises an error of its own: an
+    OSError, which is not the database being away and must count against the chunk."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker.encode()
+        self.poisoned_calls = 0
+
+    async def __call__(self, chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+        if any(self.marker in record for record in chunk.records):
+            self.poisoned_calls += 1
+            raise OSError("this chunk cannot be read")
+        return await process_chunk(chunk, checker, codec)
+
+
+async def within(seconds: float, done: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + seconds
+    while not await done():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.02)
+
+
 async def finished(engine: AsyncEngine, job_id: str) -> JobStatus:
-    for _ in range(500):
+    async def over() -> bool:
         job = await get_job(engine, job_id, "shop")
         assert job is not None
-        if job.status is not JobStatus.QUEUED and job.status is not JobStatus.RUNNING:
-            return job.status
-        await asyncio.sleep(0.02)
-    raise AssertionError("the job did not finish in 10 s")
+        return job.status is not JobStatus.QUEUED and job.status is not JobStatus.RUNNING
+
+    await within(30, over)
+    job = await get_job(engine, job_id, "shop")
+    assert job is not None
+    return job.status
+
+
+def crashes(task: str = "worker") -> float:
+    return float(JOB_WORKER_CRASHES.labels(task=task)._value.get())
 
 
 class TestWorkOnce:
@@ -128,3 +173,147 @@ class TestRunning:
         finally:
             codec.go_on.set()
         assert await count(engine, recheck_chunks, recheck_chunks.c.state == "pending") == 1
+
+
+class TestHoldFile:
+    async def test_a_leased_chunk_waits_while_the_file_exists(
+        self, engine: AsyncEngine, tmp_path: Path
+    ) -> None:
+        checker = await checker_over(engine)
+        job_id = await new_job(engine, 2)
+        hold = tmp_path / "hold"
+        hold.touch()
+        config = dataclasses.replace(CONFIG, workers=1, hold_file=hold)
+        workers = JobWorkers(engine, checker, CODEC, config)
+        workers.start()
+        try:
+
+            async def leased() -> bool:
+                return await count(engine, recheck_chunks, recheck_chunks.c.state == "leased") == 1
+
+            await within(10, leased)
+            job = await get_job(engine, job_id, "shop")
+            assert job is not None
+            assert job.processed == 0
+            hold.unlink()
+            assert await finished(engine, job_id) is JobStatus.DONE
+        finally:
+            await workers.stop()
+
+
+class TestFailures:
+    async def test_a_poisoned_chunk_fails_its_job_and_the_workers_go_on(
+        self, engine: AsyncEngine
+    ) -> None:
+        checker = await checker_over(engine)
+        poisoned = await new_job(engine, 6)  # chunks [0, 1], [2, 3], [4, 5]: chunk 1 poisoned
+        healthy = await new_job(engine, 2)
+        process = PoisonedProcessor(number(3))
+        failures = RECHECK_CHUNK_FAILURES._value.get()
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
+        workers.start()
+        try:
+            assert await finished(engine, poisoned) is JobStatus.FAILED
+            assert await finished(engine, healthy) is JobStatus.DONE
+            later = await new_job(engine, 1)  # the workers are still there to work it
+            workers.wake()
+            assert await finished(engine, later) is JobStatus.DONE
+            assert workers.not_running() is None
+        finally:
+            await workers.stop()
+        job = await get_job(engine, poisoned, "shop")
+        assert job is not None
+        assert job.error == "chunk 1 failed 2 times; the last time: OSError"
+        assert process.poisoned_calls == CONFIG.max_attempts
+        assert RECHECK_CHUNK_FAILURES._value.get() - failures == CONFIG.max_attempts
+
+    async def test_a_failing_loop_is_restarted_and_logged_once(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        checker = await checker_over(engine)
+        job_id = await new_job(engine, 4)
+        take, failed = queue.take, 0
+
+        async def broken_three_times(*args: object, **kwargs: object) -> queue.Lease | None:
+            nonlocal failed
+            if failed < 3:
+                failed += 1
+                raise RuntimeError("a bug outside any chunk")
+            return await take(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(queue, "take", broken_three_times)
+        before = crashes()
+        config = dataclasses.replace(CONFIG, workers=1, poll_interval=0.01)
+        workers = JobWorkers(engine, checker, CODEC, config)
+        workers.start()
+        try:
+            assert await finished(engine, job_id) is JobStatus.DONE
+            assert workers.not_running() is None
+            assert JOB_WORKERS_RUNNING._value.get() == 1
+        finally:
+            await workers.stop()
+        assert crashes() - before == 3
+        tracebacks = [r for r in caplog.records if r.exc_info and "job worker" in r.message]
+        assert len(tracebacks) == 1
+        assert "failed again (3 times in a row" in caplog.text
+
+    async def test_a_loop_that_keeps_failing_is_reported(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def broken(*_args: object, **_kwargs: object) -> queue.Lease | None:
+            raise RuntimeError("a bug outside any chunk")
+
+        monkeypatch.setattr(queue, "take", broken)
+        workers = JobWorkers(engine, await checker_over(engine), CODEC, CONFIG)
+        workers.start()
+        try:
+
+            async def both_down() -> bool:
+                return bool(JOB_WORKERS_RUNNING._value.get() == 0)
+
+            await within(10, both_down)
+            assert workers.not_running() == "2 of 2 job workers not running (RuntimeError)"
+        finally:
+            await workers.stop()
+        assert workers.not_running() is None  # stopped on purpose: nothing to report
+
+    async def test_housekeeping_survives_what_it_cannot_read(
+        self, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        job_id = await new_job(engine, 2)
+        async with engine.begin() as conn:  # a status this code does not know
+            await conn.execute(update(recheck_jobs).values(status="paused"))
+        before = crashes("housekeeping")
+        config = dataclasses.replace(CONFIG, housekeeping_every=0.02)
+        workers = JobWorkers(engine, await checker_over(engine), CODEC, config)
+        workers.start()
+        try:
+
+            async def failed_twice() -> bool:
+                return crashes("housekeeping") - before >= 2
+
+            await within(10, failed_twice)
+        finally:
+            await workers.stop()
+        assert "job housekeeping failed unexpectedly" in caplog.text
+        assert await count(engine, recheck_jobs, recheck_jobs.c.id == job_id) == 1
+
+
+class TestReadiness:
+    async def test_readyz_names_job_workers_that_keep_failing(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def broken(*_args: object, **_kwargs: object) -> queue.Lease | None:
+            raise RuntimeError("a bug outside any chunk")
+
+        monkeypatch.setattr(queue, "take", broken)
+        app = create_app(settings.model_copy(update={"job_poll_interval": 0.05}))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                deadline = time.monotonic() + 10
+                while "jobs" not in (ready := await client.get("/readyz")).json()["checks"]:
+                    assert time.monotonic() < deadline, ready.json()
+                    await asyncio.sleep(0.02)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["jobs"] == "2 of 2 job workers not running (RuntimeError)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
@@ -45,6 +46,10 @@ class ChunkResult:
     counts: Counter[Verdict]
     invalid: int
     registry: RegistryInfo
+
+
+# What the workers call on each chunk: process_chunk, or a stand-in that fails on purpose in tests.
+ChunkProcessor = Callable[[InputChunk, Checker, LineCodec], Awaitable[ChunkResult]]
 
 
 async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:

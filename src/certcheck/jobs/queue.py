@@ -136,7 +136,11 @@ async def release(engine: AsyncEngine, lease: Lease, *, count_attempt: bool) -> 
 
 async def fail_job(engine: AsyncEngine, job_id: str, error: str) -> None:
     """Stop a job for good: its remaining chunks go, the results so far stay."""
+    # Chunks, inputs, then the job: the order `take` and `complete` lock rows in. The other
+    # order deadlocked on PostgreSQL against a worker committing another chunk of the job.
     async with engine.begin() as conn:
+        await conn.execute(delete(recheck_chunks).where(_c.job_id == job_id))
+        await conn.execute(delete(recheck_inputs).where(recheck_inputs.c.job_id == job_id))
         await conn.execute(
             update(recheck_jobs)
             .where(
@@ -146,8 +150,6 @@ async def fail_job(engine: AsyncEngine, job_id: str, error: str) -> None:
                 status=JobStatus.FAILED.value, error=error[:1000], finished_at=datetime.now(UTC)
             )
         )
-        await conn.execute(delete(recheck_chunks).where(_c.job_id == job_id))
-        await conn.execute(delete(recheck_inputs).where(recheck_inputs.c.job_id == job_id))
 
 
 class _LeaseLost(Exception):

@@ -3,18 +3,24 @@
 CERTCHECK_JOB_WORKERS=0 leaves a process API-only. Stopping lets each worker finish the chunk in
 hand (a fraction of a second); one that does not finish in time is cancelled and gives its chunk
 back. A worker killed outright loses its chunk only until the lease expires.
+
+No error ends a worker quietly. An unusable registry or database is waited out; any other error
+in a chunk fails that chunk, which is retried up to `max_attempts` times before its job fails;
+an error outside a chunk (a bug) is logged and the worker's loop restarted (jobs/supervision.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,18 +30,25 @@ from certcheck.config import Settings
 from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import compress
-from certcheck.jobs.processing import ChunkResult, LineCodec, process_chunk
+from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
+from certcheck.jobs.supervision import Supervisor
 from certcheck.jobs.views import jobs_by_status, purge_finished
-from certcheck.observability.metrics import RECHECK_JOBS, RECHECK_LINES
+from certcheck.observability.metrics import (
+    JOB_WORKER_CRASHES,
+    RECHECK_CHUNK_FAILURES,
+    RECHECK_JOBS,
+    RECHECK_LINES,
+)
 from certcheck.verification.records import Verdict
 
 log = logging.getLogger(__name__)
 
-_WAITING = (RegistryUnavailable, RegistryStale, SQLAlchemyError, OSError, TimeoutError)
+_REGISTRY_WAIT = (RegistryUnavailable, RegistryStale)
+_WAITING = (*_REGISTRY_WAIT, SQLAlchemyError, OSError, TimeoutError)
 _MAX_BACKOFF = 30.0
-_HOUSEKEEPING_EVERY = 10.0
 _STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
 _RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
+_HOLD_POLL = 0.05  # seconds between two looks at the hold file
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,8 @@ class WorkerConfig:
     poll_interval: float
     max_attempts: int
     retention_seconds: int
+    housekeeping_every: float = 10.0
+    hold_file: Path | None = None  # a test hook: see Settings.job_hold_file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -54,23 +69,37 @@ class WorkerConfig:
             poll_interval=settings.job_poll_interval,
             max_attempts=settings.job_max_attempts,
             retention_seconds=settings.job_retention,
+            hold_file=settings.job_hold_file,
         )
+
+
+class _ChunkFailed(Exception):
+    """The processing of one chunk failed for a reason of its own: counted against the chunk."""
 
 
 class JobWorkers:
     def __init__(
-        self, engine: AsyncEngine, checker: Checker, codec: LineCodec, config: WorkerConfig
+        self,
+        engine: AsyncEngine,
+        checker: Checker,
+        codec: LineCodec,
+        config: WorkerConfig,
+        *,
+        process: ChunkProcessor = process_chunk,
     ) -> None:
         self._engine, self._checker, self._codec, self._config = engine, checker, codec, config
+        self._process = process
         self._wake = asyncio.Event()
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._supervisor = Supervisor(config.poll_interval)
         self._housekeeping: asyncio.Task[None] | None = None
         self._name = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
 
     def start(self) -> None:
         for number in range(self._config.workers):
-            self._tasks.append(asyncio.create_task(self._run(f"{self._name}:{number}")))
+            worker = f"{self._name}:{number}"
+            self._supervisor.start(worker, functools.partial(self._run, worker))
         if self._config.workers:
             self._housekeeping = asyncio.create_task(self._housekeep())
 
@@ -78,18 +107,22 @@ class JobWorkers:
         """A job was created: idle workers look now rather than at their next poll."""
         self._wake.set()
 
+    def not_running(self) -> str | None:
+        """Why some of the workers that should run are not running; None when all of them are."""
+        return self._supervisor.not_running()
+
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-        tasks = [*self._tasks, *([self._housekeeping] if self._housekeeping else [])]
+        # Housekeeping finishes its round rather than being cancelled: a task cancelled while
+        # it connects can leave a connection the pool never closes.
+        tasks = [*self._supervisor.stop(), *([self._housekeeping] if self._housekeeping else [])]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=_STOP_GRACE)
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
 
     async def _run(self, worker: str) -> None:
         failures = 0
@@ -101,8 +134,10 @@ class JobWorkers:
                 failures += 1
                 delay = min(_MAX_BACKOFF, self._config.poll_interval * 2**failures)
                 log.warning("job worker waits %.0f s: %s", delay, _describe(exc))
+                self._supervisor.ran_cleanly(worker)  # waiting is the loop doing its job
                 await self._idle(delay)
                 continue
+            self._supervisor.ran_cleanly(worker)
             if not worked:
                 await self._idle(self._config.poll_interval)
 
@@ -129,7 +164,8 @@ class JobWorkers:
             raise
         except Exception as exc:
             log.exception("re-check chunk %s/%d failed", lease.job_id, lease.chunk)
-            await self._failed(lease, exc)
+            RECHECK_CHUNK_FAILURES.inc()
+            await self._failed(lease, exc.__cause__ if isinstance(exc, _ChunkFailed) else exc)
             return True
         if committed is not None:
             for verdict in Verdict:
@@ -140,7 +176,15 @@ class JobWorkers:
         chunk = await queue.load_input(self._engine, lease)
         if chunk is None:
             return None  # the job was deleted
-        result = await process_chunk(chunk, self._checker, self._codec)
+        try:
+            result = await self._process(chunk, self._checker, self._codec)
+        except _REGISTRY_WAIT:
+            raise
+        except Exception as exc:
+            # Not a database or registry to wait out, whatever its type (an OSError from a
+            # parser is the chunk's own): it counts against the chunk, or it would be retried
+            # for ever.
+            raise _ChunkFailed from exc
         outcome = queue.ChunkOutcome(
             body=await asyncio.to_thread(compress, result.body),
             decisions=result.decisions,
@@ -151,7 +195,17 @@ class JobWorkers:
             generation=result.registry.generation,
             registry_as_of=result.registry.as_of,
         )
+        await self._hold()
         return result if await queue.complete(self._engine, lease, outcome) else None
+
+    async def _hold(self) -> None:
+        """While the hold file exists, keep the lease without committing (a test hook)."""
+        hold = self._config.hold_file
+        if hold is None:
+            return
+        # Polling a file, not awaiting an Event: what drives it is a test in another process.
+        while await asyncio.to_thread(hold.exists):  # noqa: ASYNC110
+            await asyncio.sleep(_HOLD_POLL)
 
     async def _give_back(self, lease: queue.Lease) -> None:
         release = queue.release(self._engine, lease, count_attempt=False)
@@ -165,7 +219,7 @@ class JobWorkers:
                 _describe(exc),
             )
 
-    async def _failed(self, lease: queue.Lease, exc: Exception) -> None:
+    async def _failed(self, lease: queue.Lease, exc: BaseException | None) -> None:
         if lease.attempts >= self._config.max_attempts:
             await queue.fail_job(self._engine, lease.job_id, _gave_up(lease, _describe(exc)))
         else:
@@ -173,19 +227,36 @@ class JobWorkers:
 
     async def _housekeep(self) -> None:
         """Publish the jobs by state, and forget finished jobs past their retention."""
-        while True:
+        failures = 0
+        while not self._stopping:
             try:
-                for status, count in (await jobs_by_status(self._engine)).items():
-                    RECHECK_JOBS.labels(state=status.value).set(count)
-                if self._config.retention_seconds:
-                    keep = timedelta(seconds=self._config.retention_seconds)
-                    await purge_finished(self._engine, datetime.now(UTC) - keep)
+                await self._housekeep_once()
+                failures = 0
             except _WAITING as exc:
                 log.warning("job housekeeping failed: %s", _describe(exc))
-            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+            except Exception:
+                # A bug: log it (the traceback once per streak), count it, and keep going.
+                failures += 1
+                JOB_WORKER_CRASHES.labels(task="housekeeping").inc()
+                if failures == 1:
+                    log.exception("job housekeeping failed unexpectedly")
+                else:
+                    log.error("job housekeeping failed again (%d times in a row)", failures)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.housekeeping_every):
+                    await self._stopped.wait()
+
+    async def _housekeep_once(self) -> None:
+        for status, count in (await jobs_by_status(self._engine)).items():
+            RECHECK_JOBS.labels(state=status.value).set(count)
+        if self._config.retention_seconds:
+            keep = timedelta(seconds=self._config.retention_seconds)
+            await purge_finished(self._engine, datetime.now(UTC) - keep)
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown"
     return getattr(exc, "detail", None) or type(exc).__name__
 
 

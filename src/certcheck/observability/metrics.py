@@ -69,3 +69,17 @@ RECHECK_JOBS = Gauge(
     ["state"],
     multiprocess_mode="livemax",
 )
+RECHECK_CHUNK_FAILURES = Counter(
+    "certcheck_recheck_chunk_failures_total",
+    "Re-check chunks whose processing failed; each is retried until its attempts run out.",
+)
+JOB_WORKERS_RUNNING = Gauge(
+    "certcheck_job_workers_running",
+    "Job worker tasks running; fewer than CERTCHECK_JOB_WORKERS means some crashed.",
+    multiprocess_mode="livesum",
+)
+JOB_WORKER_CRASHES = Counter(
+    "certcheck_job_worker_crashes_total",
+    "Job worker and housekeeping loops that failed unexpectedly and were restarted, by task.",
+    ["task"],
+)
