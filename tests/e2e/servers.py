@@ -50,7 +50,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], workdir: Path, *args: str) -> Iterator[Server]:
+def running_server(
+    env: dict[str, str], workdir: Path, *args: str, wait: float = 30
+) -> Iterator[Server]:
     port = free_port()
     log = workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -64,7 +66,7 @@ def running_server(env: dict[str, str], workdir: Path, *args: str) -> Iterator[S
         )
         server = Server(f"http://127.0.0.1:{port}", process, log)
         try:
-            _wait_healthy(server)
+            _wait_healthy(server, wait)
             yield server
         finally:
             with contextlib.suppress(ProcessLookupError):

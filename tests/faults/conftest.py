@@ -149,7 +149,8 @@ class Deployment:
 
     @contextlib.contextmanager
     def serve(self, *args: str, **overrides: str) -> Iterator[Server]:
-        with running_server(self.env(**overrides), self.workdir, *args) as server:
+        # A generous start-up wait: two worker processes booting on a busy 2-core box are slow.
+        with running_server(self.env(**overrides), self.workdir, *args, wait=60) as server:
             yield server
 
 
