@@ -50,7 +50,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], workdir: Path, *args: str) -> Iterator[Server]:
+def running_server(
+    env: dict[str, str], workdir: Path, *args: str, wait: float = 30
+) -> Iterator[Server]:
     port = free_port()
     log = workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -60,14 +62,15 @@ def running_server(env: dict[str, str], workdir: Path, *args: str) -> Iterator[S
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=workdir,
+            start_new_session=True,  # its own process group: workers are killed with it
         )
         server = Server(f"http://127.0.0.1:{port}", process, log)
         try:
-            _wait_healthy(server)
+            _wait_healthy(server, wait)
             yield server
         finally:
-            if process.poll() is None:
-                process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
 
 

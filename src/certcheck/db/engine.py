@@ -1,7 +1,14 @@
-"""The async engine factory: one place that knows how each database wants to be connected."""
+"""The async engine factory: one place that knows how each database wants to be connected.
+
+Every PostgreSQL call has a client-side deadline (`Deadlines`): connecting, waiting for a pooled
+connection, and each statement. The request path wants them as short as its own answer
+deadline (`Deadlines.realtime`); imports, syncs and job workers want long ones (`BULK`), on an
+engine and pool of their own so they cannot starve real-time verification.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -10,7 +17,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Seconds a database call may take before it fails instead of hanging."""
+
+    connect: float = 5.0  # TCP connect, TLS and PostgreSQL's startup exchange
+    pool: float = 30.0  # waiting for a pooled connection when all are in use
+    statement: float = 60.0  # one statement (a pre-ping too); the server is told to stop as well
+
+    @classmethod
+    def realtime(cls, seconds: float) -> Deadlines:
+        """For the request path: no single step may outlast the request's own deadline."""
+        return cls(connect=seconds, pool=seconds, statement=seconds)
+
+
+BULK = Deadlines()
+
+
+def create_engine(url: str, *, pool_size: int = 10, deadlines: Deadlines = BULK) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -20,8 +44,15 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        # Short connect timeout: a verify call must turn into a 503 quickly, not hang.
-        connect_args={"timeout": 5, "command_timeout": 60},
+        pool_timeout=deadlines.pool,
+        connect_args={
+            "timeout": deadlines.connect,
+            # asyncpg's default for every query on the connection, pre-pings and COPY included.
+            "command_timeout": deadlines.statement,
+            # The client gives up at the deadline; the server should stop working then too,
+            # or a cancelled request leaves its query running and holding locks.
+            "server_settings": {"statement_timeout": str(int(deadlines.statement * 1000))},
+        },
     )
 
 
