@@ -7,6 +7,7 @@ import logging
 import logging.handlers
 import queue
 import sys
+from collections.abc import Callable
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -17,6 +18,21 @@ _NOT_FIELDS = [*RESERVED_ATTRS, "color_message"]
 # Libraries that configure handlers of their own, or that tools configure: every line they
 # write goes through ours instead, so a log collector sees one format.
 _OURS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "alembic", "alembic.runtime.migration")
+
+
+_unqueue: list[Callable[[], None]] = []
+
+
+def write_directly() -> None:
+    """Write every later line at once, not through the queue.
+
+    For a process about to end: uvicorn ends a process stopped by SIGTERM by raising the signal
+    again, which kills it before atexit handlers run, and queued lines (the last of them
+    "Application shutdown complete") would be lost.
+    """
+    for unqueue in _unqueue:
+        unqueue()
+    _unqueue.clear()
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
@@ -41,6 +57,12 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     atexit.register(listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
+
+    def unqueue() -> None:
+        listener.stop()  # writes what is queued
+        root.handlers[:] = [handler]
+
+    _unqueue[:] = [unqueue]
     root.setLevel(level)
     # httpx logs every upstream request URL at INFO, page tokens included; sync runs log
     # their own summary instead.

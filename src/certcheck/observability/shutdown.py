@@ -13,6 +13,8 @@ import signal
 from dataclasses import dataclass
 from types import FrameType
 
+from certcheck.observability.logs import write_directly
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +36,7 @@ def drain_on_sigterm(lifecycle: Lifecycle, drain_seconds: float) -> None:
             return
         lifecycle.draining = True
         log.info("SIGTERM: readiness off, stopping in %.1f s", drain_seconds)
+        loop.call_soon_threadsafe(write_directly)  # the lines up to the very end are kept
         loop.call_soon_threadsafe(loop.call_later, drain_seconds, original, signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
