@@ -21,7 +21,10 @@ from certcheck.api.recheck import RecheckLines
 from certcheck.api.routes import health, jobs, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
-from certcheck.db.engine import create_engine
+from certcheck.db import migrate
+from certcheck.db.deadline import Deadline
+from certcheck.db.engine import Deadlines, create_engine
+from certcheck.db.outage import is_database_outage
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
 from certcheck.keys import KeyStore
 from certcheck.observability import exposition
@@ -33,6 +36,9 @@ from certcheck.registry.upstream import build_syncer, sync_periodically, upstrea
 from certcheck.verification.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
+
+_LATE_MIGRATION_RETRY = 1.0  # seconds between tries while the database is away at startup
+_BULK_POOL = 4  # connections for bulk work: job workers, one import or sync, job endpoints
 
 
 class State(TypedDict):
@@ -58,16 +64,26 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
         # ones before it, and shutdown undoes them all in reverse order: sync, upstream client,
         # workers (each gives its chunk back before the engine goes), poller, engine.
         async with contextlib.AsyncExitStack() as stack:
-            engine = create_engine(settings.database_url)
+            # Two pools: real-time checks (registry and key look-ups) with deadlines as short as
+            # the answer's own, and everything else (imports, syncs, job workers, job and
+            # change-feed endpoints) with long ones, so bulk work can never starve a check.
+            engine = create_engine(settings.database_url, pool_size=_BULK_POOL)
             stack.push_async_callback(engine.dispose)
+            realtime = create_engine(
+                settings.database_url, deadlines=Deadlines.realtime(settings.db_timeout)
+            )
+            stack.push_async_callback(realtime.dispose)
+            deadline = Deadline(settings.db_timeout)
             store = RegistryStore(
-                engine,
+                realtime,
+                deadline=deadline,
                 cache_size=settings.cache_size,
                 cache_ttl=settings.cache_ttl,
                 max_age=timedelta(seconds=settings.max_registry_age),
                 db_timeout=settings.db_timeout,
             )
-            await _first_refresh(store)
+            if not await _first_refresh(store):
+                _run_until_exit(stack, _migrate_when_reachable(engine, store), "late migration")
             _run_until_exit(stack, store.poll(settings.generation_poll_interval), "registry poll")
             lifecycle = Lifecycle()
             if handle_signals:
@@ -90,7 +106,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 settings=settings,
                 engine=engine,
                 store=store,
-                keys=KeyStore(engine, cache_ttl=settings.key_cache_ttl),
+                keys=KeyStore(realtime, cache_ttl=settings.key_cache_ttl, deadline=deadline),
                 checker=checker,
                 lifecycle=lifecycle,
                 limiter=KeyRateLimiter(settings.rate_limit),
@@ -121,14 +137,31 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     return app
 
 
-async def _first_refresh(store: RegistryStore) -> None:
-    """Start answering as soon as the database allows; the poll retries whatever fails here."""
+async def _first_refresh(store: RegistryStore) -> bool:
+    """Start answering as soon as the database allows; False when it could not be reached."""
     try:
         await store.refresh()
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("the registry could not be read at startup: %s", type(exc).__name__)
+        return not is_database_outage(exc)
     except Exception:
         log.exception("the registry could not be read at startup")
+    return True
+
+
+async def _migrate_when_reachable(engine: AsyncEngine, store: RegistryStore) -> None:
+    """`serve` started while the database was away: apply the migrations once it answers."""
+    while True:
+        await asyncio.sleep(_LATE_MIGRATION_RETRY)
+        try:
+            await migrate.upgrade(engine)  # nothing to do when another process did it first
+            await store.refresh()
+        except Exception as exc:
+            if not is_database_outage(exc):
+                log.exception("migrations failed after the database came back; retrying")
+            continue
+        log.info("the database answers: migrations applied, registry read")
+        return
 
 
 def _run_until_exit(

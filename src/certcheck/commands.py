@@ -24,6 +24,7 @@ from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.engine import create_engine
+from certcheck.db.outage import is_database_outage
 from certcheck.environment import demo_banner
 from certcheck.keys import KeyStore, Scope
 from certcheck.progress import progress, reporting
@@ -40,6 +41,8 @@ from certcheck.verification.records import Listing, Verdict
 
 # `certcheck verify`'s exit status per decision; 1 is a failed command, 2 a wrong command line.
 VERDICT_EXIT = {Verdict.ALLOW: 0, Verdict.BLOCK: 3, Verdict.REVIEW: 4}
+
+log = logging.getLogger(__name__)
 
 
 class CommandFailed(Exception):
@@ -111,7 +114,15 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
     async with _engine(settings, migrated=False) as engine:
-        await migrate.upgrade(engine)
+        try:
+            await migrate.upgrade(engine)
+        except Exception as exc:
+            if demo or not is_database_outage(exc):
+                raise
+            # Serve anyway, unready: the service migrates once the database answers, so a
+            # database that comes up after certcheck (a common boot order) needs no restart.
+            log.warning("the database is unreachable (%s): serving, not ready", type(exc).__name__)
+            return None
         if not demo:
             return None
         today = _today()

@@ -11,7 +11,6 @@ never confirmed gets RegistryUnavailable, since nobody can tell whether it is ge
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import hmac
@@ -26,6 +25,7 @@ from cachetools import LRUCache, TTLCache
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.db.deadline import Deadline
 from certcheck.db.outage import is_database_outage
 from certcheck.db.tables import api_keys
 from certcheck.errors import RegistryUnavailable
@@ -82,8 +82,10 @@ class KeyStore:
         *,
         cache_ttl: float,
         timer: Callable[[], float] = time.monotonic,
+        deadline: Deadline | None = None,
     ) -> None:
         self._engine = engine
+        self._deadline = deadline  # shared with the registry store: one memory of an outage
         self._timer = timer
         self._ttl = max(cache_ttl, 0.001)
         # Revocation reaches every process within cache_ttl seconds.
@@ -145,8 +147,8 @@ class KeyStore:
         self, key_id: str, db_timeout: float, stale_if_error: float
     ) -> _KeyRow | None:
         try:
-            async with asyncio.timeout(db_timeout):
-                row = await self._load(key_id)
+            deadline = self._deadline or Deadline(db_timeout)
+            row = await deadline.call(lambda: self._load(key_id))
         except Exception as exc:
             if not is_database_outage(exc):
                 raise  # a bug: the 500 handler logs it

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
+from certcheck.db.deadline import Deadline
 from certcheck.db.tables import certificates, registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.observability.metrics import (
@@ -66,12 +67,13 @@ class RegistryStore:
         cache_ttl: float,
         max_age: timedelta,
         db_timeout: float,
+        deadline: Deadline | None = None,
     ) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._cache: TTLCache[str, Certificate | None] = TTLCache(cache_size or 1, cache_ttl)
         self._max_age = max_age
-        self._db_timeout = db_timeout
+        self.deadline = deadline or Deadline(db_timeout)
         self._info: RegistryInfo | None = None
         self._newest_seen = 0
         self.database_ok = False
@@ -98,12 +100,8 @@ class RegistryStore:
     async def refresh(self) -> RegistryInfo | None:
         """Read the registry state; drop the cache if another process committed a change."""
         try:
-            async with asyncio.timeout(self._db_timeout), self._engine.connect() as conn:
-                row = (
-                    (await conn.execute(select(registry_state).where(registry_state.c.id == 1)))
-                    .mappings()
-                    .first()
-                )
+            # Always asked, even while the database is failing: this is the probe of its return.
+            row = await self.deadline.call(self._read_state, probe=True)
         except _DB_ERRORS:
             self.database_ok = False
             raise
@@ -122,6 +120,11 @@ class RegistryStore:
         )
         self._adopt(info)
         return info
+
+    async def _read_state(self) -> Any:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(registry_state).where(registry_state.c.id == 1))
+            return result.mappings().first()
 
     async def poll(self, interval: float) -> None:
         """Run for the life of the process: notice other processes' commits within `interval`."""
@@ -159,18 +162,20 @@ class RegistryStore:
 
     async def _fetch(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
         try:
-            async with asyncio.timeout(self._db_timeout), self._engine.connect() as conn:
-                if self._postgres:
-                    result = await conn.execute(self._query(), {"nos": cert_nos})
-                    rows: list[Any] = list(result.mappings())
-                else:
-                    rows = await self._read_chunks(conn, cert_nos)
+            rows = await self.deadline.call(lambda: self._read(cert_nos))
         except _DB_ERRORS as exc:
             self.database_ok = False
             raise RegistryUnavailable(
                 f"the registry database did not answer ({type(exc).__name__})"
             ) from exc
         return self._remember(cert_nos, rows)
+
+    async def _read(self, cert_nos: list[str]) -> list[Any]:
+        async with self._engine.connect() as conn:
+            if self._postgres:
+                result = await conn.execute(self._query(), {"nos": cert_nos})
+                return list(result.mappings())
+            return await self._read_chunks(conn, cert_nos)
 
     async def _read_chunks(self, conn: AsyncConnection, cert_nos: list[str]) -> list[Any]:
         # Each chunk is a statement of its own, so its own snapshot: a commit between two of

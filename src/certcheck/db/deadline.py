@@ -1,0 +1,76 @@
+"""A deadline that returns on time even when the database call it cuts short cannot.
+
+`asyncio.timeout` cancels the call and then waits for it to unwind; on a hung link that unwind
+(closing the connection, rolling back) can outlast the deadline by seconds. `within` answers at
+the deadline and lets the cancelled call finish unwinding on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from certcheck.db.outage import is_database_outage
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+# Cancelled calls still unwinding: kept referenced so they are not collected mid-way.
+_unwinding: set[asyncio.Task[object]] = set()
+
+
+async def within(seconds: float, call: Callable[[], Awaitable[_T]]) -> _T:
+    """The result of `call()`, or TimeoutError after `seconds` without waiting for its cleanup."""
+    task: asyncio.Task[_T] = asyncio.ensure_future(call())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Task[_T]) -> None:
+    task.cancel()
+    _unwinding.add(task)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[object]) -> None:
+    _unwinding.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned database call ended with %r", task.exception())
+
+
+class DatabaseAway(TimeoutError):
+    """Not asked: the database failed a moment ago and has not answered since."""
+
+
+class Deadline:
+    """The real-time path's deadline, and its memory of the last outage.
+
+    While the database is failing, a request would otherwise wait a full deadline at each of
+    its look-ups (the key, then the certificates). After one outage every call fails at once
+    until a probe (the registry poll, every second) gets an answer again.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.failing = False
+
+    async def call(self, work: Callable[[], Awaitable[_T]], *, probe: bool = False) -> _T:
+        if self.failing and not probe:
+            raise DatabaseAway("the database did not answer a moment ago")
+        try:
+            result = await within(self.seconds, work)
+        except Exception as exc:
+            if is_database_outage(exc):
+                self.failing = True
+            raise
+        self.failing = False
+        return result
