@@ -22,7 +22,7 @@ from certcheck.api.routes import health, jobs, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
-from certcheck.db.deadline import Deadline
+from certcheck.db.deadline import Deadline, settle
 from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.outage import is_database_outage
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
@@ -43,7 +43,8 @@ _BULK_POOL = 4  # connections for bulk work: job workers, one import or sync, jo
 
 class State(TypedDict):
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # bulk work: imports, syncs, job workers, job and change-feed endpoints
+    realtime: AsyncEngine  # registry and key look-ups, with deadlines as short as the answer's
     store: RegistryStore
     keys: KeyStore
     checker: Checker
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 settings.database_url, deadlines=Deadlines.realtime(settings.db_timeout)
             )
             stack.push_async_callback(realtime.dispose)
-            deadline = Deadline(settings.db_timeout)
+            stack.push_async_callback(settle, settings.db_timeout)  # runs before the disposes
+            deadline = Deadline(settings.db_timeout, abandon=not settings.is_sqlite)
             store = RegistryStore(
                 realtime,
                 deadline=deadline,
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
             yield State(
                 settings=settings,
                 engine=engine,
+                realtime=realtime,
                 store=store,
                 keys=KeyStore(realtime, cache_ttl=settings.key_cache_ttl, deadline=deadline),
                 checker=checker,

@@ -147,7 +147,8 @@ class KeyStore:
         self, key_id: str, db_timeout: float, stale_if_error: float
     ) -> _KeyRow | None:
         try:
-            deadline = self._deadline or Deadline(db_timeout)
+            postgres = self._engine.dialect.name == "postgresql"
+            deadline = self._deadline or Deadline(db_timeout, abandon=postgres)
             row = await deadline.call(lambda: self._load(key_id))
         except Exception as exc:
             if not is_database_outage(exc):

@@ -264,6 +264,7 @@ class TestKeysDuringAnOutage:
                 key_cache_ttl=self.TTL,
                 key_stale_if_error=self.STALE,
                 db_timeout=0.5,
+                job_workers=0,  # nothing else holds a connection while the pools are closed
             )
             app = create_app(settings)
             async with LifespanManager(app) as manager:
@@ -279,6 +280,7 @@ class TestKeysDuringAnOutage:
                     await outage.start()
                     # Open SQLite connections keep their file; PostgreSQL's were cut above.
                     await manager._state["engine"].dispose()
+                    await manager._state["realtime"].dispose()
                     await asyncio.sleep(self.TTL * 2)  # the key's cache entry has expired
                     assert (await verify(known)).status_code == 200
                     assert_problem(await verify(never_seen), 503, "REGISTRY_UNAVAILABLE")

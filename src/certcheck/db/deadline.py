@@ -35,6 +35,13 @@ async def within(seconds: float, call: Callable[[], Awaitable[_T]]) -> _T:
     return task.result()
 
 
+async def settle(seconds: float) -> None:
+    """Give abandoned calls up to `seconds` to finish unwinding (at shutdown, before the pools
+    close), so none is left holding a connection when the event loop ends."""
+    if _unwinding:
+        await asyncio.wait(set(_unwinding), timeout=seconds)
+
+
 def _abandon(task: asyncio.Task[_T]) -> None:
     task.cancel()
     _unwinding.add(task)
@@ -59,15 +66,21 @@ class Deadline:
     until a probe (the registry poll, every second) gets an answer again.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, abandon: bool = True) -> None:
         self.seconds = seconds
         self.failing = False
+        # A local SQLite file never hangs on a network: there, a cut call unwinds in place.
+        self._abandon = abandon
 
     async def call(self, work: Callable[[], Awaitable[_T]], *, probe: bool = False) -> _T:
         if self.failing and not probe:
             raise DatabaseAway("the database did not answer a moment ago")
         try:
-            result = await within(self.seconds, work)
+            if self._abandon:
+                result = await within(self.seconds, work)
+            else:
+                async with asyncio.timeout(self.seconds):
+                    result = await work()
         except Exception as exc:
             if is_database_outage(exc):
                 self.failing = True

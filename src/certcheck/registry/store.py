@@ -73,7 +73,7 @@ class RegistryStore:
         self._postgres = engine.dialect.name == "postgresql"
         self._cache: TTLCache[str, Certificate | None] = TTLCache(cache_size or 1, cache_ttl)
         self._max_age = max_age
-        self.deadline = deadline or Deadline(db_timeout)
+        self.deadline = deadline or Deadline(db_timeout, abandon=self._postgres)
         self._info: RegistryInfo | None = None
         self._newest_seen = 0
         self.database_ok = False
