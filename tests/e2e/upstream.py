@@ -16,7 +16,7 @@ from typing import Any
 from tests.e2e.servers import free_port
 from tests.feeds import write_jsonl
 
-_REQUEST = re.compile(r"request \d+: page (\d+), faults: (.*)$")
+_REQUEST = re.compile(r"request \d+: page (\d+), faults: ([^\"]*)")  # plain or JSON log lines
 
 
 @dataclass
