@@ -26,8 +26,8 @@ from certcheck.db import migrate
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import metadata
 from certcheck.keys import KeyStore, Scope
-from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.registry.snapshot import SnapshotRow
+from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.snapshots.reader import SnapshotRow
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Certificate
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state, sync_state
-from certcheck.registry.feed import rfc3339
 from certcheck.registry.rows import row_values
-from certcheck.registry.snapshot import certificate_to_snapshot_dict
+from certcheck.snapshots.reader import certificate_to_snapshot_dict
+from certcheck.sync.feed import rfc3339
 from certcheck.verification.records import Certificate
 
 # Items are stamped a minute apart from a day ago: in the past, as upstream's would be.

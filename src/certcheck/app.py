@@ -31,8 +31,8 @@ from certcheck.observability import exposition
 from certcheck.observability.requests import RequestObserver
 from certcheck.observability.shutdown import Lifecycle, drain_on_sigterm
 from certcheck.registry.store import RegistryStore
-from certcheck.registry.sync import Syncer
-from certcheck.registry.upstream import build_syncer, sync_periodically, upstream_client
+from certcheck.sync.syncer import Syncer
+from certcheck.sync.upstream import build_syncer, sync_periodically, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)

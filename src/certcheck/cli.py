@@ -14,11 +14,12 @@ from typing import Any
 
 import click
 
-from certcheck import __version__, commands, fake_upstream
+from certcheck import __version__, commands
 from certcheck.environment import load_settings, use_demo_database
 from certcheck.errors import CertcheckError
 from certcheck.keys import Scope
 from certcheck.observability.logs import configure_logging
+from certcheck.sync import fake_upstream
 from certcheck.verification.records import Listing
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}

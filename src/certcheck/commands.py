@@ -28,13 +28,13 @@ from certcheck.db.outage import is_database_outage
 from certcheck.environment import demo_banner
 from certcheck.keys import KeyStore, Scope
 from certcheck.progress import progress, reporting
-from certcheck.registry.certificate_rows import RowError, SnapshotRow
-from certcheck.registry.demo import demo_certificates
-from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.registry.snapshot import SnapshotError, detect_format, iter_snapshot
-from certcheck.registry.snapshot_writer import write_snapshot
 from certcheck.registry.store import RegistryStore
-from certcheck.registry.upstream import build_syncer, upstream_client
+from certcheck.snapshots.demo import demo_certificates
+from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.snapshots.reader import SnapshotError, detect_format, iter_snapshot
+from certcheck.snapshots.rows import RowError, SnapshotRow
+from certcheck.snapshots.writer import write_snapshot
+from certcheck.sync.upstream import build_syncer, upstream_client
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Listing, Verdict
@@ -203,7 +203,7 @@ async def sync(settings: Settings) -> int:
 def fake_upstream(
     *, snapshot: Path, host: str, port: int, fault: list[str], token: str | None
 ) -> int:
-    from certcheck import fake_upstream
+    from certcheck.sync import fake_upstream
 
     faults = [fake_upstream.parse_fault(spec) for spec in fault]
     fake_upstream.serve(snapshot, host=host, port=port, faults=faults, token=token)

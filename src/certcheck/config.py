@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     shutdown_timeout: int = Field(
         default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
     )
-    # Upstream sync (registry-format.md section 2; registry/sync.py).
+    # Upstream sync (registry-format.md section 2; sync/syncer.py).
     sync_page_size: int = Field(default=1_000, ge=1, le=5_000, description="items per feed page")
     sync_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
     sync_read_timeout: float = Field(

@@ -17,7 +17,7 @@ from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.keys import Scope
 from certcheck.registry.lock import registry_writer
-from certcheck.registry.snapshot import certificate_to_snapshot_dict
+from certcheck.snapshots.reader import certificate_to_snapshot_dict
 from certcheck.verification.records import Status
 from tests.api.test_requests import assert_problem
 from tests.conftest import load, make_key

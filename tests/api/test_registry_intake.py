@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.api.routes import registry as registry_routes
 from certcheck.app import create_app
 from certcheck.config import Settings
-from certcheck.registry import importer, state
+from certcheck.registry import state
 from certcheck.registry.lock import registry_writer
+from certcheck.snapshots import importer
 from tests.api.test_registry import CSV_HEADER
 from tests.api.test_requests import assert_problem
 from tests.conftest import load

@@ -22,8 +22,8 @@ from certcheck.config import Settings
 from certcheck.db.engine import create_engine
 from certcheck.errors import SyncFailed
 from certcheck.keys import Scope
-from certcheck.registry.sync import SyncResult
-from certcheck.registry.upstream import build_syncer, upstream_client
+from certcheck.sync.syncer import SyncResult
+from certcheck.sync.upstream import build_syncer, upstream_client
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load, make_key
 from tests.e2e.servers import cli, free_port, running_server

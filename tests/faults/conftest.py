@@ -15,7 +15,7 @@ import pytest
 from certcheck.db import migrate
 from certcheck.db.engine import create_engine
 from certcheck.keys import Scope
-from certcheck.registry.demo import demo_certificates
+from certcheck.snapshots.demo import demo_certificates
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import IN_CI, load, make_key, run_sync, today
 from tests.e2e.servers import Server, running_server

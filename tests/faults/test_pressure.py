@@ -16,8 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from certcheck.registry.demo import demo_certificates
-from certcheck.registry.snapshot_writer import write_snapshot
+from certcheck.snapshots.demo import demo_certificates
+from certcheck.snapshots.writer import write_snapshot
 from tests.conftest import today
 from tests.e2e.servers import Server
 from tests.faults.conftest import DEADLINE, Deployment, Registry

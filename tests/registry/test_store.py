@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
-from certcheck.registry.demo import demo_certificates
 from certcheck.registry.store import RegistryStore
+from certcheck.snapshots.demo import demo_certificates
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load, run_sync, today
 

@@ -18,7 +18,7 @@ from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
 from certcheck.registry.store import RegistryStore
-from certcheck.registry.sync import Syncer
+from certcheck.sync.syncer import Syncer
 
 
 def _state(request: Request, name: str) -> object:

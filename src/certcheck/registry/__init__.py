@@ -1,1 +1,1 @@
-"""The cached registry: snapshot parsing, import, the store in front of the database."""
+"""The registry copy that real-time checks read: the store and its cache, state, change feed."""

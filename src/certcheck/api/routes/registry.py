@@ -33,15 +33,15 @@ from certcheck.api.schemas import (
 )
 from certcheck.errors import CertcheckError, ImportAborted, InvalidSnapshot
 from certcheck.registry.changes import changes_since
-from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.registry.snapshot import (
+from certcheck.registry.state import latest_run, record_failed_run
+from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.snapshots.reader import (
     ReadLimits,
     SnapshotError,
     UnsupportedFormat,
     detect_format,
     iter_snapshot,
 )
-from certcheck.registry.state import latest_run, record_failed_run
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Status
 

@@ -17,9 +17,9 @@ from sqlalchemy import BindParameter, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.db.tables import certificates, changes, registry_state, sync_state
-from certcheck.registry.feedpage import FeedItem
 from certcheck.registry.rows import row_values
 from certcheck.registry.state import count_run, write_state
+from certcheck.sync.feedpage import FeedItem
 
 _CHUNK = 1_000  # numbers per IN (...) lookup, well under SQLite's parameter limit
 

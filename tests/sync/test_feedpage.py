@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from certcheck.registry.feed import FeedError
-from certcheck.registry.feedpage import FeedItem, parse_page, parse_timestamp
-from certcheck.registry.snapshot import RowError, certificate_to_snapshot_dict
+from certcheck.snapshots.reader import RowError, certificate_to_snapshot_dict
+from certcheck.sync.feed import FeedError
+from certcheck.sync.feedpage import FeedItem, parse_page, parse_timestamp
 from certcheck.verification.records import Status
 from tests.factories import cert
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from certcheck.registry.demo import demo_certificates, showcase_certificates
-from certcheck.registry.snapshot import (
+from certcheck.snapshots.demo import demo_certificates, showcase_certificates
+from certcheck.snapshots.reader import (
     COLUMNS,
     RowError,
     UnsupportedFormat,
     detect_format,
     iter_snapshot,
 )
-from certcheck.registry.snapshot_writer import write_snapshot
+from certcheck.snapshots.writer import write_snapshot
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import normalise_cert_no
 from certcheck.verification.records import Certificate, Status

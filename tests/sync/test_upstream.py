@@ -11,8 +11,8 @@ import pytest
 
 from certcheck.config import Settings
 from certcheck.errors import RegistryBusy, SyncFailed, UpstreamNotConfigured
-from certcheck.registry.sync import Syncer, SyncResult
-from certcheck.registry.upstream import sync_periodically, upstream_client
+from certcheck.sync.syncer import Syncer, SyncResult
+from certcheck.sync.upstream import sync_periodically, upstream_client
 
 
 class TestUpstreamClient:
@@ -78,7 +78,7 @@ class TestSyncPeriodically:
             [SyncFailed("HTTP 503; gave up"), RegistryBusy("busy"), RuntimeError("bug"), None]
         )
 
-        with caplog.at_level(logging.INFO, "certcheck.registry.upstream"):
+        with caplog.at_level(logging.INFO, "certcheck.sync.upstream"):
             loop = asyncio.create_task(sync_periodically(cast(Syncer, syncer), 0.01))
             await asyncio.wait_for(syncer.done.wait(), 5)
             assert not loop.done()

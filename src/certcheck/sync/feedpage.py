@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from certcheck.registry.feed import FeedError
-from certcheck.registry.snapshot import RowError, certificate_row, unique_members
+from certcheck.snapshots.reader import RowError, certificate_row, unique_members
+from certcheck.sync.feed import FeedError
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Certificate
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from certcheck.registry.feed import FeedClient, FeedError, FeedLimits, retry_after_seconds
+from certcheck.sync.feed import FeedClient, FeedError, FeedLimits, retry_after_seconds
 
 TOKEN = "sekrit-upstream-token"
 BODY = b'{"items": [], "next_page_token": null, "as_of": "2026-11-23T00:00:00Z"}'

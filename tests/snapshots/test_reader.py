@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from certcheck.registry.snapshot import (
+from certcheck.snapshots.reader import (
     COLUMNS,
     RowError,
     SnapshotError,

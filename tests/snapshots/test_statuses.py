@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certcheck.registry.statuses import parse_status
+from certcheck.snapshots.statuses import parse_status
 from certcheck.verification.records import Status
 
 

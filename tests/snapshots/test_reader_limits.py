@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from certcheck.registry.snapshot import (
+from certcheck.snapshots.reader import (
     ReadLimits,
     RowError,
     SnapshotError,

@@ -22,10 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.errors import RegistryBusy, SyncFailed
 from certcheck.observability.metrics import REGISTRY_RUNS, SYNC_LAST_SUCCESS
-from certcheck.registry.feed import FeedClient, FeedError
-from certcheck.registry.feedpage import FeedPage, parse_page
 from certcheck.registry.lock import registry_writer
-from certcheck.registry.patch import PageMark, Totals, apply_page, read_cursor, rewind_cursor
 from certcheck.registry.state import (
     finish_run,
     last_started,
@@ -33,6 +30,9 @@ from certcheck.registry.state import (
     run_outcome,
     start_run,
 )
+from certcheck.sync.feed import FeedClient, FeedError
+from certcheck.sync.feedpage import FeedPage, parse_page
+from certcheck.sync.patch import PageMark, Totals, apply_page, read_cursor, rewind_cursor
 
 log = logging.getLogger(__name__)
 

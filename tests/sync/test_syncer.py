@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.tables import registry_runs, sync_state
 from certcheck.errors import RegistryBusy, SyncFailed
-from certcheck.fake_upstream import FakeUpstream, parse_fault
-from certcheck.registry.feed import FeedClient, FeedLimits, rfc3339
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.store import RegistryStore
-from certcheck.registry.sync import Syncer, SyncLimits
+from certcheck.sync.fake_upstream import FakeUpstream, parse_fault
+from certcheck.sync.feed import FeedClient, FeedLimits, rfc3339
+from certcheck.sync.syncer import Syncer, SyncLimits
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load
 from tests.factories import cert

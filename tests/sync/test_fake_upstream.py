@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certcheck.fake_upstream import FakeUpstream, Fault, load_items, parse_fault
-from certcheck.registry.feedpage import parse_timestamp
+from certcheck.sync.fake_upstream import FakeUpstream, Fault, load_items, parse_fault
+from certcheck.sync.feedpage import parse_timestamp
 from tests.factories import cert
 from tests.feeds import items_of, write_jsonl
 

@@ -42,8 +42,8 @@ from certcheck.errors import ImportRefused, RegistryBusy
 from certcheck.observability.metrics import REGISTRY_RUNS
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.rows import row_values
-from certcheck.registry.snapshot import RowError, SnapshotRow
 from certcheck.registry.state import forget_sync_cursor, record_failed_run, write_state
+from certcheck.snapshots.reader import RowError, SnapshotRow
 
 _BATCH = 5_000
 _REPORTED_ERRORS = 100

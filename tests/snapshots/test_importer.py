@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state
 from certcheck.errors import ImportRefused, RegistryBusy
-from certcheck.registry import importer, state
+from certcheck.registry import state
 from certcheck.registry.changes import changes_since
-from certcheck.registry.demo import demo_certificates
-from certcheck.registry.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.registry.snapshot import RowError, SnapshotRow
+from certcheck.snapshots import importer
+from certcheck.snapshots.demo import demo_certificates
+from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
+from certcheck.snapshots.reader import RowError, SnapshotRow
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load, rows_of, today
 

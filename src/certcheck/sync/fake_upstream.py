@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from certcheck.registry.feed import rfc3339
-from certcheck.registry.feedpage import parse_timestamp
-from certcheck.registry.snapshot import RowError, detect_format, iter_records
+from certcheck.snapshots.reader import RowError, detect_format, iter_records
+from certcheck.sync.feed import rfc3339
+from certcheck.sync.feedpage import parse_timestamp
 
 log = logging.getLogger(__name__)
 

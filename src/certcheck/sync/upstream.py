@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck import __version__
 from certcheck.config import Settings
 from certcheck.errors import RegistryBusy, SyncFailed, UpstreamNotConfigured
-from certcheck.registry.feed import FeedClient, FeedLimits
-from certcheck.registry.sync import Syncer, SyncLimits
+from certcheck.sync.feed import FeedClient, FeedLimits
+from certcheck.sync.syncer import Syncer, SyncLimits
 
 log = logging.getLogger(__name__)
 

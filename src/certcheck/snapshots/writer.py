@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from certcheck.registry.snapshot import (
+from certcheck.snapshots.reader import (
     COLUMNS,
     SnapshotKind,
     certificate_to_snapshot_dict,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import BinaryIO
 
-from certcheck.registry.certificate_rows import (
+from certcheck.snapshots.rows import (
     RowError,
     SnapshotRow,
     certificate_row,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from certcheck.registry.statuses import parse_status
+from certcheck.snapshots.statuses import parse_status
 from certcheck.verification.catalogue import clean_code, is_code
 from certcheck.verification.numbers import normalise_cert_no
 from certcheck.verification.records import Certificate, Status

@@ -1,0 +1,1 @@
+"""Registry snapshots: reading and validating files, importing them into the store, demo data."""

@@ -1,0 +1,1 @@
+"""The upstream feed: its client, page validation, and incremental sync into the store."""
