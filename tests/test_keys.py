@@ -82,11 +82,11 @@ class TestDatabaseDeadline:
     async def test_a_database_that_never_answers_is_given_up_on_after_db_timeout(self) -> None:
         with silent_port() as port:
             engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
-            keys = KeyStore(engine, cache_ttl=TTL)
+            keys = KeyStore(engine, cache_ttl=TTL, db_timeout=0.2)
             started = time.monotonic()
             try:
                 with pytest.raises(RegistryUnavailable, match="TimeoutError"):
-                    await keys.authenticate("cc_0123456789ab_secret", db_timeout=0.2)
+                    await keys.authenticate("cc_0123456789ab_secret")
             finally:
                 await engine.dispose()
         assert time.monotonic() - started < 2.0

@@ -82,10 +82,13 @@ class KeyStore:
         *,
         cache_ttl: float,
         timer: Callable[[], float] = time.monotonic,
+        db_timeout: float = 2.0,
         deadline: Deadline | None = None,
     ) -> None:
         self._engine = engine
-        self._deadline = deadline  # shared with the registry store: one memory of an outage
+        # The app shares the registry store's deadline: one memory of an outage for both.
+        postgres = engine.dialect.name == "postgresql"
+        self._deadline = deadline or Deadline(db_timeout, abandon=postgres)
         self._timer = timer
         self._ttl = max(cache_ttl, 0.001)
         # Revocation reaches every process within cache_ttl seconds.
@@ -123,12 +126,10 @@ class KeyStore:
         self._confirmed.pop(key_id, None)
         return result.rowcount > 0
 
-    async def authenticate(
-        self, token: str, *, db_timeout: float = 2.0, stale_if_error: float = 0.0
-    ) -> Principal | None:
+    async def authenticate(self, token: str, *, stale_if_error: float = 0.0) -> Principal | None:
         """The key's principal; None for an unknown or revoked key.
 
-        Raises RegistryUnavailable when the database does not answer within `db_timeout`
+        Raises RegistryUnavailable when the database does not answer within the deadline
         and did not confirm this key within the last `stale_if_error` seconds.
         """
         parts = _split(token)
@@ -138,18 +139,14 @@ class KeyStore:
         # One get, not `in` then `[]`: the entry may expire between the two. None is cached too.
         row = self._cache.get(key_id, _Missing.NOT_CACHED)
         if row is _Missing.NOT_CACHED:
-            row = await self._lookup(key_id, db_timeout, stale_if_error)
+            row = await self._lookup(key_id, stale_if_error)
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
         return row.principal
 
-    async def _lookup(
-        self, key_id: str, db_timeout: float, stale_if_error: float
-    ) -> _KeyRow | None:
+    async def _lookup(self, key_id: str, stale_if_error: float) -> _KeyRow | None:
         try:
-            postgres = self._engine.dialect.name == "postgresql"
-            deadline = self._deadline or Deadline(db_timeout, abandon=postgres)
-            row = await deadline.call(lambda: self._load(key_id))
+            row = await self._deadline.call(lambda: self._load(key_id))
         except Exception as exc:
             if not is_database_outage(exc):
                 raise  # a bug: the 500 handler logs it

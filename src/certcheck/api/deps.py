@@ -99,9 +99,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             )
         # A database outage raises RegistryUnavailable, answered by api/problems.py.
         principal = await keys.authenticate(
-            credentials.credentials,
-            db_timeout=settings.db_timeout,
-            stale_if_error=settings.key_stale_if_error,
+            credentials.credentials, stale_if_error=settings.key_stale_if_error
         )
         if principal is None:
             raise ProblemException(
