@@ -58,13 +58,16 @@ async def lookup_form(store: StoreDep, over_limit: Refused, cert_no: str | None 
     return pages.see_other(f"/lookup/{number}")
 
 
-@router.get("/{cert_no}", name="lookup_certificate")
+# A path, so that a "/" typed into a number (or a QR code's) still gets this page's 422.
+@router.get("/{cert_no:path}", name="lookup_certificate")
 async def lookup_certificate(
     cert_no: str, store: StoreDep, checker: CheckerDep, over_limit: Refused
 ) -> Response:
     """One certificate's page: the link a product label's QR code carries."""
     if over_limit is not None:
         return over_limit
+    if not cert_no:  # /lookup/
+        return pages.render("base.html", freshness=view.freshness(store.info))
     today = today_in_shanghai(datetime.now(UTC))
     number = normalise_cert_no(cert_no, today)
     if number is None:
