@@ -65,6 +65,11 @@ DOCUMENTED: dict[str, tuple[str, str]] = {
         "`limits` notation",
         "per key and process, e.g. `500/second;20000/minute`; over it: `429` + `Retry-After`",
     ),
+    "lookup_rate_limit": (
+        "`limits` notation",
+        "the public `/lookup` pages, per client address (as uvicorn reports it) and process; "
+        "over it: an HTML `429` + `Retry-After`; empty: no limit",
+    ),
     "import_max_removed_share": (
         "share 0-1",
         "a snapshot removing more of the registry is refused (`TOO_MANY_REMOVALS`) unless forced",

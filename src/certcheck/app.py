@@ -18,7 +18,7 @@ from certcheck.api import openapi, problems
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import health, jobs, registry, verify
+from certcheck.api.routes import health, jobs, lookup, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
@@ -50,6 +50,7 @@ class State(TypedDict):
     checker: Checker
     lifecycle: Lifecycle
     limiter: KeyRateLimiter
+    lookup_limiter: KeyRateLimiter  # the public /lookup pages, per client address
     jobs: JobWorkers
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 checker=checker,
                 lifecycle=lifecycle,
                 limiter=KeyRateLimiter(settings.rate_limit),
+                lookup_limiter=KeyRateLimiter(settings.lookup_rate_limit),
                 jobs=workers,
                 syncer=syncer,
             )
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(registry.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(lookup.router)
     app.include_router(exposition.router)
     app.add_middleware(
         RequestLimits, caps=BodyCaps.from_settings(settings), max_in_flight=settings.max_in_flight

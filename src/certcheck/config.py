@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     rate_limit: str | None = Field(
         default=None, description="per key and process, e.g. '500/second;20000/minute'; unset: none"
     )
+    lookup_rate_limit: str | None = Field(
+        default="60/minute",
+        description="the public /lookup pages, per client address and process; empty: none",
+    )
     import_max_removed_share: float = Field(default=0.10, ge=0, le=1)
     import_max_error_share: float = Field(default=0.01, ge=0, le=1)
     db_timeout: float = Field(default=2.0, gt=0, description="seconds per registry query")
@@ -165,7 +169,7 @@ class Settings(BaseSettings):
         "chunks instead of committing them; unset in production",
     )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "lookup_rate_limit")
     @classmethod
     def _parse_rate_limit(cls, value: str | None) -> str | None:
         if value:
