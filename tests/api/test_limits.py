@@ -17,7 +17,7 @@ from certcheck.api.problems import ProblemException
 from certcheck.api.strict_json import loads_strict
 from certcheck.config import Settings
 from certcheck.observability.shutdown import Lifecycle
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import assert_problem
 
 JSON = {"Content-Type": "application/json"}
 
