@@ -9,11 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.api.problems import ProblemException
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
-from certcheck.errors import UpstreamNotConfigured
+from certcheck.errors import Forbidden, RateLimited, Unauthenticated, UpstreamNotConfigured
 from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
@@ -76,7 +75,6 @@ SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
 _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 PRINCIPAL_SCOPE_KEY = "certcheck.principal"
 
 
@@ -94,27 +92,20 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if settings.auth is AuthMode.DISABLED:
             return _LOCAL
         if credentials is None:
-            raise ProblemException(
-                401, "UNAUTHENTICATED", "send an API key as a Bearer token", headers=_CHALLENGE
-            )
+            raise Unauthenticated("send an API key as a Bearer token")
         # A database outage raises RegistryUnavailable, answered by api/problems.py.
         principal = await keys.authenticate(
             credentials.credentials, stale_if_error=settings.key_stale_if_error
         )
         if principal is None:
-            raise ProblemException(
-                401, "UNAUTHENTICATED", "unknown or revoked API key", headers=_CHALLENGE
-            )
+            raise Unauthenticated("unknown or revoked API key")
         request.state.platform = principal.platform  # for the request log line
         if scope not in principal.scopes:
-            raise ProblemException(403, "FORBIDDEN", f"this key lacks the {scope.value!r} scope")
+            raise Forbidden(f"this key lacks the {scope.value!r} scope")
         wait = limiter.retry_after(principal.key_id)
         if wait is not None:
-            raise ProblemException(
-                429,
-                "RATE_LIMITED",
-                f"too many requests for this key; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
+            raise RateLimited(
+                f"too many requests for this key; retry in {wait} s", retry_after=wait
             )
         return principal
 
