@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
-from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, require
-from certcheck.config import Settings
+from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, lifespan_state, require
 from certcheck.errors import InvalidJson, TooManyItems, UnsupportedMediaType
 from certcheck.keys import Scope
 
@@ -105,8 +104,8 @@ def _refuse_lone_surrogates(value: Any) -> None:
 class _StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            settings = cast(Settings, self.state.settings)
-            self._json = loads_strict(await self.body(), max_items=settings.batch_max_items)
+            max_items = lifespan_state(self)["settings"].batch_max_items
+            self._json = loads_strict(await self.body(), max_items=max_items)
         return self._json
 
 
@@ -130,11 +129,12 @@ class StrictJsonRoute(APIRoute):
         async def strict_handler(request: Request) -> Response:
             if authorise is not None:
                 # The route's own key dependency then returns this principal unchanged.
+                state = lifespan_state(request)
                 request.scope[PRINCIPAL_SCOPE_KEY] = await authorise(
                     request=request,
-                    settings=request.state.settings,
-                    keys=request.state.keys,
-                    limiter=request.state.limiter,
+                    settings=state["settings"],
+                    keys=state["keys"],
+                    limiter=state["limiter"],
                     credentials=await _bearer(request),
                 )
             if not _is_json(request.headers.get("content-type", "")):
