@@ -117,7 +117,6 @@ class TestApiDoc:
         source = "\n".join(path.read_text(encoding="utf-8") for path in SRC.rglob("*.py"))
         patterns = (
             r'code(?::\s*str)?\s*=\s*"([A-Z][A-Z_]+)"',  # class attributes and code="..."
-            r'ProblemException\(\s*\d{3},\s*"([A-Z][A-Z_]+)"',
             r'\d{3}: "([A-Z][A-Z_]+)"',  # the fallback code of each HTTP status
             r'problem\(\s*\d{3},\s*"([A-Z][A-Z_]+)"',
         )

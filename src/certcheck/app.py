@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import __version__
 from certcheck.api import openapi, problems
+from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
@@ -41,89 +43,13 @@ _LATE_MIGRATION_RETRY = 1.0  # seconds between tries while the database is away 
 _BULK_POOL = 4  # connections for bulk work: job workers, one import or sync, job endpoints
 
 
-class State(TypedDict):
-    settings: Settings
-    engine: AsyncEngine  # bulk work: imports, syncs, job workers, job and change-feed endpoints
-    realtime: AsyncEngine  # registry and key look-ups, with deadlines as short as the answer's
-    store: RegistryStore
-    keys: KeyStore
-    checker: Checker
-    lifecycle: Lifecycle
-    limiter: KeyRateLimiter
-    lookup_limiter: KeyRateLimiter  # the public /lookup pages, per client address
-    jobs: JobWorkers
-    syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
-
-
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
     settings = settings or Settings()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        if settings.auth is AuthMode.DISABLED:
-            log.warning("CERTCHECK_AUTH=disabled: every request is trusted. Local trials only.")
-        # Each resource is registered as it is made, so a step that fails at startup undoes the
-        # ones before it, and shutdown undoes them all in reverse order: sync, upstream client,
-        # workers (each gives its chunk back before the engine goes), poller, engine.
-        async with contextlib.AsyncExitStack() as stack:
-            # Two pools: real-time checks (registry and key look-ups) with deadlines as short as
-            # the answer's own, and everything else (imports, syncs, job workers, job and
-            # change-feed endpoints) with long ones, so bulk work can never starve a check.
-            engine = create_engine(settings.database_url, pool_size=_BULK_POOL)
-            stack.push_async_callback(engine.dispose)
-            realtime = create_engine(
-                settings.database_url, deadlines=Deadlines.realtime(settings.db_timeout)
-            )
-            stack.push_async_callback(realtime.dispose)
-            stack.push_async_callback(settle, settings.db_timeout)  # runs before the disposes
-            deadline = Deadline(settings.db_timeout, abandon=not settings.is_sqlite)
-            store = RegistryStore(
-                realtime,
-                deadline=deadline,
-                cache_size=settings.cache_size,
-                cache_ttl=settings.cache_ttl,
-                max_age=timedelta(seconds=settings.max_registry_age),
-                db_timeout=settings.db_timeout,
-            )
-            if not await _first_refresh(store):
-                _run_until_exit(stack, _migrate_when_reachable(engine, store), "late migration")
-            _run_until_exit(stack, store.poll(settings.generation_poll_interval), "registry poll")
-            lifecycle = Lifecycle()
-            if handle_signals:
-                drain_on_sigterm(lifecycle, settings.shutdown_drain)
-            checker = Checker(store, load_catalogue(settings.catalogue_dir))
-            workers = JobWorkers(
-                engine, checker, RecheckLines(), WorkerConfig.from_settings(settings)
-            )
-            stack.push_async_callback(workers.stop)
-            workers.start()  # none with CERTCHECK_JOB_WORKERS=0
-            syncer = None
-            if settings.upstream_url:
-                upstream = await stack.enter_async_context(upstream_client(settings))
-                syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
-                if settings.sync_interval:
-                    # Cancelled first at shutdown: a run cut short records itself as interrupted.
-                    periodic = sync_periodically(syncer, settings.sync_interval)
-                    _run_until_exit(stack, periodic, "periodic sync")
-            yield State(
-                settings=settings,
-                engine=engine,
-                realtime=realtime,
-                store=store,
-                keys=KeyStore(realtime, cache_ttl=settings.key_cache_ttl, deadline=deadline),
-                checker=checker,
-                lifecycle=lifecycle,
-                limiter=KeyRateLimiter(settings.rate_limit),
-                lookup_limiter=KeyRateLimiter(settings.lookup_rate_limit),
-                jobs=workers,
-                syncer=syncer,
-            )
-
     app = FastAPI(
         title="certcheck",
         version=__version__,
         summary="Real-time verification of China Compulsory Certification (3C) certificates.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, handle_signals=handle_signals),
         # Served by openapi.install from the package's own assets, not from a CDN.
         docs_url=None,
         redoc_url=None,
@@ -141,6 +67,110 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     )
     app.add_middleware(RequestObserver)
     return app
+
+
+def _lifespan(
+    settings: Settings, *, handle_signals: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
+        if settings.auth is AuthMode.DISABLED:
+            log.warning("CERTCHECK_AUTH=disabled: every request is trusted. Local trials only.")
+        # Each resource is registered as it is made, so a step that fails at startup undoes the
+        # ones before it, and shutdown undoes them all in reverse order: sync, upstream client,
+        # workers (each gives its chunk back before the engine goes), poller, engine.
+        async with contextlib.AsyncExitStack() as stack:
+            yield await _start(stack, settings, handle_signals=handle_signals)
+
+    return lifespan
+
+
+async def _start(
+    stack: contextlib.AsyncExitStack, settings: Settings, *, handle_signals: bool
+) -> State:
+    engine, realtime = _engines(stack, settings)
+    deadline = Deadline(settings.db_timeout, abandon=not settings.is_sqlite)
+    store = await _store(stack, settings, realtime, engine, deadline)
+    lifecycle = Lifecycle()
+    if handle_signals:
+        drain_on_sigterm(lifecycle, settings.shutdown_drain)
+    checker = Checker(store, load_catalogue(settings.catalogue_dir))
+    workers = _workers(stack, settings, engine, checker)
+    return State(
+        settings=settings,
+        engine=engine,
+        realtime=realtime,
+        store=store,
+        keys=KeyStore(realtime, cache_ttl=settings.key_cache_ttl, deadline=deadline),
+        checker=checker,
+        lifecycle=lifecycle,
+        limiter=KeyRateLimiter(settings.rate_limit),
+        lookup_limiter=KeyRateLimiter(settings.lookup_rate_limit),
+        jobs=workers,
+        syncer=await _syncer(stack, settings, engine, store),
+    )
+
+
+def _engines(
+    stack: contextlib.AsyncExitStack, settings: Settings
+) -> tuple[AsyncEngine, AsyncEngine]:
+    """Two pools: real-time checks (registry and key look-ups) with deadlines as short as the
+    answer's own, and everything else (imports, syncs, job workers, job and change-feed
+    endpoints) with long ones, so bulk work can never starve a check."""
+    engine = create_engine(settings.database_url, pool_size=_BULK_POOL)
+    stack.push_async_callback(engine.dispose)
+    realtime = create_engine(
+        settings.database_url, deadlines=Deadlines.realtime(settings.db_timeout)
+    )
+    stack.push_async_callback(realtime.dispose)
+    stack.push_async_callback(settle, settings.db_timeout)  # runs before the disposes
+    return engine, realtime
+
+
+async def _store(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    realtime: AsyncEngine,
+    engine: AsyncEngine,
+    deadline: Deadline,
+) -> RegistryStore:
+    """The store, read once now and polled for new generations until shutdown."""
+    store = RegistryStore(
+        realtime,
+        deadline=deadline,
+        cache_size=settings.cache_size,
+        cache_ttl=settings.cache_ttl,
+        max_age=timedelta(seconds=settings.max_registry_age),
+        db_timeout=settings.db_timeout,
+    )
+    if not await _first_refresh(store):
+        _run_until_exit(stack, _migrate_when_reachable(engine, store), "late migration")
+    _run_until_exit(stack, store.poll(settings.generation_poll_interval), "registry poll")
+    return store
+
+
+def _workers(
+    stack: contextlib.AsyncExitStack, settings: Settings, engine: AsyncEngine, checker: Checker
+) -> JobWorkers:
+    workers = JobWorkers(engine, checker, RecheckLines(), WorkerConfig.from_settings(settings))
+    stack.push_async_callback(workers.stop)
+    workers.start()  # none with CERTCHECK_JOB_WORKERS=0
+    return workers
+
+
+async def _syncer(
+    stack: contextlib.AsyncExitStack, settings: Settings, engine: AsyncEngine, store: RegistryStore
+) -> Syncer | None:
+    """None without CERTCHECK_UPSTREAM_URL; with CERTCHECK_SYNC_INTERVAL, it also runs alone."""
+    if not settings.upstream_url:
+        return None
+    upstream = await stack.enter_async_context(upstream_client(settings))
+    syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
+    if settings.sync_interval:
+        # Cancelled first at shutdown: a run cut short records itself as interrupted.
+        periodic = sync_periodically(syncer, settings.sync_interval)
+        _run_until_exit(stack, periodic, "periodic sync")
+    return syncer
 
 
 async def _first_refresh(store: RegistryStore) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.config import Settings
 from certcheck.db.tables import api_keys
 from certcheck.keys import KeyStore, Scope
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import assert_problem
 from tests.conftest import load, make_key
 from tests.factories import cert
 

@@ -24,7 +24,7 @@ from certcheck.config import AuthMode, Settings
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import registry_state
 from certcheck.keys import Scope
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import assert_problem
 from tests.conftest import load, make_key
 from tests.factories import cert
 from tests.outage import Outage, closed_port

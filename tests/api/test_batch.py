@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import assert_problem
 from tests.conftest import load
 from tests.factories import cert
 

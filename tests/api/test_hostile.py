@@ -19,12 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
 from certcheck.verification.records import Certificate, Listing, Status
-from tests.api.test_jobs import finished, results, submit
+from tests.api.helpers import PROBLEM, finished, results, submit
 from tests.conftest import load, today
 from tests.factories import cert
 from tests.verification.test_properties import oracle_decision, oracle_number
 
-PROBLEM = "application/problem+json"
 VALID = "2024010901234567"
 REGISTRY = {
     c.cert_no: c

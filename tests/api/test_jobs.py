@@ -2,93 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import json
-import time
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.api.schemas import RecheckResult
 from certcheck.config import Settings
-from tests.api.test_requests import assert_problem
-from tests.conftest import load
-from tests.factories import cert
-
-NDJSON = "application/x-ndjson"
-
-
-def number(i: int) -> str:
-    return f"2024010901{i:06d}"
+from tests.api.helpers import (
+    NDJSON,
+    assert_problem,
+    finished,
+    job_settings,
+    load_job_registry,
+    ndjson,
+    number,
+    results,
+    run_job,
+    submit,
+)
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url, max_registry_age=3600, job_chunk_lines=4, job_poll_interval=0.1
-    )
+    return job_settings(database_url)
 
 
 @pytest.fixture
 async def loaded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
-    await load(engine, [cert(number(i)) for i in range(50)])
-    await client.get("/readyz")  # the store adopts the registry now, not at its next poll
-
-
-async def submit(
-    client: httpx.AsyncClient,
-    app: FastAPI,
-    headers: dict[str, str],
-    body: bytes,
-    media: str = NDJSON,
-    **extra: str,
-) -> httpx.Response:
-    url = app.url_path_for("create_recheck_job")
-    return await client.post(url, content=body, headers={**headers, "Content-Type": media, **extra})
-
-
-async def finished(
-    client: httpx.AsyncClient, location: str, headers: dict[str, str]
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = (await client.get(location, headers=headers)).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the job did not finish: {job}")
-
-
-async def results(
-    client: httpx.AsyncClient, location: str, headers: dict[str, str], decision: str | None = None
-) -> list[dict[str, Any]]:
-    params = {"decision": decision} if decision else {}
-    response = await client.get(f"{location}/results", headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == NDJSON
-    assert response.text == "" or response.text.endswith("\n")
-    lines = response.text.splitlines()
-    for line in lines:
-        RecheckResult.model_validate_json(line)  # every line is what the contract says
-    return [json.loads(line) for line in lines]
-
-
-async def run_job(
-    client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str], body: bytes, **how: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    created = await submit(client, app, headers, body, **how)
-    assert created.status_code == 202, created.text
-    job = await finished(client, created.headers["location"], headers)
-    assert job["status"] == "done", job
-    return job, await results(client, created.headers["location"], headers)
-
-
-def ndjson(*items: dict[str, Any]) -> bytes:
-    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+    await load_job_registry(client, engine)
 
 
 @pytest.mark.usefixtures("loaded")

@@ -7,13 +7,22 @@ import gzip
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.api.test_jobs import NDJSON, finished, results, submit
+from certcheck.config import Settings
+from tests.api.helpers import NDJSON, finished, job_settings, load_job_registry, results, submit
 
 pytestmark = pytest.mark.usefixtures("loaded")
 
-# The fixtures of tests/api/test_jobs.py: a loaded registry, small chunks, fast polls.
-from tests.api.test_jobs import loaded, settings  # noqa: E402, F401
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return job_settings(database_url)
+
+
+@pytest.fixture
+async def loaded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    await load_job_registry(client, engine)
 
 
 async def reasons(

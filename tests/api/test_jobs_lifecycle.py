@@ -16,12 +16,29 @@ from sqlalchemy.sql import FromClause
 from certcheck.config import Settings
 from certcheck.db.tables import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.keys import Scope
-from tests.api import test_jobs
-from tests.api.test_jobs import finished, ndjson, number, results, run_job, submit
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import (
+    assert_problem,
+    finished,
+    job_settings,
+    load_job_registry,
+    ndjson,
+    number,
+    results,
+    run_job,
+    submit,
+)
 from tests.conftest import make_key
 
-settings, loaded = test_jobs.settings, test_jobs.loaded  # the same fixtures as there
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return job_settings(database_url)
+
+
+@pytest.fixture
+async def loaded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    await load_job_registry(client, engine)
+
 
 BODY = ndjson(*({"cert_no": number(i), "listing_id": str(i)} for i in range(12)))
 

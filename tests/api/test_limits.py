@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from certcheck.api.limits import BodyCaps, RequestLimits
-from certcheck.api.problems import ProblemException
 from certcheck.api.strict_json import loads_strict
 from certcheck.config import Settings
+from certcheck.errors import TooManyItems
 from certcheck.observability.shutdown import Lifecycle
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import assert_problem
 
 JSON = {"Content-Type": "application/json"}
 
@@ -126,20 +126,20 @@ class TestBatchBoundedWhileParsed:
         tracemalloc.start()
         started = time.perf_counter()
         try:
-            with pytest.raises(ProblemException) as refused:
+            with pytest.raises(TooManyItems) as refused:
                 loads_strict(body, max_items=10_000)
             elapsed = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert refused.value.status_code == 413
+        assert refused.value.status == 413
         assert refused.value.code == "TOO_MANY_ITEMS"
         # Unbounded, this parse builds a million dicts (hundreds of MB, seconds).
         assert elapsed < 1.0  # on a loaded 2-core box; ~0.05 s idle
         assert peak < 3 * len(body) + (8 << 20)  # the decoded text plus 10,000 small dicts
 
     def test_items_that_are_not_objects_are_counted_too(self) -> None:
-        with pytest.raises(ProblemException) as refused:
+        with pytest.raises(TooManyItems) as refused:
             loads_strict(b'{"items": [' + b",".join([b"1"] * 11) + b"]}", max_items=10)
         assert refused.value.code == "TOO_MANY_ITEMS"
 

@@ -19,7 +19,7 @@ from certcheck.keys import Scope
 from certcheck.registry.lock import registry_writer
 from certcheck.snapshots.reader import certificate_to_snapshot_dict
 from certcheck.verification.records import Status
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import CSV_HEADER, assert_problem
 from tests.conftest import load, make_key
 from tests.e2e.servers import free_port
 from tests.e2e.upstream import running_fake
@@ -27,7 +27,6 @@ from tests.factories import cert
 from tests.feeds import items_of
 
 NUMBER = "2024010901234567"
-CSV_HEADER = "cert_no,status,holder,product_code,models\n"
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from certcheck.config import Settings
 from certcheck.registry import state
 from certcheck.registry.lock import registry_writer
 from certcheck.snapshots import importer
-from tests.api.test_registry import CSV_HEADER
-from tests.api.test_requests import assert_problem
+from tests.api.helpers import CSV_HEADER, assert_problem
 from tests.conftest import load
 from tests.factories import cert
 

@@ -12,20 +12,7 @@ from fastapi import FastAPI
 
 from certcheck.api.deps import get_checker
 from certcheck.config import AuthMode, Settings
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    assert "Traceback" not in response.text
-    return body
-
+from tests.api.helpers import assert_problem
 
 RAW_BODIES = [
     ("duplicate-member", b'{"cert_no": "2024010901234567", "cert_no": "x"}', "INVALID_JSON"),

@@ -1,82 +1,89 @@
-"""Dependencies, as Annotated aliases so a handler's signature lists what it needs."""
+"""Dependencies, as Annotated aliases over the lifespan's typed state (`State`, made by app.py):
+a handler's signature lists what it needs, and every part of the state is read one way."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, cast
+from typing import Annotated, TypedDict, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import HTTPConnection
 
-from certcheck.api.problems import ProblemException
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
-from certcheck.errors import UpstreamNotConfigured
+from certcheck.errors import Forbidden, RateLimited, Unauthenticated, UpstreamNotConfigured
 from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
 from certcheck.registry.store import RegistryStore
 from certcheck.sync.syncer import Syncer
 
-
-def _state(request: Request, name: str) -> object:
-    return getattr(request.state, name)
+_T = TypeVar("_T")
 
 
-async def get_settings(request: Request) -> Settings:
-    return cast(Settings, _state(request, "settings"))
+class State(TypedDict):
+    """What the lifespan yields; Starlette gives each request a shallow copy of it."""
+
+    settings: Settings
+    engine: AsyncEngine  # bulk work: imports, syncs, job workers, job and change-feed endpoints
+    realtime: AsyncEngine  # registry and key look-ups, with deadlines as short as the answer's
+    store: RegistryStore
+    keys: KeyStore
+    checker: Checker
+    lifecycle: Lifecycle
+    limiter: KeyRateLimiter
+    lookup_limiter: KeyRateLimiter  # the public /lookup pages, per client address
+    jobs: JobWorkers
+    syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
 
 
-async def get_engine(request: Request) -> AsyncEngine:
-    return cast(AsyncEngine, _state(request, "engine"))
+def lifespan_state(connection: HTTPConnection) -> State:
+    return cast(State, connection.scope["state"])
 
 
-async def get_store(request: Request) -> RegistryStore:
-    return cast(RegistryStore, _state(request, "store"))
+def _part(read: Callable[[State], _T]) -> Callable[[Request], Awaitable[_T]]:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    async def dependency(request: Request) -> _T:
+        return read(lifespan_state(request))
+
+    return dependency
 
 
-async def get_checker(request: Request) -> Checker:
-    return cast(Checker, _state(request, "checker"))
+get_settings = _part(lambda state: state["settings"])
+get_engine = _part(lambda state: state["engine"])
+get_store = _part(lambda state: state["store"])
+get_checker = _part(lambda state: state["checker"])
+get_keys = _part(lambda state: state["keys"])
+get_lifecycle = _part(lambda state: state["lifecycle"])
+get_limiter = _part(lambda state: state["limiter"])
+get_lookup_limiter = _part(lambda state: state["lookup_limiter"])
+get_jobs = _part(lambda state: state["jobs"])
 
 
-async def get_keys(request: Request) -> KeyStore:
-    return cast(KeyStore, _state(request, "keys"))
-
-
-async def get_lifecycle(request: Request) -> Lifecycle:
-    return cast(Lifecycle, _state(request, "lifecycle"))
-
-
-async def get_limiter(request: Request) -> KeyRateLimiter:
-    return cast(KeyRateLimiter, _state(request, "limiter"))
-
-
-async def get_jobs(request: Request) -> JobWorkers:
-    return cast(JobWorkers, _state(request, "jobs"))
-
-
-async def get_syncer(request: Request) -> Syncer:
-    syncer = cast(Syncer | None, _state(request, "syncer"))
+def _configured(syncer: Syncer | None) -> Syncer:
     if syncer is None:
         raise UpstreamNotConfigured("set CERTCHECK_UPSTREAM_URL to sync from the upstream feed")
     return syncer
 
 
-LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
-LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+get_syncer = _part(lambda state: _configured(state["syncer"]))
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 StoreDep = Annotated[RegistryStore, Depends(get_store)]
 CheckerDep = Annotated[Checker, Depends(get_checker)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
+LookupLimiterDep = Annotated[KeyRateLimiter, Depends(get_lookup_limiter)]
 JobsDep = Annotated[JobWorkers, Depends(get_jobs)]
 SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
 _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 PRINCIPAL_SCOPE_KEY = "certcheck.principal"
 
 
@@ -94,27 +101,20 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if settings.auth is AuthMode.DISABLED:
             return _LOCAL
         if credentials is None:
-            raise ProblemException(
-                401, "UNAUTHENTICATED", "send an API key as a Bearer token", headers=_CHALLENGE
-            )
+            raise Unauthenticated("send an API key as a Bearer token")
         # A database outage raises RegistryUnavailable, answered by api/problems.py.
         principal = await keys.authenticate(
             credentials.credentials, stale_if_error=settings.key_stale_if_error
         )
         if principal is None:
-            raise ProblemException(
-                401, "UNAUTHENTICATED", "unknown or revoked API key", headers=_CHALLENGE
-            )
+            raise Unauthenticated("unknown or revoked API key")
         request.state.platform = principal.platform  # for the request log line
         if scope not in principal.scopes:
-            raise ProblemException(403, "FORBIDDEN", f"this key lacks the {scope.value!r} scope")
+            raise Forbidden(f"this key lacks the {scope.value!r} scope")
         wait = limiter.retry_after(principal.key_id)
         if wait is not None:
-            raise ProblemException(
-                429,
-                "RATE_LIMITED",
-                f"too many requests for this key; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
+            raise RateLimited(
+                f"too many requests for this key; retry in {wait} s", retry_after=wait
             )
         return principal
 

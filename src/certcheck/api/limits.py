@@ -15,8 +15,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from certcheck.api.problems import ProblemException, problem
+from certcheck.api.problems import problem_of
 from certcheck.config import Settings
+from certcheck.errors import CertcheckError, Overloaded, PayloadTooLarge
 
 # Probes and scrapes must answer when the process is busiest; they never read a body.
 _EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -40,13 +41,8 @@ class BodyCaps:
         return self.verify if path.rstrip("/") == "/v1/verify" else self.json
 
 
-def _too_large(cap: int) -> ProblemException:
-    return ProblemException(
-        413,
-        "PAYLOAD_TOO_LARGE",
-        f"the request body exceeds {cap} bytes",
-        headers={"Connection": "close"},
-    )
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body exceeds {cap} bytes")
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -100,25 +96,20 @@ class RequestLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    # An HTTPException: FastAPI passes it through to the problem handler.
+                    # Raised inside the app: answered by api/problems.py, as from a route.
                     raise _too_large(cap)
             return message
 
         await self.app(scope, counted, send)
 
 
-def _overloaded() -> ProblemException:
-    return ProblemException(
-        503,
-        "OVERLOADED",
-        "this instance has too many requests in progress; retry shortly",
-        headers={"Retry-After": "1"},
-    )
+def _overloaded() -> Overloaded:
+    return Overloaded("this instance has too many requests in progress; retry shortly")
 
 
-async def _respond(scope: Scope, receive: Receive, send: Send, exc: ProblemException) -> None:
-    response = problem(exc.status_code, exc.code, str(exc.detail), headers=dict(exc.headers or {}))
-    await response(scope, receive, send)
+async def _respond(scope: Scope, receive: Receive, send: Send, exc: CertcheckError) -> None:
+    # Outside the app, so outside its exception handlers: the same answer, built directly.
+    await problem_of(exc)(scope, receive, send)
 
 
 def _closing_when_draining(scope: Scope, send: Send) -> Send:

@@ -1,9 +1,10 @@
 """Every error leaves as an RFC 9457 problem document with a machine-readable `code`.
 
-All mapping happens here: CertcheckError subclasses (errors.py), FastAPI's validation errors,
-Starlette's HTTP errors (404, 405, 413, 415 ...), a database that cannot be reached from any
-endpoint (503 REGISTRY_UNAVAILABLE, see db/outage.py) and, last, anything unexpected (500,
-logged, never a traceback in the body).
+All mapping happens here: CertcheckError subclasses (errors.py: our one vocabulary, raised by
+routes, dependencies and everything below them), FastAPI's validation errors, Starlette's own
+HTTP errors (unknown path, 405 ...), a database that cannot be reached from any endpoint
+(503 REGISTRY_UNAVAILABLE, see db/outage.py) and, last, anything unexpected (500, logged,
+never a traceback in the body).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa
@@ -42,23 +43,6 @@ _CODES_BY_STATUS = {
 }
 
 
-class ProblemException(HTTPException):
-    """An HTTP error raised from our own code, with its problem code."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(status_code=status, detail=detail, headers=headers)
-        self.code = code
-        self.errors = errors
-
-
 def problem(
     status: int,
     code: str,
@@ -80,14 +64,19 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def problem_of(exc: CertcheckError) -> JSONResponse:
+    """The answer to `exc`; the middleware that answers before the app runs uses it too."""
+    headers = exc.headers() or None
+    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
+
+
 async def _certcheck_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CertcheckError)  # nosec B101 # only narrows the type
     if exc.status == 503:
         UNAVAILABLE.labels(code=exc.code).inc()
     if exc.status >= 500:
         log.warning("%s on %s %s: %s", exc.code, request.method, _route(request), exc.detail)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
+    return problem_of(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -109,13 +98,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # nosec B101 # only narrows the type
-    code = getattr(exc, "code", None) or _CODES_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
+    if isinstance(exc.__cause__, CertcheckError):
+        # FastAPI turns whatever is raised while it reads a body into a bare 400 "error parsing
+        # the body" (fastapi/routing.py): a body over its cap or not strict JSON says so itself.
+        return await _certcheck_error(request, exc.__cause__)
+    code = _CODES_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request))
-    return problem(
-        exc.status_code, code, str(exc.detail), headers=headers, errors=getattr(exc, "errors", None)
-    )
+    return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
-from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, require
-from certcheck.api.problems import ProblemException
-from certcheck.config import Settings
+from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, lifespan_state, require
+from certcheck.errors import InvalidJson, TooManyItems, UnsupportedMediaType
 from certcheck.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False)
@@ -27,23 +26,21 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
-    raise ProblemException(422, "INVALID_JSON", f"{name} is not allowed in JSON bodies")
+    raise InvalidJson(f"{name} is not allowed in JSON bodies")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ProblemException(422, "INVALID_JSON", f"duplicate member name {key!r}")
+            raise InvalidJson(f"duplicate member name {key!r}")
         result[key] = value
     return result
 
 
-def too_many_items(sent: str, max_items: int) -> ProblemException:
-    return ProblemException(
-        413,
-        "TOO_MANY_ITEMS",
-        f"{sent} items sent; at most {max_items} per batch (use a re-check job for more)",
+def too_many_items(sent: str, max_items: int) -> TooManyItems:
+    return TooManyItems(
+        f"{sent} items sent; at most {max_items} per batch (use a re-check job for more)"
     )
 
 
@@ -69,11 +66,10 @@ def loads_strict(body: bytes, *, max_items: int | None = None) -> Any:
         text = body.decode("utf-8")
         value = json.loads(text, object_pairs_hook=hook, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
-        raise ProblemException(422, "INVALID_JSON", "the body is not UTF-8") from exc
+        raise InvalidJson("the body is not UTF-8") from exc
     except json.JSONDecodeError as exc:
-        raise ProblemException(
-            422, "INVALID_JSON", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise InvalidJson(f"invalid JSON at {where}: {exc.msg}") from exc
     if max_items is not None:
         _refuse_long_batch(value, max_items)
     if _SURROGATE_ESCAPE.search(body):  # only escapes make them; most bodies need no walk
@@ -97,9 +93,7 @@ def _refuse_lone_surrogates(value: Any) -> None:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ProblemException(
-                    422, "INVALID_JSON", "a string holds a lone surrogate (\\ud800-\\udfff)"
-                ) from exc
+                raise InvalidJson("a string holds a lone surrogate (\\ud800-\\udfff)") from exc
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -110,8 +104,8 @@ def _refuse_lone_surrogates(value: Any) -> None:
 class _StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            settings = cast(Settings, self.state.settings)
-            self._json = loads_strict(await self.body(), max_items=settings.batch_max_items)
+            max_items = lifespan_state(self)["settings"].batch_max_items
+            self._json = loads_strict(await self.body(), max_items=max_items)
         return self._json
 
 
@@ -135,17 +129,16 @@ class StrictJsonRoute(APIRoute):
         async def strict_handler(request: Request) -> Response:
             if authorise is not None:
                 # The route's own key dependency then returns this principal unchanged.
+                state = lifespan_state(request)
                 request.scope[PRINCIPAL_SCOPE_KEY] = await authorise(
                     request=request,
-                    settings=request.state.settings,
-                    keys=request.state.keys,
-                    limiter=request.state.limiter,
+                    settings=state["settings"],
+                    keys=state["keys"],
+                    limiter=state["limiter"],
                     credentials=await _bearer(request),
                 )
             if not _is_json(request.headers.get("content-type", "")):
-                raise ProblemException(
-                    415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json (UTF-8)"
-                )
+                raise UnsupportedMediaType("send the body as application/json (UTF-8)")
             return await handler(_StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler

@@ -13,7 +13,7 @@ from certcheck.api.deps import BatchKey, EngineDep, JobsDep, SettingsDep
 from certcheck.api.recheck import RecheckLines
 from certcheck.api.schemas import JobOut, RecheckResult, Summary
 from certcheck.config import Settings
-from certcheck.errors import JobNotFinished, JobNotFound, UploadRefused
+from certcheck.errors import JobFailed, JobNotFinished, JobNotFound, UploadRefused
 from certcheck.jobs.framing import FramingLimits, frame
 from certcheck.jobs.intake import NewJob, create_job
 from certcheck.jobs.records import Job, JobStatus, UploadFormat
@@ -126,9 +126,7 @@ async def get_recheck_results(
     """The job's results as NDJSON, one line per input line, in input order."""
     job = await _job(engine, job_id, key.platform)
     if job.status is JobStatus.FAILED:
-        failed = JobNotFinished(f"the job failed: {job.error}", code="JOB_FAILED")
-        failed.retry_after = None
-        raise failed
+        raise JobFailed(f"the job failed: {job.error}")
     if job.status is not JobStatus.DONE:
         raise JobNotFinished(f"the job is {job.status.value}: {job.processed} of {job.total} done")
     return NDJSONResponse(result_stream(engine, job.id, decision))

@@ -9,14 +9,13 @@ address is the one uvicorn reports, which trusts X-Forwarded-For only from FORWA
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from certcheck.api.deps import CheckerDep, StoreDep
+from certcheck.api.deps import CheckerDep, LookupLimiterDep, StoreDep
 from certcheck.api.lookup import pages, view
-from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.errors import CertcheckError
 from certcheck.observability.metrics import UNAVAILABLE
 from certcheck.verification.numbers import is_absent, normalise_cert_no, today_in_shanghai
@@ -26,13 +25,7 @@ from certcheck.verification.numbers import is_absent, normalise_cert_no, today_i
 router = APIRouter(prefix="/lookup", include_in_schema=False, default_response_class=HTMLResponse)
 
 
-async def get_lookup_limiter(request: Request) -> KeyRateLimiter:
-    return cast(KeyRateLimiter, request.state.lookup_limiter)
-
-
-async def refused(
-    request: Request, limiter: Annotated[KeyRateLimiter, Depends(get_lookup_limiter)]
-) -> Response | None:
+async def refused(request: Request, limiter: LookupLimiterDep) -> Response | None:
     """The 429 page when this client address is over its limit, else None."""
     address = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(address)

@@ -20,7 +20,6 @@ from certcheck.api.deps import (
     VerifyKey,
 )
 from certcheck.api.intake import bounded, spooled_body
-from certcheck.api.problems import ProblemException
 from certcheck.api.schemas import (
     CatalogueOut,
     Change,
@@ -31,7 +30,13 @@ from certcheck.api.schemas import (
     RowErrorOut,
     SyncOut,
 )
-from certcheck.errors import CertcheckError, ImportAborted, InvalidSnapshot
+from certcheck.errors import (
+    CertcheckError,
+    ImportAborted,
+    InvalidCursor,
+    InvalidSnapshot,
+    UnsupportedMediaType,
+)
 from certcheck.registry.changes import changes_since
 from certcheck.registry.state import latest_run, record_failed_run
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
@@ -134,9 +139,7 @@ def _cursor(since: str | None) -> int:
         return 0
     # Cursors are row ids: a 64-bit integer in both databases, so no larger one was ever given.
     if not re.fullmatch(_CURSOR_PATTERN, since) or int(since) >= 1 << 63:
-        raise ProblemException(
-            422, "INVALID_CURSOR", "since must be a `next` value from /v1/changes"
-        )
+        raise InvalidCursor("since must be a `next` value from /v1/changes")
     return int(since)
 
 
@@ -174,7 +177,7 @@ async def import_registry(
             content_encoding=request.headers.get("content-encoding"),
         )
     except UnsupportedFormat as exc:
-        raise ProblemException(415, "UNSUPPORTED_MEDIA_TYPE", str(exc)) from exc
+        raise UnsupportedMediaType(str(exc)) from exc
     limits = ImportLimits(
         force=force,
         max_removed_share=settings.import_max_removed_share,

@@ -12,7 +12,6 @@ from pydantic import TypeAdapter
 
 from certcheck.api.convert import certificate_out, listing_of, verify_response
 from certcheck.api.deps import BatchKey, CheckerDep, SettingsDep, StoreDep, VerifyKey
-from certcheck.api.problems import ProblemException
 from certcheck.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -23,6 +22,7 @@ from certcheck.api.schemas import (
 )
 from certcheck.api.strict_json import StrictJsonRoute, strict_json_route, too_many_items
 from certcheck.checking import SLICE, in_slices
+from certcheck.errors import CertificateNotFound, MalformedNumber
 from certcheck.keys import Scope
 from certcheck.verification.numbers import (
     NUMBER_FORMAT_HINT,
@@ -113,10 +113,8 @@ async def get_certificate(cert_no: str, store: StoreDep, _key: VerifyKey) -> Cer
     """The registry's record of one certificate; the number is normalised like any input."""
     number = normalise_cert_no(cert_no, today_in_shanghai(datetime.now(UTC)))
     if number is None:
-        raise ProblemException(
-            422, "MALFORMED", f"{cert_no!r} is not a CCC certificate number. " + NUMBER_FORMAT_HINT
-        )
+        raise MalformedNumber(f"{cert_no!r} is not a CCC certificate number. " + NUMBER_FORMAT_HINT)
     found = (await store.lookup([number]))[number]
     if found is None:
-        raise ProblemException(404, "NOT_FOUND", f"{number} is not in the registry")
+        raise CertificateNotFound(f"{number} is not in the registry")
     return certificate_out(found)
