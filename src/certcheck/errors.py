@@ -16,7 +16,9 @@ Everything here is mapped to an RFC 9457 problem document in one place (api/prob
     ├── IdempotencyKeyReused  422 IDEMPOTENCY_KEY_REUSED  one key, two different uploads
     ├── TooManyJobs           429 TOO_MANY_JOBS         the platform's cap on unfinished jobs
     ├── SyncFailed            502 SYNC_FAILED/_REFUSED  the upstream feed failed or sent harm
-    └── UpstreamNotConfigured 409 UPSTREAM_NOT_CONFIGURED  no CERTCHECK_UPSTREAM_URL to sync from
+    ├── UpstreamNotConfigured 409 UPSTREAM_NOT_CONFIGURED  no CERTCHECK_UPSTREAM_URL to sync from
+    ├── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
+    └── InvalidCursor         422 INVALID_CURSOR        a `since` this service did not issue
 """
 
 from __future__ import annotations
@@ -125,3 +127,15 @@ class UpstreamNotConfigured(CertcheckError):
     status = 409
     code = "UPSTREAM_NOT_CONFIGURED"
     title = "No upstream feed is configured"
+
+
+class ListingNotWatched(CertcheckError):
+    status = 404
+    code = "LISTING_NOT_WATCHED"
+    title = "No such watched listing"
+
+
+class InvalidCursor(CertcheckError):
+    status = 422
+    code = "INVALID_CURSOR"
+    title = "The cursor was not issued by this service"
