@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -18,7 +18,7 @@ from certcheck.api import openapi, problems
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import health, jobs, registry, verify
+from certcheck.api.routes import health, jobs, registry, verify, watch
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
@@ -34,6 +34,7 @@ from certcheck.registry.store import RegistryStore
 from certcheck.sync.syncer import Syncer
 from certcheck.sync.upstream import build_syncer, sync_periodically, upstream_client
 from certcheck.verification.catalogue import load_catalogue
+from certcheck.watch.processor import WatchConfig, WatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class State(TypedDict):
     limiter: KeyRateLimiter
     jobs: JobWorkers
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
+    watch: WatchProcessor
 
 
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
@@ -96,10 +98,15 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
             )
             stack.push_async_callback(workers.stop)
             workers.start()  # none with CERTCHECK_JOB_WORKERS=0
+            watcher = WatchProcessor(engine, checker, WatchConfig.from_settings(settings))
+            stack.push_async_callback(watcher.stop)
+            watcher.start()  # none with CERTCHECK_WATCH_PROCESSOR=false
             syncer = None
             if settings.upstream_url:
                 upstream = await stack.enter_async_context(upstream_client(settings))
-                syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
+                syncer = build_syncer(
+                    settings, engine, upstream, on_commit=_refresh_and_wake(store, watcher)
+                )
                 if settings.sync_interval:
                     # Cancelled first at shutdown: a run cut short records itself as interrupted.
                     periodic = sync_periodically(syncer, settings.sync_interval)
@@ -115,6 +122,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 limiter=KeyRateLimiter(settings.rate_limit),
                 jobs=workers,
                 syncer=syncer,
+                watch=watcher,
             )
 
     app = FastAPI(
@@ -131,6 +139,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(verify.router)
     app.include_router(registry.router)
     app.include_router(jobs.router)
+    app.include_router(watch.router)
     app.include_router(health.router)
     app.include_router(exposition.router)
     app.add_middleware(
@@ -138,6 +147,18 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     )
     app.add_middleware(RequestObserver)
     return app
+
+
+def _refresh_and_wake(
+    store: RegistryStore, watcher: WatchProcessor
+) -> Callable[[], Awaitable[None]]:
+    """After a sync page commits: answer from the new registry, and decide watched listings."""
+
+    async def on_commit() -> None:
+        await store.refresh()
+        watcher.wake()
+
+    return on_commit
 
 
 async def _first_refresh(store: RegistryStore) -> bool:
