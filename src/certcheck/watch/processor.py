@@ -93,8 +93,10 @@ class WatchProcessor:
         """One round (a batch of the change feed, else a due expiry pass); False: nothing to do."""
         today = today_in_shanghai(datetime.now(UTC))
         position, newest = await cursor.peek(self._engine)
-        if position is not None and position.change_id >= newest and position.expiry_day >= today:
-            return False  # read without a lock: the common case costs no write
+        # Read without a lock, so the common case costs no write. No cursor: nothing was ever
+        # watched (the first upsert creates it).
+        if position is None or (position.change_id >= newest and position.expiry_day >= today):
+            return False
         async with self._engine.begin() as conn:
             held = await cursor.hold(conn, exclusive=True)
             kind = "feed"
