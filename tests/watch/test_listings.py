@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import load
-from tests.watch.conftest import A, B, NDJSON, ndjson, put, registry, stored_events
+from tests.watch.helpers import NDJSON, A, B, ndjson, put, registry, stored_events
 
 
 @pytest.fixture
