@@ -34,6 +34,7 @@ router = APIRouter(prefix="/v1/watch", tags=["listing watch"])
 
 _MEDIA_TYPES = ("application/x-ndjson", "application/jsonl")
 _ENCODINGS = {"": False, "identity": False, "gzip": True, "x-gzip": True}
+_CURSOR_PATTERN = r"^w1\.[A-Za-z0-9_-]{22}$"  # what watch/events.py issues
 _REPORTED = 1_000  # invalid lines listed in the answer; all are counted
 _NOT_WATCHED: dict[int | str, dict[str, Any]] = {404: {"description": "LISTING_NOT_WATCHED"}}
 _Parsed = tuple[list[WatchInput], list[InvalidLine]]
@@ -116,7 +117,10 @@ async def list_watch_events(
     key: BatchKey,
     since: Annotated[
         str | None,
-        Query(description="the `next` of an earlier answer; omit to start at the oldest"),
+        Query(
+            description="the `next` of an earlier answer; omit to start at the oldest",
+            json_schema_extra={"pattern": _CURSOR_PATTERN},
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> WatchEventsOut:
