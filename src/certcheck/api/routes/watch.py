@@ -74,14 +74,24 @@ async def _upsert_all(
 ) -> WatchUploadOut:
     upserted, invalid = 0, 0
     reported: list[InvalidLineOut] = []
-    # Framing and parsing are CPU work: in a thread, a chunk at a time.
-    while (parsed := await asyncio.to_thread(_next_parsed, chunks)) is not None:
-        taken, bad = parsed
-        await upsert(engine, checker, platform, taken)
-        upserted += len(taken)
-        invalid += len(bad)
-        room = _REPORTED - len(reported)
-        reported += [InvalidLineOut(line=b.line, code=b.code, detail=b.detail) for b in bad[:room]]
+    # Framing and parsing are CPU work: in a thread, the next chunk while this one is written.
+    ahead = asyncio.create_task(asyncio.to_thread(_next_parsed, chunks))
+    try:
+        while (parsed := await ahead) is not None:
+            ahead = asyncio.create_task(asyncio.to_thread(_next_parsed, chunks))
+            taken, bad = parsed
+            await upsert(engine, checker, platform, taken)
+            upserted += len(taken)
+            invalid += len(bad)
+            room = _REPORTED - len(reported)
+            reported += [
+                InvalidLineOut(line=b.line, code=b.code, detail=b.detail) for b in bad[:room]
+            ]
+    finally:
+        # The spooled file closes after this: the thread must be done reading it.
+        await asyncio.wait({ahead})
+        if not ahead.cancelled():
+            ahead.exception()  # retrieved: when the upload failed already, it changes nothing
     return WatchUploadOut(upserted=upserted, invalid_lines=reported, invalid_count=invalid)
 
 
