@@ -139,6 +139,16 @@ DOCUMENTED: dict[str, tuple[str, str]] = {
         "finished jobs and their results are kept this long; `0`: for ever",
     ),
     "job_spool_dir": ("directory", "where uploads are spooled while read; unset: system temp"),
+    "watch_processor": (
+        "`true`/`false`",
+        "run the watch processor (registry changes to watch events) in each `serve` process",
+    ),
+    "watch_poll_interval": (
+        "seconds",
+        "longest an idle watch processor waits before looking for registry changes",
+    ),
+    "watch_feed_batch": ("entries", "change-feed entries one watch round decides again"),
+    "watch_event_retention_days": ("days", "watch events are kept this long, then forgotten"),
 }
 
 # Sections, by field-name prefix; anything else is a service setting.

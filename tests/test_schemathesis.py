@@ -41,12 +41,15 @@ schema = schemathesis.openapi.from_dict(yaml.safe_load(DOCUMENT.read_text(encodi
 schema.config.generation.update(allow_extra_parameters=False)
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")  # uploads are text
 # Bodies and numbers that match their schema can still be unreadable: any string is a
-# number to look up (then normalised), a snapshot or an upload (then parsed). Their 422s
-# are problem documents (checked like every response); a number's says MALFORMED.
+# number to look up (then normalised), a snapshot or an upload (then parsed), and a string of
+# the watch cursor's shape a cursor (then checked). Their 422s are problem documents (checked
+# like every response); a number's says MALFORMED, a cursor's INVALID_CURSOR.
 UNREADABLE_CODES: dict[str, str | None] = {
     "/v1/certificates/{cert_no}": "MALFORMED",
     "/v1/admin/registry/import": None,
     "/v1/recheck-jobs": None,
+    "/v1/watch/listings": None,
+    "/v1/watch/events": "INVALID_CURSOR",
 }
 CERTIFICATES = [cert(f"2024010901{i:06d}") for i in range(20)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import health, jobs, lookup, registry, verify
+from certcheck.api.routes import health, jobs, lookup, registry, verify, watch
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
@@ -36,6 +36,7 @@ from certcheck.registry.store import RegistryStore
 from certcheck.sync.syncer import Syncer
 from certcheck.sync.upstream import build_syncer, sync_periodically, upstream_client
 from certcheck.verification.catalogue import load_catalogue
+from certcheck.watch.processor import WatchConfig, WatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(verify.router)
     app.include_router(registry.router)
     app.include_router(jobs.router)
+    app.include_router(watch.router)
     app.include_router(health.router)
     app.include_router(lookup.router)
     app.include_router(exposition.router)
@@ -96,6 +98,9 @@ async def _start(
         drain_on_sigterm(lifecycle, settings.shutdown_drain)
     checker = Checker(store, load_catalogue(settings.catalogue_dir))
     workers = _workers(stack, settings, engine, checker)
+    watcher = WatchProcessor(engine, checker, WatchConfig.from_settings(settings))
+    stack.push_async_callback(watcher.stop)
+    watcher.start()  # none with CERTCHECK_WATCH_PROCESSOR=false
     return State(
         settings=settings,
         engine=engine,
@@ -107,7 +112,8 @@ async def _start(
         limiter=KeyRateLimiter(settings.rate_limit),
         lookup_limiter=KeyRateLimiter(settings.lookup_rate_limit),
         jobs=workers,
-        syncer=await _syncer(stack, settings, engine, store),
+        syncer=await _syncer(stack, settings, engine, _refresh_and_wake(store, watcher)),
+        watch=watcher,
     )
 
 
@@ -159,18 +165,33 @@ def _workers(
 
 
 async def _syncer(
-    stack: contextlib.AsyncExitStack, settings: Settings, engine: AsyncEngine, store: RegistryStore
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    engine: AsyncEngine,
+    on_commit: Callable[[], Awaitable[None]],
 ) -> Syncer | None:
     """None without CERTCHECK_UPSTREAM_URL; with CERTCHECK_SYNC_INTERVAL, it also runs alone."""
     if not settings.upstream_url:
         return None
     upstream = await stack.enter_async_context(upstream_client(settings))
-    syncer = build_syncer(settings, engine, upstream, on_commit=store.refresh)
+    syncer = build_syncer(settings, engine, upstream, on_commit=on_commit)
     if settings.sync_interval:
         # Cancelled first at shutdown: a run cut short records itself as interrupted.
         periodic = sync_periodically(syncer, settings.sync_interval)
         _run_until_exit(stack, periodic, "periodic sync")
     return syncer
+
+
+def _refresh_and_wake(
+    store: RegistryStore, watcher: WatchProcessor
+) -> Callable[[], Awaitable[None]]:
+    """After a sync page commits: answer from the new registry, and decide watched listings."""
+
+    async def on_commit() -> None:
+        await store.refresh()
+        watcher.wake()
+
+    return on_commit
 
 
 async def _first_refresh(store: RegistryStore) -> bool:

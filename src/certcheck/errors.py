@@ -27,9 +27,10 @@ A new error is one class here and one line in this tree (and in docs/api.md's er
     ├── PayloadTooLarge       413 PAYLOAD_TOO_LARGE     a request body over its cap
     ├── TooManyItems          413 TOO_MANY_ITEMS        a batch over CERTCHECK_BATCH_MAX_ITEMS
     ├── InvalidJson           422 INVALID_JSON          a body that is not strict JSON
-    ├── InvalidCursor         422 INVALID_CURSOR        a change-feed cursor never given out
+    ├── InvalidCursor         422 INVALID_CURSOR        a cursor never given out (feed, watch)
     ├── MalformedNumber       422 MALFORMED             a number looked up that cannot be one
-    └── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
+    ├── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
+    └── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class InvalidJson(CertcheckError, status=422, code="INVALID_JSON"):
 
 
 class InvalidCursor(CertcheckError, status=422, code="INVALID_CURSOR"):
-    """A change-feed cursor that was never a `next` value."""
+    """A cursor (change feed or watch events) that was never a `next` value."""
 
 
 class MalformedNumber(CertcheckError, status=422, code="MALFORMED"):
@@ -183,3 +184,7 @@ class MalformedNumber(CertcheckError, status=422, code="MALFORMED"):
 
 class CertificateNotFound(CertcheckError, status=404, code="NOT_FOUND"):
     """A well-formed number looked up that is not in the registry."""
+
+
+class ListingNotWatched(CertcheckError, status=404, code="LISTING_NOT_WATCHED"):
+    title = "No such watched listing"

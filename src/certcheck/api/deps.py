@@ -20,6 +20,7 @@ from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
 from certcheck.registry.store import RegistryStore
 from certcheck.sync.syncer import Syncer
+from certcheck.watch.processor import WatchProcessor
 
 _T = TypeVar("_T")
 
@@ -38,6 +39,7 @@ class State(TypedDict):
     lookup_limiter: KeyRateLimiter  # the public /lookup pages, per client address
     jobs: JobWorkers
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
+    watch: WatchProcessor
 
 
 def lifespan_state(connection: HTTPConnection) -> State:

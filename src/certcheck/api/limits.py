@@ -22,7 +22,7 @@ from certcheck.errors import CertcheckError, Overloaded, PayloadTooLarge
 # Probes and scrapes must answer when the process is busiest; they never read a body.
 _EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 # Streaming uploads spool to disk under caps of their own (CERTCHECK_JOB_MAX_UPLOAD_BYTES ...).
-_STREAMING = ("/v1/recheck-jobs", "/v1/admin/registry/import")
+_STREAMING = ("/v1/recheck-jobs", "/v1/admin/registry/import", "/v1/watch/listings")
 _CLOSE = (b"connection", b"close")
 
 

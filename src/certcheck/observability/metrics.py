@@ -83,3 +83,18 @@ JOB_WORKER_CRASHES = Counter(
     "Job worker and housekeeping loops that failed unexpectedly and were restarted, by task.",
     ["task"],
 )
+WATCHED_LISTINGS = Gauge(
+    "certcheck_watched_listings",
+    "Listings watched, all platforms together (refreshed by the watch processor's housekeeping).",
+    multiprocess_mode="livemax",
+)
+WATCH_EVENTS = Counter(
+    "certcheck_watch_events_total",
+    "Watch events recorded (a watched listing's decision changed), by new decision.",
+    ["decision"],
+)
+WATCH_ROUNDS = Counter(
+    "certcheck_watch_rounds_total",
+    "Rounds of the watch processor that did work, by kind (change feed or expiry pass).",
+    ["kind"],
+)

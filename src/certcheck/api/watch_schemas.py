@@ -1,0 +1,71 @@
+"""Wire schemas of the listing watch (docs/watch.md), converted explicitly from watch records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from certcheck.verification.records import Reason, Verdict
+from certcheck.watch.records import WatchedListing, WatchEvent
+
+
+class InvalidLineOut(BaseModel):
+    line: int = Field(description="the upload's line number, counting every line from 1")
+    code: str = Field(description="a problem code: MALFORMED or MISSING_FIELD")
+    detail: str
+
+
+class WatchUploadOut(BaseModel):
+    upserted: int = Field(description="lines that inserted or replaced a watched listing")
+    invalid_lines: list[InvalidLineOut] = Field(
+        description="the first 1,000 lines that were not taken, in order"
+    )
+    invalid_count: int = Field(description="every line that was not taken")
+
+
+class WatchedListingOut(BaseModel):
+    listing_id: str
+    cert_no: str = Field(description="the normalised number; as sent when it is malformed")
+    decision: Verdict
+    reason: Reason
+    since: datetime = Field(description="when the listing got its current decision")
+
+
+class WatchEventOut(BaseModel):
+    event_id: str
+    listing_id: str
+    cert_no: str | None
+    old_decision: Verdict
+    new_decision: Verdict
+    reason: Reason
+    check_id: str = Field(description="the check behind the new decision")
+    created_at: datetime
+
+
+class WatchEventsOut(BaseModel):
+    events: list[WatchEventOut]
+    next: str = Field(description="send it back as `since`; it stays the same when nothing is new")
+
+
+def listing_out(listing: WatchedListing) -> WatchedListingOut:
+    return WatchedListingOut(
+        listing_id=listing.listing_id,
+        cert_no=listing.cert_no or listing.cert_no_sent,
+        decision=listing.decision,
+        reason=listing.reason,
+        since=listing.since,
+    )
+
+
+def event_out(event: WatchEvent) -> WatchEventOut:
+    return WatchEventOut(
+        event_id=event.event_id,
+        listing_id=event.listing_id,
+        cert_no=event.cert_no,
+        old_decision=event.old_decision,
+        new_decision=event.new_decision,
+        reason=event.reason,
+        check_id=event.check_id,
+        created_at=event.created_at,
+    )
