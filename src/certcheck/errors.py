@@ -16,7 +16,9 @@ Everything here is mapped to an RFC 9457 problem document in one place (api/prob
     ├── IdempotencyKeyReused  422 IDEMPOTENCY_KEY_REUSED  one key, two different uploads
     ├── TooManyJobs           429 TOO_MANY_JOBS         the platform's cap on unfinished jobs
     ├── SyncFailed            502 SYNC_FAILED/_REFUSED  the upstream feed failed or sent harm
-    └── UpstreamNotConfigured 409 UPSTREAM_NOT_CONFIGURED  no CERTCHECK_UPSTREAM_URL to sync from
+    ├── UpstreamNotConfigured 409 UPSTREAM_NOT_CONFIGURED  no CERTCHECK_UPSTREAM_URL to sync from
+    ├── CheckNotFound         404 NOT_FOUND             no such check record for this platform
+    └── MalformedCheckId      422 MALFORMED             a check id that is not a ULID
 """
 
 from __future__ import annotations
@@ -125,3 +127,17 @@ class UpstreamNotConfigured(CertcheckError):
     status = 409
     code = "UPSTREAM_NOT_CONFIGURED"
     title = "No upstream feed is configured"
+
+
+class CheckNotFound(CertcheckError):
+    """Unknown, past retention, or another platform's: the three answer alike."""
+
+    status = 404
+    code = "NOT_FOUND"
+    title = "No such check"
+
+
+class MalformedCheckId(CertcheckError):
+    status = 422
+    code = "MALFORMED"
+    title = "Not a check id"
