@@ -18,13 +18,14 @@ from certcheck.api import openapi, problems
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import health, jobs, registry, verify
+from certcheck.api.routes import checks, health, jobs, registry, verify
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
 from certcheck.db.deadline import Deadline, settle
 from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.outage import is_database_outage
+from certcheck.evidence.service import Evidence, evidence
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
 from certcheck.keys import KeyStore
 from certcheck.observability import exposition
@@ -52,6 +53,7 @@ class State(TypedDict):
     limiter: KeyRateLimiter
     jobs: JobWorkers
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
+    evidence: Evidence  # check records (flushed on the way out) and receipts
 
 
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
             if not await _first_refresh(store):
                 _run_until_exit(stack, _migrate_when_reachable(engine, store), "late migration")
             _run_until_exit(stack, store.poll(settings.generation_poll_interval), "registry poll")
+            proof = await stack.enter_async_context(evidence(settings, engine, realtime))
             lifecycle = Lifecycle()
             if handle_signals:
                 drain_on_sigterm(lifecycle, settings.shutdown_drain)
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
                 limiter=KeyRateLimiter(settings.rate_limit),
                 jobs=workers,
                 syncer=syncer,
+                evidence=proof,
             )
 
     app = FastAPI(
@@ -131,6 +135,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(verify.router)
     app.include_router(registry.router)
     app.include_router(jobs.router)
+    app.include_router(checks.router)
     app.include_router(health.router)
     app.include_router(exposition.router)
     app.add_middleware(

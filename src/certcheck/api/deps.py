@@ -14,6 +14,7 @@ from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.errors import UpstreamNotConfigured
+from certcheck.evidence.service import Evidence
 from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
@@ -57,6 +58,10 @@ async def get_jobs(request: Request) -> JobWorkers:
     return cast(JobWorkers, _state(request, "jobs"))
 
 
+async def get_evidence(request: Request) -> Evidence:
+    return cast(Evidence, _state(request, "evidence"))
+
+
 async def get_syncer(request: Request) -> Syncer:
     syncer = cast(Syncer | None, _state(request, "syncer"))
     if syncer is None:
@@ -73,6 +78,7 @@ CheckerDep = Annotated[Checker, Depends(get_checker)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 JobsDep = Annotated[JobWorkers, Depends(get_jobs)]
 SyncerDep = Annotated[Syncer, Depends(get_syncer)]
+EvidenceDep = Annotated[Evidence, Depends(get_evidence)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
 _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
