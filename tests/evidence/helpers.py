@@ -36,7 +36,9 @@ def verify_with_joserfc(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any
     """(protected header, payload) of a receipt, checked by joserfc; raises JoseError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)
-        verified = jws.deserialize_compact(token, KeySet.import_key_set(cast(Any, jwks)), registry=_REGISTRY)
+        verified = jws.deserialize_compact(
+            token, KeySet.import_key_set(cast(Any, jwks)), registry=_REGISTRY
+        )
     return dict(verified.protected), json.loads(verified.payload)
 
 

@@ -57,6 +57,11 @@ class CheckRecorder:
         self._last_shed_log = 0.0
         self._flushing = asyncio.Lock()
 
+    @property
+    def held(self) -> int:
+        """Records buffered or being written."""
+        return self._held
+
     async def add(self, items: Sequence[Checked]) -> None:
         """Buffer `items`; sheds or waits when the buffer is full."""
         if not self.enabled:
@@ -141,4 +146,4 @@ async def running(recorder: CheckRecorder, interval: float) -> AsyncIterator[Che
         try:
             await recorder.flush()
         except Exception as exc:
-            log.error("check records lost at shutdown: %d (%s)", recorder._held, exc)
+            log.error("check records lost at shutdown: %d (%s)", recorder.held, exc)
