@@ -168,7 +168,7 @@ class Settings(BaseSettings):
 
     # Evidence (docs/evidence.md): check records and signed receipts; evidence/.
     check_records: bool = Field(
-        default=True, description="on|off: record every check (off only to measure the cost)"
+        default=True, description="on or off: record every check (off only to measure what records cost)"
     )
     check_flush_seconds: float = Field(
         default=1.0,
