@@ -168,7 +168,8 @@ class Settings(BaseSettings):
 
     # Evidence (docs/evidence.md): check records and signed receipts; evidence/.
     check_records: bool = Field(
-        default=True, description="on or off: record every check (off only to measure what records cost)"
+        default=True,
+        description="on or off: record every check (off only to measure what records cost)",
     )
     check_flush_seconds: float = Field(
         default=1.0,
