@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Writer = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
 _SHED_LOG_EVERY = 10.0  # seconds between two log lines about dropped records
 _AHEAD_EVERY = 600.0  # seconds between two looks at the partitions ahead
+_LAST_FLUSH_TIMEOUT = 5.0  # seconds shutdown waits for the last flush (a database away)
 
 
 class WhenFull(enum.StrEnum):
@@ -144,6 +145,7 @@ async def running(recorder: CheckRecorder, interval: float) -> AsyncIterator[Che
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         try:
-            await recorder.flush()
+            async with asyncio.timeout(_LAST_FLUSH_TIMEOUT):
+                await recorder.flush()
         except Exception as exc:
             log.error("check records lost at shutdown: %d (%s)", recorder.held, exc)
