@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
 from certcheck.config import Settings
 from certcheck.db.tables import api_keys
@@ -70,6 +71,10 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
         Scope.BATCH, _post_json({"items": [{"cert_no": NUMBER}]}), 200
     ),
     ("GET", "get_certificate"): Endpoint(Scope.VERIFY, _call("GET"), 200),
+    # An id no check has: an authorised call gets as far as the look-up. Reading another
+    # platform's check is tested in tests/evidence/test_records.py.
+    ("GET", "get_check"): Endpoint(Scope.VERIFY, _call("GET"), 404),
+    ("GET", "get_receipt"): Endpoint(Scope.VERIFY, _call("GET"), 404),
     ("GET", "registry_info"): Endpoint(Scope.VERIFY, _call("GET"), 200),
     ("GET", "list_changes"): Endpoint(Scope.VERIFY, _call("GET"), 200),
     ("POST", "import_registry"): Endpoint(Scope.ADMIN, _post(SNAPSHOT, CSV), 200),
@@ -192,6 +197,8 @@ class TestMatrix:
     ) -> str:
         if name == "get_certificate":
             return app.url_path_for(name, cert_no=NUMBER)
+        if name in ("get_check", "get_receipt"):
+            return app.url_path_for(name, check_id=str(ULID()))
         if not endpoint.per_platform:
             return app.url_path_for(name)
         # A fresh job of the owner's platform for each call (DELETE forgets it).

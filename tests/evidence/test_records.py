@@ -131,6 +131,12 @@ class TestCheckRecords:
     ) -> None:
         assert_problem(await client.get(f"/v1/checks/{bad}", headers=headers), 422, "MALFORMED")
 
+    @pytest.mark.parametrize("far", ["7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "00000000000000000000000000"])
+    async def test_ids_of_impossible_times_are_unknown(
+        self, client: httpx.AsyncClient, headers: dict[str, str], far: str
+    ) -> None:
+        assert_problem(await client.get(f"/v1/checks/{far}", headers=headers), 404, "NOT_FOUND")
+
     async def test_batch_items_are_recorded(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:

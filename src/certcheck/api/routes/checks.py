@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ulid import ULID
@@ -20,6 +20,15 @@ router = APIRouter(tags=["evidence"])
 JOSE = "application/jose"
 # Crockford base32, 26 characters, the first at most 7 (128 bits); any case.
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
+# Documented, not enforced by FastAPI: anything else is answered 422 MALFORMED by _record.
+CheckId = Annotated[
+    str,
+    Path(
+        description="the check_id of a verify answer, a batch item or a job line (any case)",
+        json_schema_extra={"pattern": "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"},
+    ),
+]
+_FUTURE = timedelta(days=1)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "NOT_FOUND: unknown, past retention, or made by another platform"},
     422: {"description": "MALFORMED: not a ULID"},
@@ -66,11 +75,15 @@ async def _record(check_id: str, evidence: EvidenceDep, key: VerifyKey) -> dict[
     if not _ULID.fullmatch(check_id):
         raise MalformedCheckId(f"{check_id[:40]!r} is not a check id (a ULID)")
     normalised = check_id.upper()
-    issued = ULID.from_str(normalised).datetime
-    record = await evidence.records.get(normalised, issued, key.platform)
-    if record is None:
-        raise CheckNotFound(f"no check {normalised} for this platform")
-    return record
+    issued = ULID.from_str(normalised).milliseconds / 1000
+    now = datetime.now(UTC)
+    # A ULID may name a moment past the year 9999; no check was made after today.
+    if issued <= (now + _FUTURE).timestamp():
+        when = datetime.fromtimestamp(issued, UTC)
+        record = await evidence.records.get(normalised, when, key.platform)
+        if record is not None:
+            return record
+    raise CheckNotFound(f"no check {normalised} for this platform")
 
 
 def _json(record: dict[str, Any]) -> bytes:
@@ -83,7 +96,7 @@ def _json(record: dict[str, Any]) -> bytes:
     responses={200: {"model": CheckRecordOut}, **_ERRORS},
     response_class=JSONResponse,
 )
-async def get_check(check_id: str, evidence: EvidenceDep, key: VerifyKey) -> Response:
+async def get_check(check_id: CheckId, evidence: EvidenceDep, key: VerifyKey) -> Response:
     """The record of a check made with a key of this platform (docs/evidence.md)."""
     return Response(_json(await _record(check_id, evidence, key)), media_type="application/json")
 
@@ -96,7 +109,7 @@ async def get_check(check_id: str, evidence: EvidenceDep, key: VerifyKey) -> Res
         **_ERRORS,
     },
 )
-async def get_receipt(check_id: str, evidence: EvidenceDep, key: VerifyKey) -> Response:
+async def get_receipt(check_id: CheckId, evidence: EvidenceDep, key: VerifyKey) -> Response:
     """The record as a compact JWS signed with Ed25519 (EdDSA) by the current key."""
     payload = _json(await _record(check_id, evidence, key))
     return Response(await evidence.signing.sign(payload), media_type=JOSE)
