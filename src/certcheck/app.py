@@ -20,13 +20,14 @@ from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import health, jobs, lookup, registry, verify, watch
+from certcheck.api.routes import checks, health, jobs, lookup, registry, verify, watch
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
 from certcheck.db.deadline import Deadline, settle
 from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.outage import is_database_outage
+from certcheck.evidence.service import evidence
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
 from certcheck.keys import KeyStore
 from certcheck.observability import exposition
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(registry.router)
     app.include_router(jobs.router)
     app.include_router(watch.router)
+    app.include_router(checks.router)
     app.include_router(health.router)
     app.include_router(lookup.router)
     app.include_router(exposition.router)
@@ -93,6 +95,7 @@ async def _start(
     engine, realtime = _engines(stack, settings)
     deadline = Deadline(settings.db_timeout, abandon=not settings.is_sqlite)
     store = await _store(stack, settings, realtime, engine, deadline)
+    proof = await stack.enter_async_context(evidence(settings, engine, realtime))
     lifecycle = Lifecycle()
     if handle_signals:
         drain_on_sigterm(lifecycle, settings.shutdown_drain)
@@ -114,6 +117,7 @@ async def _start(
         jobs=workers,
         syncer=await _syncer(stack, settings, engine, _refresh_and_wake(store, watcher)),
         watch=watcher,
+        evidence=proof,
     )
 
 

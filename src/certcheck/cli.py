@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from certcheck import __version__, commands
+from certcheck import __version__, commands, evidence_commands
 from certcheck.environment import load_settings, use_demo_database
 from certcheck.errors import CertcheckError
 from certcheck.keys import Scope
@@ -196,6 +196,54 @@ def create(platform: str, scopes: tuple[str, ...]) -> int:
 def revoke(key_id: str) -> int:
     """Revoke the key KEY_ID: the id `keys create` reported, not the key."""
     return _run(commands.keys_revoke(load_settings(), key_id=key_id))
+
+
+@keys.group(context_settings=_CONTEXT)
+def signing() -> None:
+    """The Ed25519 keys that sign receipts, kept in the database's signing_keys table."""
+
+
+@signing.command(epilog=_MIGRATED)
+def rotate() -> int:
+    """Make a new signing key current; older public keys stay in /.well-known/jwks.json while
+    receipts they signed are within CERTCHECK_CHECK_RETENTION_DAYS."""
+    return _run(evidence_commands.signing_rotate(load_settings()))
+
+
+@certcheck.group(context_settings=_CONTEXT)
+def checks() -> None:
+    """Check records: what was asked, what was decided, kept for the retention period."""
+
+
+@checks.command(epilog=_MIGRATED)
+def purge() -> int:
+    """Forget check records older than CERTCHECK_CHECK_RETENTION_DAYS (default 400).
+
+    PostgreSQL drops whole day partitions; SQLite deletes the rows.
+    """
+    return _run(evidence_commands.checks_purge(load_settings()))
+
+
+@certcheck.group(context_settings=_CONTEXT)
+def receipt() -> None:
+    """Signed receipts of checks (GET /v1/checks/{check_id}/receipt)."""
+
+
+@receipt.command("verify", epilog=_MIGRATED)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--jwks",
+    metavar="FILE_OR_URL",
+    help="The key set: a file, or a URL such as https://HOST/.well-known/jwks.json; "
+    "unset: the keys in the database.",
+)
+def receipt_verify(file: Path, jwks: str | None) -> int:
+    """Verify the receipt in FILE offline; prints the check it proves.
+
+    Exit status 0 when the signature verifies with a key of the set, 1 otherwise (one line
+    says why).
+    """
+    return evidence_commands.receipt_verify(load_settings(), path=file, jwks=jwks)
 
 
 @certcheck.command(epilog=_MIGRATED, short_help="Check one certificate number.")

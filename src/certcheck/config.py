@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -181,6 +182,30 @@ class Settings(BaseSettings):
     )
     watch_event_retention_days: int = Field(
         default=30, ge=1, description="days watch events are kept"
+    )
+
+    # Evidence (docs/evidence.md): check records and signed receipts; evidence/.
+    check_records: bool = Field(
+        default=True,
+        description="on or off: record every check (off only to measure what records cost)",
+    )
+    check_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=2.0,
+        description="seconds between two bulk writes of check records: at most what a crash "
+        "loses; above 2 refused",
+    )
+    check_buffer_size: int = Field(
+        default=100_000, ge=1, description="check records one process holds before writing"
+    )
+    check_buffer_full: Literal["shed", "wait"] = Field(
+        default="shed",
+        description="when the record buffer is full: shed (drop records, counted and logged) "
+        "or wait (the answer waits for room)",
+    )
+    check_retention_days: int = Field(
+        default=400, ge=1, description="days check records (and their signing keys) are kept"
     )
 
     @field_validator("rate_limit", "lookup_rate_limit")

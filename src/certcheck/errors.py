@@ -30,7 +30,9 @@ A new error is one class here and one line in this tree (and in docs/api.md's er
     ├── InvalidCursor         422 INVALID_CURSOR        a cursor never given out (feed, watch)
     ├── MalformedNumber       422 MALFORMED             a number looked up that cannot be one
     ├── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
-    └── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
+    ├── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
+    ├── CheckNotFound         404 NOT_FOUND             no such check record for this platform
+    └── MalformedCheckId      422 MALFORMED             a check id that is not a ULID
 """
 
 from __future__ import annotations
@@ -188,3 +190,13 @@ class CertificateNotFound(CertcheckError, status=404, code="NOT_FOUND"):
 
 class ListingNotWatched(CertcheckError, status=404, code="LISTING_NOT_WATCHED"):
     title = "No such watched listing"
+
+
+class CheckNotFound(CertcheckError, status=404, code="NOT_FOUND"):
+    """Unknown, past retention, or another platform's: the three answer alike."""
+
+    title = "No such check"
+
+
+class MalformedCheckId(CertcheckError, status=422, code="MALFORMED"):
+    title = "Not a check id"

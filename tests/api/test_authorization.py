@@ -4,6 +4,7 @@ appear in clear: not in logs, not in /metrics, not in the database.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
 from certcheck.config import Settings
 from certcheck.db.tables import api_keys
@@ -27,6 +29,7 @@ from tests.factories import cert
 NUMBER = "2024010901234567"
 ALLOWED = 0  # any answer that is not 401 or 403: the request got past authorisation
 NDJSON = {"content-type": "application/x-ndjson"}
+JOB, NOT_WATCHED = "JOB_NOT_FOUND", "LISTING_NOT_WATCHED"
 CSV = {"content-type": "text/csv"}
 SNAPSHOT = f"cert_no,status,holder,product_code,models\n{NUMBER},有效,Example Co.,0901,XK-1\n"
 
@@ -38,7 +41,8 @@ class Endpoint:
     scope: Scope
     send: Send
     allowed: int  # the status an authorised call gets here
-    per_platform: bool = False  # a re-check job: other platforms get 404
+    # A job, a watched listing or a check of the owner's: another platform gets 404 and this code.
+    per_platform: str | None = None
 
 
 def _post_json(body: dict[str, Any]) -> Send:
@@ -51,6 +55,13 @@ def _post_json(body: dict[str, Any]) -> Send:
 def _post(content: str, media: dict[str, str]) -> Send:
     async def send(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
         return await client.post(url, content=content.encode(), headers={**headers, **media})
+
+    return send
+
+
+def _put(content: str, media: dict[str, str]) -> Send:
+    async def send(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
+        return await client.put(url, content=content.encode(), headers={**headers, **media})
 
     return send
 
@@ -70,6 +81,8 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
         Scope.BATCH, _post_json({"items": [{"cert_no": NUMBER}]}), 200
     ),
     ("GET", "get_certificate"): Endpoint(Scope.VERIFY, _call("GET"), 200),
+    ("GET", "get_check"): Endpoint(Scope.VERIFY, _call("GET"), 200, per_platform="NOT_FOUND"),
+    ("GET", "get_receipt"): Endpoint(Scope.VERIFY, _call("GET"), 200, per_platform="NOT_FOUND"),
     ("GET", "registry_info"): Endpoint(Scope.VERIFY, _call("GET"), 200),
     ("GET", "list_changes"): Endpoint(Scope.VERIFY, _call("GET"), 200),
     ("POST", "import_registry"): Endpoint(Scope.ADMIN, _post(SNAPSHOT, CSV), 200),
@@ -78,12 +91,20 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("POST", "create_recheck_job"): Endpoint(
         Scope.BATCH, _post(f'{{"cert_no": "{NUMBER}"}}\n', NDJSON), 202
     ),
-    ("GET", "get_recheck_job"): Endpoint(Scope.BATCH, _call("GET"), 200, per_platform=True),
+    ("GET", "get_recheck_job"): Endpoint(Scope.BATCH, _call("GET"), 200, per_platform=JOB),
     # No job workers run here: the job stays queued, and its results are not ready.
-    ("GET", "get_recheck_results"): Endpoint(Scope.BATCH, _call("GET"), 409, per_platform=True),
-    ("DELETE", "delete_recheck_job"): Endpoint(
-        Scope.BATCH, _call("DELETE"), 204, per_platform=True
+    ("GET", "get_recheck_results"): Endpoint(Scope.BATCH, _call("GET"), 409, per_platform=JOB),
+    ("DELETE", "delete_recheck_job"): Endpoint(Scope.BATCH, _call("DELETE"), 204, per_platform=JOB),
+    ("PUT", "put_watched_listings"): Endpoint(
+        Scope.BATCH, _put(f'{{"listing_id": "sku-1", "cert_no": "{NUMBER}"}}\n', NDJSON), 200
     ),
+    ("GET", "get_watched_listing"): Endpoint(
+        Scope.BATCH, _call("GET"), 200, per_platform=NOT_WATCHED
+    ),
+    ("DELETE", "delete_watched_listing"): Endpoint(
+        Scope.BATCH, _call("DELETE"), 204, per_platform=NOT_WATCHED
+    ),
+    ("GET", "list_watch_events"): Endpoint(Scope.BATCH, _call("GET"), 200),
 }
 # No key, a key nobody issued, a revoked one, one per scope, one with every scope (the jobs'
 # owner) and one with every scope from another platform.
@@ -166,8 +187,8 @@ class TestMatrix:
                     assert response.status_code == endpoint.allowed, where
                 else:
                     assert response.status_code == want, where
-                    code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "JOB_NOT_FOUND"}
-                    assert_problem(response, want, code[want])
+                    code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: endpoint.per_platform}
+                    assert_problem(response, want, code[want] or "")
                 if want == 401:
                     assert response.headers["www-authenticate"] == "Bearer", where
         await self._assert_no_key_in_clear(client, engine, keys, caplog.text)
@@ -195,6 +216,17 @@ class TestMatrix:
             return app.url_path_for(name, cert_no=NUMBER)
         if not endpoint.per_platform:
             return app.url_path_for(name)
+        if name in ("get_check", "get_receipt"):
+            return app.url_path_for(name, check_id=await self._owners_check(client, app, keys))
+        if name in ("get_watched_listing", "delete_watched_listing"):
+            listing = f"sku-{ULID()}"
+            put = await client.put(
+                app.url_path_for("put_watched_listings"),
+                content=f'{{"listing_id": "{listing}", "cert_no": "{NUMBER}"}}\n'.encode(),
+                headers={**auth(keys, "owner"), **NDJSON},
+            )
+            assert put.status_code == 200, put.text
+            return app.url_path_for(name, listing_id=listing)
         # A fresh job of the owner's platform for each call (DELETE forgets it).
         created = await client.post(
             app.url_path_for("create_recheck_job"),
@@ -203,6 +235,22 @@ class TestMatrix:
         )
         assert created.status_code == 202, created.text
         return app.url_path_for(name, job_id=created.json()["job_id"])
+
+    async def _owners_check(
+        self, client: httpx.AsyncClient, app: FastAPI, keys: dict[str, str]
+    ) -> str:
+        """A check of the owner's platform, once its record is readable (within 2 s)."""
+        owner = auth(keys, "owner")
+        verified = await client.post(
+            app.url_path_for("verify_one"), json={"cert_no": NUMBER}, headers=owner
+        )
+        check_id = str(verified.json()["check_id"])
+        url = app.url_path_for("get_check", check_id=check_id)
+        for _ in range(40):
+            if (await client.get(url, headers=owner)).status_code == 200:
+                return check_id
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"check {check_id} was not readable within 4 s")
 
     async def _assert_no_key_in_clear(
         self, client: httpx.AsyncClient, engine: AsyncEngine, keys: dict[str, str], logs: str

@@ -15,6 +15,7 @@ from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.errors import Forbidden, RateLimited, Unauthenticated, UpstreamNotConfigured
+from certcheck.evidence.service import Evidence
 from certcheck.jobs.worker import JobWorkers
 from certcheck.keys import KeyStore, Principal, Scope
 from certcheck.observability.shutdown import Lifecycle
@@ -40,6 +41,7 @@ class State(TypedDict):
     jobs: JobWorkers
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
     watch: WatchProcessor
+    evidence: Evidence  # check records (flushed on the way out) and receipts
 
 
 def lifespan_state(connection: HTTPConnection) -> State:
@@ -63,6 +65,7 @@ get_lifecycle = _part(lambda state: state["lifecycle"])
 get_limiter = _part(lambda state: state["limiter"])
 get_lookup_limiter = _part(lambda state: state["lookup_limiter"])
 get_jobs = _part(lambda state: state["jobs"])
+get_evidence = _part(lambda state: state["evidence"])
 
 
 def _configured(syncer: Syncer | None) -> Syncer:
@@ -82,6 +85,7 @@ LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
 LookupLimiterDep = Annotated[KeyRateLimiter, Depends(get_lookup_limiter)]
 JobsDep = Annotated[JobWorkers, Depends(get_jobs)]
+EvidenceDep = Annotated[Evidence, Depends(get_evidence)]
 SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")

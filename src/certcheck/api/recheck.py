@@ -27,7 +27,7 @@ class RecheckLines:
             return _describe(exc)
         if _repeats_a_member(record, len(request.model_fields_set)):
             return "invalid JSON: a member name appears twice"
-        return Parsed(listing_of(request), request.listing_id)
+        return Parsed(listing_of(request), request.listing_id, request.merchant_id)
 
     def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
         body = _SERIALIZER.to_json(verify_response(check, listing_id))

@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 from ulid import ULID
 
 from certcheck.checking import Check, Checker
+from certcheck.evidence.records import Requested
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
 from certcheck.observability.metrics import DECISIONS
@@ -27,6 +28,7 @@ from certcheck.verification.records import Listing, Verdict
 class Parsed(NamedTuple):
     listing: Listing
     listing_id: str | None
+    merchant_id: str | None = None  # kept only in the line's check record
 
 
 class LineCodec(Protocol):
@@ -46,6 +48,8 @@ class ChunkResult:
     counts: Counter[Verdict]
     invalid: int
     registry: RegistryInfo
+    # Each line's check and request, for its check record (written with the chunk's results).
+    checked: tuple[tuple[Check, Requested], ...] = ()
 
 
 # What the workers call on each chunk: process_chunk, or a stand-in that fails on purpose in tests.
@@ -80,20 +84,39 @@ def _render(
     answers = iter(checks)
     lines: list[bytes] = []
     letters: list[str] = []
+    checked: list[tuple[Check, Requested]] = []
     for line, item in zip(chunk.lines, parsed, strict=True):
         if isinstance(item, str):
             check = _unreadable(registry, now)
             lines.append(codec.render(check, None, line, item))
+            checked.append((check, _NOTHING))
         else:
             check = next(answers)
             lines.append(codec.render(check, item.listing_id, line, None))
+            checked.append((check, _requested(item)))
         letters.append(LETTER[check.decision.verdict])
     invalid = len(chunk) - len(checks)
     if invalid:
         DECISIONS.labels(decision="block", reason="MALFORMED").inc(invalid)
     counts = Counter({verdict: letters.count(letter) for verdict, letter in LETTER.items()})
     lines.append(b"")
-    return ChunkResult(b"\n".join(lines), "".join(letters), counts, invalid, registry)
+    return ChunkResult(
+        b"\n".join(lines), "".join(letters), counts, invalid, registry, tuple(checked)
+    )
+
+
+_NOTHING = Requested()  # a line that could not be read: nothing of it is known
+
+
+def _requested(item: Parsed) -> Requested:
+    listing = item.listing
+    return Requested(
+        product_code=listing.product_code,
+        model=listing.model,
+        manufacturer=listing.manufacturer,
+        listing_id=item.listing_id,
+        merchant_id=item.merchant_id,
+    )
 
 
 def _unreadable(registry: RegistryInfo, now: datetime) -> Check:

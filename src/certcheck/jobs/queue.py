@@ -28,8 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck.checking import Check
 from certcheck.db.tables import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.types import UTCDateTime
+from certcheck.evidence import store as check_records
+from certcheck.evidence.records import Checked, Requested, Source, row_of
 from certcheck.jobs.chunks import InputChunk, unpack
 from certcheck.jobs.records import JobStatus
 
@@ -58,6 +61,8 @@ class ChunkOutcome:
     invalid: int
     generation: int
     registry_as_of: datetime
+    # Each line's check and request; recorded with the results (empty: records are off).
+    checked: tuple[tuple[Check, Requested], ...] = ()
 
 
 def _available(now: datetime) -> ColumnElement[bool]:
@@ -157,7 +162,10 @@ class _LeaseLost(Exception):
 
 
 async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> bool:
-    """Commit the chunk's results and the job's progress as one; False if the lease was lost."""
+    """Commit the chunk's results, their check records and the job's progress as one; False
+    if the lease was lost."""
+    if outcome.checked:  # the day partitions, outside the transaction (evidence/partitions.py)
+        await check_records.prepare(engine, (check.checked_at for check, _ in outcome.checked))
     try:
         async with engine.begin() as conn:
             taken = await conn.execute(
@@ -181,9 +189,19 @@ async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> 
                 )
             )
             await conn.execute(_progress(lease, outcome))
+            if outcome.checked:
+                await _record(conn, lease.job_id, outcome.checked)
     except (_LeaseLost, IntegrityError):  # IntegrityError: the job was deleted meanwhile
         return False
     return True
+
+
+async def _record(
+    conn: AsyncConnection, job_id: str, checked: tuple[tuple[Check, Requested], ...]
+) -> None:
+    platform = await conn.scalar(select(_j.platform).where(_j.id == job_id))
+    rows = [row_of(Checked(c, asked, Source.JOB, str(platform), job_id)) for c, asked in checked]
+    await check_records.write(conn, rows)
 
 
 def _progress(lease: Lease, outcome: ChunkOutcome) -> Update:

@@ -60,6 +60,7 @@ class WorkerConfig:
     retention_seconds: int
     housekeeping_every: float = 10.0
     hold_file: Path | None = None  # a test hook: see Settings.job_hold_file
+    check_records: bool = True  # each line's check record is written with the results
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -70,6 +71,7 @@ class WorkerConfig:
             max_attempts=settings.job_max_attempts,
             retention_seconds=settings.job_retention,
             hold_file=settings.job_hold_file,
+            check_records=settings.check_records,
         )
 
 
@@ -194,6 +196,7 @@ class JobWorkers:
             invalid=result.invalid,
             generation=result.registry.generation,
             registry_as_of=result.registry.as_of,
+            checked=result.checked if self._config.check_records else (),
         )
         await self._hold()
         return result if await queue.complete(self._engine, lease, outcome) else None

@@ -98,3 +98,25 @@ WATCH_ROUNDS = Counter(
     "Rounds of the watch processor that did work, by kind (change feed or expiry pass).",
     ["kind"],
 )
+CHECK_RECORDS_WRITTEN = Counter(
+    "certcheck_check_records_written_total",
+    "Check records written to the database, by source (verify, batch, job).",
+    ["source"],
+)
+CHECK_RECORDS_DROPPED = Counter(
+    "certcheck_check_records_dropped_total",
+    "Check records dropped because the buffer was full (CERTCHECK_CHECK_BUFFER_FULL=shed).",
+)
+CHECK_RECORDS_BUFFERED = Gauge(
+    "certcheck_check_records_buffered",
+    "Check records waiting in this process's buffer to be written.",
+    multiprocess_mode="livesum",
+)
+CHECK_RECORD_FLUSH_FAILURES = Counter(
+    "certcheck_check_record_flush_failures_total",
+    "Flushes of the check record buffer that failed; their records are tried again.",
+)
+CHECK_RECORDS_WAITS = Counter(
+    "certcheck_check_record_buffer_waits_total",
+    "Times a request waited for room in a full buffer (CERTCHECK_CHECK_BUFFER_FULL=wait).",
+)

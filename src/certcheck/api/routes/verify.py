@@ -10,8 +10,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter
 
-from certcheck.api.convert import certificate_out, listing_of, verify_response
-from certcheck.api.deps import BatchKey, CheckerDep, SettingsDep, StoreDep, VerifyKey
+from certcheck.api.convert import certificate_out, listing_of, requested_of, verify_response
+from certcheck.api.deps import (
+    BatchKey,
+    CheckerDep,
+    EvidenceDep,
+    SettingsDep,
+    StoreDep,
+    VerifyKey,
+)
 from certcheck.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -23,6 +30,7 @@ from certcheck.api.schemas import (
 from certcheck.api.strict_json import StrictJsonRoute, strict_json_route, too_many_items
 from certcheck.checking import SLICE, in_slices
 from certcheck.errors import CertificateNotFound, MalformedNumber
+from certcheck.evidence.records import Checked, Source
 from certcheck.keys import Scope
 from certcheck.verification.numbers import (
     NUMBER_FORMAT_HINT,
@@ -39,22 +47,38 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 
 
 async def verify_one(
-    body: VerifyRequest, checker: CheckerDep, _key: VerifyKey, request: Request
+    body: VerifyRequest,
+    checker: CheckerDep,
+    evidence: EvidenceDep,
+    key: VerifyKey,
+    request: Request,
 ) -> VerifyResponse:
     """Decide whether one listing may go on sale."""
     (check,) = await checker.check([listing_of(body)])
+    await evidence.recorder.add([Checked(check, requested_of(body), Source.VERIFY, key.platform)])
     request.state.decision = check.decision.verdict.value
     request.state.reason = check.decision.reason.value
     return verify_response(check, body.listing_id)
 
 
 async def verify_batch(
-    body: BatchRequest, checker: CheckerDep, settings: SettingsDep, _key: BatchKey
+    body: BatchRequest,
+    checker: CheckerDep,
+    settings: SettingsDep,
+    evidence: EvidenceDep,
+    key: BatchKey,
 ) -> Response:
     """Decide many listings at once (up to CERTCHECK_BATCH_MAX_ITEMS, 10,000 by default)."""
     if len(body.items) > settings.batch_max_items:
         raise too_many_items(str(len(body.items)), settings.batch_max_items)
     checks = await checker.check(await in_slices(body.items, listing_of))
+    if evidence.recorder.enabled:
+        await evidence.recorder.add(
+            await in_slices(
+                list(zip(checks, body.items, strict=True)),
+                lambda pair: Checked(pair[0], requested_of(pair[1]), Source.BATCH, key.platform),
+            )
+        )
     results = await in_slices(
         list(zip(checks, body.items, strict=True)),
         lambda pair: verify_response(pair[0], pair[1].listing_id),

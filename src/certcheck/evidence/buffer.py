@@ -1,0 +1,151 @@
+"""The per-process buffer of check records: filled on the request path, flushed in bulk.
+
+`add` only appends (no I/O); a task flushes everything buffered every `interval` seconds in
+one bulk write, and once more at shutdown. A failed flush keeps its records for the next one.
+When the buffer is full, `shed` drops the new records (counted, logged at most every 10 s) and
+`wait` makes the caller wait for room: the choice between fast answers and no lost record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.evidence import partitions, store
+from certcheck.evidence.records import Checked, row_of
+from certcheck.observability.metrics import (
+    CHECK_RECORD_FLUSH_FAILURES,
+    CHECK_RECORDS_BUFFERED,
+    CHECK_RECORDS_DROPPED,
+    CHECK_RECORDS_WAITS,
+    CHECK_RECORDS_WRITTEN,
+)
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
+_SHED_LOG_EVERY = 10.0  # seconds between two log lines about dropped records
+_AHEAD_EVERY = 600.0  # seconds between two looks at the partitions ahead
+_LAST_FLUSH_TIMEOUT = 5.0  # seconds shutdown waits for the last flush (a database away)
+
+
+class WhenFull(enum.StrEnum):
+    SHED = "shed"
+    WAIT = "wait"
+
+
+class CheckRecorder:
+    def __init__(
+        self, engine: AsyncEngine, *, capacity: int, when_full: WhenFull, enabled: bool = True
+    ) -> None:
+        self._engine = engine
+        self._capacity = capacity
+        self._when_full = when_full
+        self.enabled = enabled
+        self._items: deque[Checked] = deque()
+        self._held = 0  # buffered plus being written: what counts against the capacity
+        self._room = asyncio.Event()
+        self._dropped_unlogged = 0
+        self._last_shed_log = 0.0
+        self._flushing = asyncio.Lock()
+
+    @property
+    def held(self) -> int:
+        """Records buffered or being written."""
+        return self._held
+
+    async def add(self, items: Sequence[Checked]) -> None:
+        """Buffer `items`; sheds or waits when the buffer is full."""
+        if not self.enabled:
+            return
+        start = 0
+        while start < len(items):
+            room = self._capacity - self._held
+            if room <= 0:
+                if self._when_full is WhenFull.SHED:
+                    self._shed(len(items) - start)
+                    return
+                CHECK_RECORDS_WAITS.inc()
+                self._room.clear()
+                await self._room.wait()
+                continue
+            taken = items[start : start + room]
+            self._items.extend(taken)
+            self._held += len(taken)
+            CHECK_RECORDS_BUFFERED.inc(len(taken))
+            start += len(taken)
+
+    def _shed(self, count: int) -> None:
+        CHECK_RECORDS_DROPPED.inc(count)
+        self._dropped_unlogged += count
+        now = time.monotonic()
+        if now - self._last_shed_log >= _SHED_LOG_EVERY:
+            log.warning(
+                "check record buffer full (%d): %d records dropped since the last warning",
+                self._capacity,
+                self._dropped_unlogged,
+            )
+            self._dropped_unlogged, self._last_shed_log = 0, now
+
+    async def flush(self) -> int:
+        """Write everything buffered now in one bulk write; the number written."""
+        async with self._flushing:
+            batch = list(self._items)
+            if not batch:
+                return 0
+            self._items.clear()
+            try:
+                rows = await asyncio.to_thread(lambda: [row_of(item) for item in batch])
+                await store.write_all(self._engine, rows)
+            except BaseException:
+                self._items.extendleft(reversed(batch))  # tried again at the next flush
+                raise
+            self._held -= len(batch)
+            CHECK_RECORDS_BUFFERED.dec(len(batch))
+            self._room.set()
+            for source, count in Counter(item.source.value for item in batch).items():
+                CHECK_RECORDS_WRITTEN.labels(source=source).inc(count)
+            return len(batch)
+
+    async def run(self, interval: float) -> None:
+        """Flush every `interval` seconds until cancelled; keep the partitions ahead."""
+        last_ahead = -_AHEAD_EVERY
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if time.monotonic() - last_ahead >= _AHEAD_EVERY:
+                    await partitions.ahead(self._engine, datetime.now(UTC))
+                    last_ahead = time.monotonic()
+                await self.flush()
+            except Exception as exc:
+                CHECK_RECORD_FLUSH_FAILURES.inc()
+                log.warning(
+                    "check records not written (%s); %d held for the next flush",
+                    type(exc).__name__,
+                    self._held,
+                )
+
+
+@contextlib.asynccontextmanager
+async def running(recorder: CheckRecorder, interval: float) -> AsyncIterator[CheckRecorder]:
+    """The recorder flushing in the background; flushed a last time on the way out."""
+    task = asyncio.create_task(recorder.run(interval), name="check record flush")
+    try:
+        yield recorder
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(_LAST_FLUSH_TIMEOUT):
+                await recorder.flush()
+        except Exception as exc:
+            log.error("check records lost at shutdown: %d (%s)", recorder.held, exc)

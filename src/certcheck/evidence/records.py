@@ -1,0 +1,136 @@
+"""A check record: what was asked, the certificate as it stood and what was decided.
+
+Rows are built from Checks off the request path (at flush time); the JSON a platform reads
+(GET /v1/checks/{id}) and the payload of its receipt are both made from the row by `as_json`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from certcheck.checking import Check
+from certcheck.verification.records import Certificate
+
+
+class Source(enum.StrEnum):
+    VERIFY = "verify"
+    BATCH = "batch"
+    JOB = "job"
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """The listing's fields as sent (None when not sent); the number comes from the Check."""
+
+    product_code: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    listing_id: str | None = None
+    merchant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A check waiting to be written: cheap to make on the request path."""
+
+    check: Check
+    requested: Requested
+    source: Source
+    platform: str
+    job_id: str | None = None
+
+
+# Column order of check_records, which COPY needs.
+COLUMNS = (
+    "check_id",
+    "checked_at",
+    "platform",
+    "source",
+    "job_id",
+    "cert_no",
+    "product_code",
+    "model",
+    "manufacturer",
+    "listing_id",
+    "merchant_id",
+    "decision",
+    "reasons",
+    "certificate",
+    "registry_as_of",
+)
+_REQUEST_FIELDS = ("cert_no", "product_code", "model", "manufacturer", "listing_id", "merchant_id")
+
+
+def row_of(item: Checked) -> tuple[Any, ...]:
+    """The check_records row of `item`, in COLUMNS order."""
+    check, asked = item.check, item.requested
+    decision = check.decision
+    certificate = check.certificate
+    return (
+        check.check_id,
+        check.checked_at,
+        item.platform,
+        item.source.value,
+        item.job_id,
+        check.cert_no,
+        asked.product_code,
+        asked.model,
+        asked.manufacturer,
+        asked.listing_id,
+        asked.merchant_id,
+        decision.verdict.value,
+        " ".join(reason.value for reason in decision.reasons),
+        None if certificate is None else json.dumps(certificate_json(certificate)),
+        check.registry_as_of,
+    )
+
+
+def certificate_json(cert: Certificate) -> dict[str, Any]:
+    """The certificate as the verify answer shows it (api.md), so a record reads the same."""
+    return {
+        "cert_no": cert.cert_no,
+        "status": cert.status.value,
+        "holder": cert.holder,
+        "manufacturer": cert.manufacturer,
+        "factory": cert.factory,
+        "product_code": cert.product_code,
+        "product_name": cert.product_name,
+        "models": list(cert.models),
+        "body_code": cert.body_code,
+        "issued_on": _day(cert.issued_on),
+        "expires_on": _day(cert.expires_on),
+        "status_changed_on": _day(cert.status_changed_on),
+        "status_reason": cert.status_reason,
+    }
+
+
+def as_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The record as GET /v1/checks/{check_id} answers it (docs/evidence.md)."""
+    reasons = row["reasons"].split()
+    return {
+        "check_id": row["check_id"],
+        "platform": row["platform"],
+        "source": row["source"],
+        "job_id": row["job_id"],
+        "checked_at": timestamp(row["checked_at"]),
+        "request": {name: row[name] for name in _REQUEST_FIELDS},
+        "decision": row["decision"],
+        "reason": reasons[0],
+        "reasons": reasons,
+        "certificate": None if row["certificate"] is None else json.loads(row["certificate"]),
+        "registry_as_of": timestamp(row["registry_as_of"]),
+    }
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as every answer of the API writes times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _day(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()

@@ -1,0 +1,81 @@
+"""Writing check records in bulk, reading one back, and purging those past retention.
+
+PostgreSQL gets COPY (asyncpg's copy_records_to_table on the connection's own driver
+connection, so it joins the transaction in progress); SQLite one executemany.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from certcheck.db.tables import check_records
+from certcheck.evidence import partitions
+from certcheck.evidence.records import COLUMNS, as_json
+
+_c = check_records.c
+# A check_id's ULID time is when the check was decided: its row is at most this far from it.
+_ID_WINDOW = timedelta(days=1)
+
+
+async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
+    """Make sure the day partitions of these times exist; outside any write transaction."""
+    await partitions.ensure(engine, {partitions.day_of(moment) for moment in checked_at})
+
+
+async def write(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (COLUMNS order) on `conn`, inside its transaction."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SELECT 1")  # the transaction starts with a statement
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_records_to_table("check_records", records=rows, columns=COLUMNS)
+    else:
+        values = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+        await conn.execute(insert(check_records), values)
+
+
+async def write_all(engine: AsyncEngine, rows: Sequence[tuple[Any, ...]]) -> None:
+    await prepare(engine, (row[1] for row in rows))
+    async with engine.begin() as conn:
+        await write(conn, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReader:
+    engine: AsyncEngine
+    retention_days: int
+
+    async def get(self, check_id: str, issued: datetime, platform: str) -> dict[str, Any] | None:
+        """The record of `check_id` (upper case) made by `platform`; None when there is none
+        for it, including records past retention not yet purged."""
+        oldest = max(datetime.now(UTC) - timedelta(days=self.retention_days), issued - _ID_WINDOW)
+        query = select(check_records).where(
+            _c.check_id == check_id,
+            _c.platform == platform,
+            _c.checked_at >= oldest,
+            _c.checked_at <= issued + _ID_WINDOW,  # with the line above: one to three partitions
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else as_json(row)
+
+
+async def purge(engine: AsyncEngine, retention_days: int) -> str:
+    """Forget records older than the retention; what was done, for the command's output."""
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    if engine.dialect.name == "postgresql":
+        days = await partitions.drop_before(engine, cutoff)
+        return f"dropped {len(days)} day partitions" + (
+            f" ({days[0]} to {days[-1]})" if days else ""
+        )
+    async with engine.begin() as conn:
+        deleted = await conn.execute(delete(check_records).where(_c.checked_at < cutoff))
+    return f"deleted {deleted.rowcount} records"

@@ -1,0 +1,95 @@
+"""The per-process record buffer: bulk flushes, and a full buffer shedding or waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
+
+from certcheck.checking import Check
+from certcheck.db.tables import check_records
+from certcheck.evidence.buffer import CheckRecorder, WhenFull
+from certcheck.evidence.records import Checked, Requested, Source
+from certcheck.verification.decision import MALFORMED_DECISION
+
+
+def checked(count: int) -> list[Checked]:
+    now = datetime.now(UTC)
+    return [
+        Checked(
+            Check(str(ULID()), None, MALFORMED_DECISION, None, now, now),
+            Requested(listing_id=str(n)),
+            Source.BATCH,
+            "shop",
+        )
+        for n in range(count)
+    ]
+
+
+async def stored(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(check_records)) or 0)
+
+
+def dropped() -> float:
+    return REGISTRY.get_sample_value("certcheck_check_records_dropped_total") or 0.0
+
+
+async def test_a_flush_writes_everything_buffered_at_once(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=1000, when_full=WhenFull.SHED)
+    await recorder.add(checked(250))
+    assert await stored(engine) == 0  # nothing is written on the caller's path
+
+    assert await recorder.flush() == 250
+    assert (await stored(engine), recorder.held) == (250, 0)
+
+
+async def test_a_full_buffer_sheds_and_counts(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=3, when_full=WhenFull.SHED)
+    before = dropped()
+
+    await recorder.add(checked(5))
+    await recorder.flush()
+
+    assert dropped() - before == 2
+    assert await stored(engine) == 3
+
+
+async def test_a_full_buffer_makes_the_caller_wait_for_room(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=2, when_full=WhenFull.WAIT)
+    before = dropped()
+    adding = asyncio.create_task(recorder.add(checked(5)))
+    await asyncio.sleep(0.05)
+    assert not adding.done()  # waiting: 2 buffered, 3 to go
+
+    while not adding.done():
+        await recorder.flush()
+        await asyncio.sleep(0)
+    await recorder.flush()
+
+    assert await stored(engine) == 5
+    assert dropped() == before
+
+
+async def test_off_records_nothing(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=10, when_full=WhenFull.SHED, enabled=False)
+    await recorder.add(checked(3))
+    assert (await recorder.flush(), await stored(engine)) == (0, 0)
+
+
+async def test_a_failed_flush_keeps_its_records(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=1, when_full=WhenFull.SHED)
+    items = checked(1)
+    await recorder.add(items)
+    await recorder.flush()
+    await recorder.add(items)  # the same check id twice: the database refuses the write
+
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await recorder.flush()
+
+    assert recorder.held == 1
