@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from certcheck.cli import certcheck
-from certcheck.progress import progress
+from certcheck.cli.progress import progress
 from tests.conftest import POSTGRES_ADMIN_URL, _admin, run_sync
 from tests.e2e.servers import free_port
 

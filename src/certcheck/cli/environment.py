@@ -1,4 +1,4 @@
-"""The settings a command runs with, read from the environment (used by cli.py and commands.py)."""
+"""The settings a command runs with, read from the environment, and what `serve --demo` prints."""
 
 from __future__ import annotations
 
