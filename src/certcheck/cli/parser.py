@@ -122,7 +122,10 @@ def sync() -> int:
 
 
 @certcheck.command(
-    "fake-upstream", help=fake_upstream.__doc__, short_help="Serve a snapshot as a fake feed."
+    "fake-upstream",
+    help=fake_upstream.__doc__,
+    short_help="Serve a snapshot as a fake feed.",
+    epilog="Touches no database. Point a certcheck's CERTCHECK_UPSTREAM_URL at it.",
 )
 @click.option(
     "--snapshot",
