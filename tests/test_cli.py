@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from certcheck.cli import certcheck
-from certcheck.progress import progress
+from certcheck.cli.progress import progress
 from tests.conftest import POSTGRES_ADMIN_URL, _admin, run_sync
 from tests.e2e.servers import free_port
 
@@ -97,6 +97,12 @@ class TestHelp:
         assert "CERTCHECK_DATABASE_URL" in text
         assert "./certcheck.db in the current directory" in text
 
+    def test_every_command_says_which_database_it_touches(self) -> None:
+        for name, command in commands(certcheck):
+            context = click.Context(command, info_name=name)
+            text = " ".join(command.get_help(context).split())
+            assert "CERTCHECK_DATABASE_URL" in text or "Touches no database" in text, name
+
     def test_sync_needs_the_upstream(self, tmp_path: Path) -> None:
         assert "CERTCHECK_UPSTREAM_URL" in run(tmp_path, "sync", "--help").stdout
 
@@ -150,6 +156,19 @@ class TestBeforeDbUpgrade:
         line = one_line_failure(run(tmp_path, *args, env=blank_database))
         assert "run `certcheck db upgrade`" in line
         assert not (tmp_path / "certcheck.db").exists()
+
+    def test_sync_says_to_run_db_upgrade(
+        self, blank_database: dict[str, str], tmp_path: Path
+    ) -> None:
+        env = {**blank_database, "CERTCHECK_UPSTREAM_URL": "http://127.0.0.1:9"}
+        line = one_line_failure(run(tmp_path, "sync", env=env))
+        assert "run `certcheck db upgrade`" in line
+        assert not (tmp_path / "certcheck.db").exists()
+
+    def test_sync_without_an_upstream_names_the_setting(self, tmp_path: Path) -> None:
+        line = one_line_failure(run(tmp_path, "sync"))
+        assert "CERTCHECK_UPSTREAM_URL" in line
+        assert sorted(tmp_path.iterdir()) == []
 
     def test_import_of_a_missing_file_creates_nothing(self, tmp_path: Path) -> None:
         line = one_line_failure(run(tmp_path, "import", str(tmp_path / "nonexistent.csv")))

@@ -82,6 +82,12 @@ class TestRegistryInfo:
         assert body["last_sync"]["added"] == 2
         assert body["catalogue"]["effective_from"] == "2023-09-05"
 
+    async def test_an_import_is_not_reported_as_a_sync(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        body = (await client.get(app.url_path_for("registry_info"), headers=headers)).json()
+        assert body["last_sync"]["kind"] == "import"
+
 
 class TestChanges:
     async def test_paged_oldest_first(
@@ -325,3 +331,18 @@ class TestSyncEndpoint:
         )
         assert body["cursor"] == revoked[0]["updated_at"].replace(".000000Z", "Z")
         assert (info["source"], info["last_sync"]["outcome"]) == ("upstream:127.0.0.1", "success")
+
+    @pytest.mark.usefixtures("loaded")
+    async def test_the_last_run_says_it_was_a_sync(
+        self, settings: Settings, app: FastAPI, headers: dict[str, str], tmp_path: Path
+    ) -> None:
+        with running_fake(tmp_path, items_of([cert(NUMBER)])) as fake:
+            async with client_of(with_upstream(settings, fake.base)) as client:
+                before = await client.get(app.url_path_for("registry_info"), headers=headers)
+                await client.post(app.url_path_for("sync_registry"), headers=headers)
+                after = await client.get(app.url_path_for("registry_info"), headers=headers)
+        assert before.json()["last_sync"]["kind"] == "import"
+        assert (after.json()["last_sync"]["kind"], after.json()["last_sync"]["outcome"]) == (
+            "sync",
+            "success",
+        )

@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from certcheck.snapshots.demo import showcase_certificates
+from certcheck.snapshots.showcase import showcase_certificates
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import IN_CI

@@ -22,7 +22,7 @@ from certcheck.config import Settings
 from certcheck.db.engine import create_engine
 from certcheck.errors import SyncFailed
 from certcheck.keys import Scope
-from certcheck.sync.syncer import SyncResult
+from certcheck.sync.runs import SyncResult
 from certcheck.sync.upstream import build_syncer, upstream_client
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load, make_key

@@ -27,8 +27,7 @@ from certcheck.jobs import queue
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.processing import ChunkResult, LineCodec, Parsed, process_chunk
 from certcheck.jobs.records import JobStatus
-from certcheck.jobs.results import result_stream
-from certcheck.jobs.views import get_job
+from certcheck.jobs.views import get_job, result_stream
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
 from certcheck.observability.metrics import (
     JOB_WORKER_CRASHES,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from certcheck.snapshots.demo import demo_certificates, showcase_certificates
+from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.reader import (
     COLUMNS,
     RowError,
@@ -17,6 +17,7 @@ from certcheck.snapshots.reader import (
     detect_format,
     iter_snapshot,
 )
+from certcheck.snapshots.showcase import showcase_certificates
 from certcheck.snapshots.writer import write_snapshot
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import normalise_cert_no

@@ -26,7 +26,8 @@ from certcheck.registry.lock import registry_writer
 from certcheck.registry.store import RegistryStore
 from certcheck.sync.fake_upstream import FakeUpstream, parse_fault
 from certcheck.sync.feed import FeedClient, FeedLimits, rfc3339
-from certcheck.sync.syncer import Syncer, SyncLimits
+from certcheck.sync.runs import SyncLimits
+from certcheck.sync.syncer import Syncer
 from certcheck.verification.records import Certificate, Status
 from tests.conftest import load
 from tests.factories import cert

@@ -11,7 +11,8 @@ import pytest
 
 from certcheck.config import Settings
 from certcheck.errors import RegistryBusy, SyncFailed, UpstreamNotConfigured
-from certcheck.sync.syncer import Syncer, SyncResult
+from certcheck.sync.runs import SyncResult
+from certcheck.sync.syncer import Syncer
 from certcheck.sync.upstream import sync_periodically, upstream_client
 
 

@@ -95,6 +95,8 @@ class RecheckResult(VerifyResponse):
 
 
 class LastSync(BaseModel):
+    # The latest registry run of either kind (the field keeps its first name): `kind` says which.
+    kind: Literal["import", "sync"]
     started_at: datetime
     finished_at: datetime | None
     outcome: str

@@ -3,7 +3,9 @@
     upload ──► upload.py (gunzip, caps, digest, spool to a temporary file)
            ──► framing.py (lines → records, cut into chunks) ──► intake.py (one transaction)
     workers ─► queue.py (lease a chunk) ──► processing.py (parse, Checker, render)
-           ──► queue.py (results + progress in one transaction) ──► results.py (NDJSON out)
+           ──► queue.py (results + progress in one transaction) ──► views.py (NDJSON out)
 
-The wire format of a line (parse and render) belongs to api/ and is handed in as a LineCodec.
+worker.py runs the workers of a `serve` process, supervision.py restarts a loop that fails, and
+housekeeping.py publishes the jobs by state and forgets old ones. The wire format of a line
+(parse and render) belongs to api/ and is handed in as a LineCodec.
 """

@@ -13,11 +13,25 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.observability.metrics import JOB_WORKER_CRASHES, JOB_WORKERS_RUNNING
 
 log = logging.getLogger(__name__)
 
 _MAX_PAUSE = 30.0
+
+# What a loop waits out rather than fails on: the registry or the database being unusable.
+REGISTRY_WAIT = (RegistryUnavailable, RegistryStale)
+WAITING = (*REGISTRY_WAIT, SQLAlchemyError, OSError, TimeoutError)
+
+
+def describe(exc: BaseException | None) -> str:
+    """An error in a few words, for a log line or a failed job's reason."""
+    if exc is None:
+        return "unknown"
+    return getattr(exc, "detail", None) or type(exc).__name__
 
 
 class Supervisor:

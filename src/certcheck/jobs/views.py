@@ -1,16 +1,27 @@
-"""Reading and forgetting jobs: one job for its platform, the jobs by state, old jobs purged."""
+"""Reading and forgetting one job: the job for its platform, its results, its deletion.
+
+Results stream as NDJSON in input order, optionally one decision only. Chunks are read a few at
+a time by keyset (chunk > the last one sent), so no connection is held while the client reads,
+and memory holds one chunk's lines however large the job.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from collections.abc import AsyncIterator
+from itertools import compress
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.db.tables import recheck_jobs
-from certcheck.jobs.records import UNFINISHED, Job, JobStatus, job_from_row
+from certcheck.db.tables import recheck_jobs, recheck_results
+from certcheck.jobs.chunks import decompress
+from certcheck.jobs.records import LETTER, Job, job_from_row
+from certcheck.verification.records import Verdict
 
+_PAGE = 4
 _jobs = recheck_jobs.c
+_r = recheck_results.c
 
 
 async def get_job(engine: AsyncEngine, job_id: str, platform: str) -> Job | None:
@@ -53,20 +64,37 @@ async def delete_job(engine: AsyncEngine, job_id: str, platform: str) -> bool:
     return result.rowcount > 0
 
 
-async def purge_finished(engine: AsyncEngine, before: datetime) -> int:
-    """Forget jobs that finished before `before`; the number forgotten."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            delete(recheck_jobs).where(
-                _jobs.finished_at < before,
-                _jobs.status.not_in([s.value for s in UNFINISHED]),
-            )
-        )
-    return result.rowcount
+async def result_stream(
+    engine: AsyncEngine, job_id: str, verdict: Verdict | None = None
+) -> AsyncIterator[bytes]:
+    after = -1
+    while True:
+        async with engine.connect() as conn:
+            page = (
+                await conn.execute(
+                    select(_r.chunk, _r.decisions, _r.body)
+                    .where(_r.job_id == job_id, _r.chunk > after)
+                    .order_by(_r.chunk)
+                    .limit(_PAGE)
+                )
+            ).all()
+        if not page:
+            return
+        for chunk, decisions, body in page:
+            lines = await asyncio.to_thread(_lines, body, decisions, verdict)
+            if lines:
+                yield lines
+            after = chunk
 
 
-async def jobs_by_status(engine: AsyncEngine) -> dict[JobStatus, int]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(_jobs.status, func.count()).group_by(_jobs.status))
-        counted = {JobStatus(status): count for status, count in rows}
-    return {status: counted.get(status, 0) for status in JobStatus}
+def _lines(body: bytes, decisions: str, verdict: Verdict | None) -> bytes:
+    text = decompress(body)
+    if verdict is None:
+        return text
+    wanted = LETTER[verdict]
+    lines = text.split(b"\n")[:-1]
+    kept = list(compress(lines, (letter == wanted for letter in decisions)))
+    if not kept:
+        return b""
+    kept.append(b"")
+    return b"\n".join(kept)

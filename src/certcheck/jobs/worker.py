@@ -7,6 +7,7 @@ back. A worker killed outright loses its chunk only until the lease expires.
 No error ends a worker quietly. An unusable registry or database is waited out; any other error
 in a chunk fails that chunk, which is retried up to `max_attempts` times before its job fails;
 an error outside a chunk (a bug) is logged and the worker's loop restarted (jobs/supervision.py).
+Housekeeping (metrics of the jobs by state, retention) runs beside them: jobs/housekeeping.py.
 """
 
 from __future__ import annotations
@@ -19,32 +20,22 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.checking import Checker
 from certcheck.config import Settings
-from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import compress
+from certcheck.jobs.housekeeping import housekeep
 from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
-from certcheck.jobs.supervision import Supervisor
-from certcheck.jobs.views import jobs_by_status, purge_finished
-from certcheck.observability.metrics import (
-    JOB_WORKER_CRASHES,
-    RECHECK_CHUNK_FAILURES,
-    RECHECK_JOBS,
-    RECHECK_LINES,
-)
+from certcheck.jobs.supervision import REGISTRY_WAIT, WAITING, Supervisor, describe
+from certcheck.observability.metrics import RECHECK_CHUNK_FAILURES, RECHECK_LINES
 from certcheck.verification.records import Verdict
 
 log = logging.getLogger(__name__)
 
-_REGISTRY_WAIT = (RegistryUnavailable, RegistryStale)
-_WAITING = (*_REGISTRY_WAIT, SQLAlchemyError, OSError, TimeoutError)
 _MAX_BACKOFF = 30.0
 _STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
 _RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
@@ -103,7 +94,14 @@ class JobWorkers:
             worker = f"{self._name}:{number}"
             self._supervisor.start(worker, functools.partial(self._run, worker))
         if self._config.workers:
-            self._housekeeping = asyncio.create_task(self._housekeep())
+            self._housekeeping = asyncio.create_task(
+                housekeep(
+                    self._engine,
+                    every=self._config.housekeeping_every,
+                    retention_seconds=self._config.retention_seconds,
+                    stopped=self._stopped,
+                )
+            )
 
     def wake(self) -> None:
         """A job was created: idle workers look now rather than at their next poll."""
@@ -118,7 +116,7 @@ class JobWorkers:
         self._stopped.set()
         self._wake.set()
         # Housekeeping finishes its round rather than being cancelled: a task cancelled while
-        # it connects can leave a connection the pool never closes.
+        # it connects can leave a connection the pool never closes (jobs/housekeeping.py).
         tasks = [*self._supervisor.stop(), *([self._housekeeping] if self._housekeeping else [])]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=_STOP_GRACE)
@@ -132,10 +130,10 @@ class JobWorkers:
             try:
                 worked = await self.work_once(worker)
                 failures = 0
-            except _WAITING as exc:
+            except WAITING as exc:
                 failures += 1
                 delay = min(_MAX_BACKOFF, self._config.poll_interval * 2**failures)
-                log.warning("job worker waits %.0f s: %s", delay, _describe(exc))
+                log.warning("job worker waits %.0f s: %s", delay, describe(exc))
                 self._supervisor.ran_cleanly(worker)  # waiting is the loop doing its job
                 await self._idle(delay)
                 continue
@@ -161,7 +159,7 @@ class JobWorkers:
             return True
         try:
             committed = await self._work(lease)
-        except (*_WAITING, asyncio.CancelledError):
+        except (*WAITING, asyncio.CancelledError):
             await self._give_back(lease)
             raise
         except Exception as exc:
@@ -180,7 +178,7 @@ class JobWorkers:
             return None  # the job was deleted
         try:
             result = await self._process(chunk, self._checker, self._codec)
-        except _REGISTRY_WAIT:
+        except REGISTRY_WAIT:
             raise
         except Exception as exc:
             # Not a database or registry to wait out, whatever its type (an OSError from a
@@ -214,53 +212,19 @@ class JobWorkers:
         release = queue.release(self._engine, lease, count_attempt=False)
         try:
             await asyncio.wait_for(asyncio.shield(release), _RELEASE_TIMEOUT)
-        except (*_WAITING, asyncio.CancelledError) as exc:
+        except (*WAITING, asyncio.CancelledError) as exc:
             log.warning(
                 "chunk %s/%d not given back (%s): its lease will expire",
                 lease.job_id,
                 lease.chunk,
-                _describe(exc),
+                describe(exc),
             )
 
     async def _failed(self, lease: queue.Lease, exc: BaseException | None) -> None:
         if lease.attempts >= self._config.max_attempts:
-            await queue.fail_job(self._engine, lease.job_id, _gave_up(lease, _describe(exc)))
+            await queue.fail_job(self._engine, lease.job_id, _gave_up(lease, describe(exc)))
         else:
             await queue.release(self._engine, lease, count_attempt=True)
-
-    async def _housekeep(self) -> None:
-        """Publish the jobs by state, and forget finished jobs past their retention."""
-        failures = 0
-        while not self._stopping:
-            try:
-                await self._housekeep_once()
-                failures = 0
-            except _WAITING as exc:
-                log.warning("job housekeeping failed: %s", _describe(exc))
-            except Exception:
-                # A bug: log it (the traceback once per streak), count it, and keep going.
-                failures += 1
-                JOB_WORKER_CRASHES.labels(task="housekeeping").inc()
-                if failures == 1:
-                    log.exception("job housekeeping failed unexpectedly")
-                else:
-                    log.error("job housekeeping failed again (%d times in a row)", failures)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._config.housekeeping_every):
-                    await self._stopped.wait()
-
-    async def _housekeep_once(self) -> None:
-        for status, count in (await jobs_by_status(self._engine)).items():
-            RECHECK_JOBS.labels(state=status.value).set(count)
-        if self._config.retention_seconds:
-            keep = timedelta(seconds=self._config.retention_seconds)
-            await purge_finished(self._engine, datetime.now(UTC) - keep)
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown"
-    return getattr(exc, "detail", None) or type(exc).__name__
 
 
 def _gave_up(lease: queue.Lease, why: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -130,7 +131,7 @@ async def finish_run(
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    kind: str
+    kind: Literal["import", "sync"]  # a whole-snapshot import, or an upstream sync
     started_at: datetime
     finished_at: datetime | None
     outcome: str

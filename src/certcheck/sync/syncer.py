@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,49 +31,10 @@ from certcheck.registry.state import (
 )
 from certcheck.sync.feed import FeedClient, FeedError
 from certcheck.sync.feedpage import FeedPage, parse_page
-from certcheck.sync.patch import PageMark, Totals, apply_page, read_cursor, rewind_cursor
+from certcheck.sync.patch import PageMark, apply_page, read_cursor, rewind_cursor
+from certcheck.sync.runs import RunState, RunStop, SyncLimits, SyncResult, check_page
 
 log = logging.getLogger(__name__)
-
-_REPORTED_ERRORS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class SyncLimits:
-    max_pages: int = 1_000
-    run_timeout: float = 600.0
-    max_bad_share: float = 0.01
-    overlap: timedelta = timedelta(seconds=10)
-
-
-@dataclass
-class SyncResult:
-    outcome: str = "running"
-    pages: int = 0
-    totals: Totals = field(default_factory=Totals)
-    generation: int | None = None
-    cursor: datetime | None = None
-    as_of: datetime | None = None
-    errors: list[str] = field(default_factory=list)  # the first bad items, "page P item I: ..."
-    error: str | None = None
-
-
-class _Stop(Exception):
-    """The run ends here; what it applied stays."""
-
-    def __init__(self, reason: str, *, refused: bool = False, rewind: bool = False) -> None:
-        super().__init__(reason)
-        self.refused = refused
-        self.rewind = rewind  # the cursor may have passed items not yet seen: put it back
-
-
-@dataclass
-class _Run:
-    run_id: int
-    start_cursor: datetime | None
-    result: SyncResult
-    newest: datetime | None = None  # the newest updated_at applied in this run
-    seen: set[str] = field(default_factory=set)
 
 
 class Syncer:
@@ -135,11 +95,11 @@ class Syncer:
     async def _locked(self, conn: AsyncConnection, started: datetime) -> SyncResult:
         run_id = await start_run(conn, "sync", self._source, started)
         cursor, as_of = await read_cursor(conn)
-        run = _Run(run_id, cursor, SyncResult(cursor=cursor, as_of=as_of))
+        run = RunState(run_id, cursor, SyncResult(cursor=cursor, as_of=as_of))
         try:
             await self._pages(conn, run)
             run.result.outcome = "success"
-        except (FeedError, _Stop) as exc:
+        except (FeedError, RunStop) as exc:
             await self._stopped(conn, run, exc)
         except BaseException as exc:
             outcome, error = run_outcome(exc)
@@ -152,47 +112,26 @@ class Syncer:
         )
         return run.result
 
-    async def _pages(self, conn: AsyncConnection, run: _Run) -> None:
+    async def _pages(self, conn: AsyncConnection, run: RunState) -> None:
         since = None if run.start_cursor is None else run.start_cursor - self._limits.overlap
         deadline = self._clock() + self._limits.run_timeout
         token: str | None = None
         while True:
             if run.result.pages >= self._limits.max_pages:
-                raise _Stop(
+                raise RunStop(
                     f"the feed has more than {self._limits.max_pages} pages for one run; "
                     "the next run goes on from the cursor"
                 )
             body = await self._client.fetch(since=since, token=token, deadline=deadline)
             page = await asyncio.to_thread(parse_page, body, now=datetime.now(UTC))
-            self._check(page, run)
+            check_page(page, run, self._limits)
             await self._apply(conn, page, run)
             if page.next_token is None:
                 return
             run.seen.add(page.next_token)
             token = page.next_token
 
-    def _check(self, page: FeedPage, run: _Run) -> None:
-        number = run.result.pages + 1
-        previous = run.result.as_of
-        if previous is not None and page.as_of < previous:
-            raise _Stop(
-                f"page {number}: as_of went backwards, from {previous.isoformat()} "
-                f"to {page.as_of.isoformat()}"
-            )
-        _report(run.result, number, page)
-        if page.bad_share > self._limits.max_bad_share:
-            first = page.errors[0]
-            raise _Stop(
-                f"page {number}: {len(page.errors)} of {len(page.items) + len(page.errors)} "
-                f"items are unreadable, over the limit of {self._limits.max_bad_share:.0%}; "
-                f"first: item {first.line}: {first.message}",
-                refused=True,
-            )
-        if page.next_token is not None and page.next_token in run.seen:
-            raise _Stop(f"page {number}: the next page token was already used: the feed loops")
-        _check_order(page, run, number)
-
-    async def _apply(self, conn: AsyncConnection, page: FeedPage, run: _Run) -> None:
+    async def _apply(self, conn: AsyncConnection, page: FeedPage, run: RunState) -> None:
         result = run.result
         newest = max((item.updated_at for item in page.items), default=None)
         mark = PageMark(
@@ -219,37 +158,23 @@ class Syncer:
         except Exception:  # the store's own poll catches up within a second or two
             log.warning("could not refresh the registry store after a sync commit", exc_info=True)
 
-    async def _stopped(self, conn: AsyncConnection, run: _Run, exc: FeedError | _Stop) -> None:
-        refused = isinstance(exc, _Stop) and exc.refused
+    async def _stopped(
+        self, conn: AsyncConnection, run: RunState, exc: FeedError | RunStop
+    ) -> None:
+        refused = isinstance(exc, RunStop) and exc.refused
         run.result.outcome = "refused" if refused else "failed"
         run.result.error = self._client.redact(str(exc))[:1000]
-        if isinstance(exc, _Stop) and exc.rewind:
+        if isinstance(exc, RunStop) and exc.rewind:
             await rewind_cursor(conn, run.start_cursor)
             run.result.cursor = run.start_cursor
 
     async def _finish_quietly(
-        self, conn: AsyncConnection, run: _Run, outcome: str, error: str
+        self, conn: AsyncConnection, run: RunState, outcome: str, error: str
     ) -> None:
         try:
             await finish_run(conn, run.run_id, outcome, error, run.result.totals.rejected)
         except Exception:  # the failure being raised matters more than its record
             log.exception("could not record the end of sync run %d", run.run_id)
-
-
-def _check_order(page: FeedPage, run: _Run, number: int) -> None:
-    # The cursor moves past each page only because later pages hold nothing older.
-    oldest = min((item.updated_at for item in page.items), default=None)
-    if run.newest is not None and oldest is not None and oldest < run.newest:
-        raise _Stop(
-            f"page {number}: items are not in updated_at order, so the cursor cannot be "
-            "trusted; it is put back to where this run started",
-            rewind=True,
-        )
-
-
-def _report(result: SyncResult, number: int, page: FeedPage) -> None:
-    for error in page.errors[: max(0, _REPORTED_ERRORS - len(result.errors))]:
-        result.errors.append(f"page {number} item {error.line}: {error.message}")
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -21,7 +21,8 @@ from certcheck import __version__
 from certcheck.config import Settings
 from certcheck.errors import RegistryBusy, SyncFailed, UpstreamNotConfigured
 from certcheck.sync.feed import FeedClient, FeedLimits
-from certcheck.sync.syncer import Syncer, SyncLimits
+from certcheck.sync.runs import SyncLimits
+from certcheck.sync.syncer import Syncer
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,8 @@ from certcheck.errors import JobFailed, JobNotFinished, JobNotFound, UploadRefus
 from certcheck.jobs.framing import FramingLimits, frame
 from certcheck.jobs.intake import NewJob, create_job
 from certcheck.jobs.records import Job, JobStatus, UploadFormat
-from certcheck.jobs.results import result_stream
 from certcheck.jobs.upload import UploadLimits, receive, too_large
-from certcheck.jobs.views import delete_job, get_job
+from certcheck.jobs.views import delete_job, get_job, result_stream
 from certcheck.verification.records import Verdict
 
 router = APIRouter(prefix="/v1/recheck-jobs", tags=["re-check jobs"])

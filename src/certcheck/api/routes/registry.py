@@ -38,7 +38,8 @@ from certcheck.errors import (
     UnsupportedMediaType,
 )
 from certcheck.registry.changes import changes_since
-from certcheck.registry.state import latest_run, record_failed_run
+from certcheck.registry.state import Run, latest_run, record_failed_run
+from certcheck.registry.store import RegistryStore
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.snapshots.reader import (
     ReadLimits,
@@ -70,11 +71,7 @@ async def registry_info(
         run = None
     info = store.info
     now = datetime.now(UTC)
-    try:
-        store.ensure_usable(now)
-        reason = None if store.database_ok else "database unreachable"
-    except CertcheckError as exc:
-        reason = exc.detail
+    reason = _not_ready(store, now)
     catalogue = checker.catalogue
     return RegistryOut(
         certificates=info.certificates if info else 0,
@@ -85,22 +82,34 @@ async def registry_info(
         age_seconds=info.age(now).total_seconds() if info else None,
         ready=reason is None,
         not_ready_reason=reason,
-        last_sync=None
-        if run is None
-        else LastSync(
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            outcome=run.outcome,
-            added=run.added,
-            changed=run.changed,
-            removed=run.removed,
-            error=run.error,
-        ),
+        last_sync=None if run is None else _last_run(run),
         catalogue=CatalogueOut(
             version=catalogue.version,
             effective_from=catalogue.effective_from,
             source=catalogue.source,
         ),
+    )
+
+
+def _not_ready(store: RegistryStore, now: datetime) -> str | None:
+    """Why no decisions are given now (stale, no registry, no database); None: they are."""
+    try:
+        store.ensure_usable(now)
+    except CertcheckError as exc:
+        return exc.detail
+    return None if store.database_ok else "database unreachable"
+
+
+def _last_run(run: Run) -> LastSync:
+    return LastSync(
+        kind=run.kind,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        outcome=run.outcome,
+        added=run.added,
+        changed=run.changed,
+        removed=run.removed,
+        error=run.error,
     )
 
 

@@ -1,5 +1,5 @@
 """What `certcheck checks purge`, `certcheck keys signing rotate` and `certcheck receipt verify`
-do; cli.py parses their arguments, commands.py holds what all commands share."""
+do; parser.py parses their arguments."""
 
 from __future__ import annotations
 
@@ -8,36 +8,38 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 
-from certcheck.commands import CommandFailed, _engine, _require_readable
+from certcheck.cli.commands import require_readable
+from certcheck.cli.database import open_database
 from certcheck.config import Settings
 from certcheck.evidence import receipts, store
 from certcheck.evidence.signing import CACHE_SECONDS, SigningKeys
 
 
 async def checks_purge(settings: Settings) -> int:
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         done = await store.purge(engine, settings.check_retention_days)
     print(f"{done}: records older than {settings.check_retention_days} days are gone")
     return 0
 
 
 async def signing_rotate(settings: Settings) -> int:
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         kid = await SigningKeys(engine, retention_days=settings.check_retention_days).rotate()
     print(f"key {kid} is current; running services sign with it within {CACHE_SECONDS:g} s")
     return 0
 
 
 def receipt_verify(settings: Settings, *, path: Path, jwks: str | None) -> int:
-    _require_readable(path)
+    require_readable(path)
     token = path.read_text(encoding="ascii", errors="replace")
     key_set = asyncio.run(_key_set(settings, jwks))
     try:
         verified = receipts.verify(token, key_set)
     except receipts.ReceiptInvalid as exc:
-        raise CommandFailed(f"{path}: invalid receipt: {exc}") from None
+        raise click.ClickException(f"{path}: invalid receipt: {exc}") from None
     record = verified.record
     print(
         f"valid: check {record.get('check_id')} of {record.get('platform')} at "
@@ -51,7 +53,7 @@ async def _key_set(settings: Settings, jwks: str | None) -> Any:
     """The JWK Set from a URL, a file, or (neither given) the database's signing keys."""
     try:
         if jwks is None:
-            async with _engine(settings) as engine:
+            async with open_database(settings) as engine:
                 keys = SigningKeys(engine, retention_days=settings.check_retention_days)
                 return await keys.key_set()
         if jwks.startswith(("https://", "http://")):
@@ -62,4 +64,4 @@ async def _key_set(settings: Settings, jwks: str | None) -> Any:
         text = await asyncio.to_thread(Path(jwks).read_text, encoding="utf-8")
         return json.loads(text)
     except (httpx.HTTPError, ValueError) as exc:
-        raise CommandFailed(f"{jwks}: no key set there ({exc})") from None
+        raise click.ClickException(f"{jwks}: no key set there ({exc})") from None

@@ -1,4 +1,4 @@
-"""What each `certcheck` command does; cli.py only parses arguments and reports failures.
+"""What each `certcheck` command does; parser.py parses the command line, main.py reports failures.
 
 Each function takes the settings and the parsed arguments and returns the exit status.
 """
@@ -10,24 +10,24 @@ import contextlib
 import logging
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy.engine import make_url
+import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck import serving
 from certcheck.api.convert import verify_response
 from certcheck.checking import Checker
+from certcheck.cli.database import open_database, shown
+from certcheck.cli.environment import demo_banner
+from certcheck.cli.progress import progress, reporting
 from certcheck.config import Settings
 from certcheck.db import migrate
-from certcheck.db.engine import create_engine
 from certcheck.db.outage import is_database_outage
-from certcheck.environment import demo_banner
 from certcheck.keys import KeyStore, Scope
-from certcheck.progress import progress, reporting
 from certcheck.registry.store import RegistryStore
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
@@ -45,55 +45,10 @@ VERDICT_EXIT = {Verdict.ALLOW: 0, Verdict.BLOCK: 3, Verdict.REVIEW: 4}
 log = logging.getLogger(__name__)
 
 
-class CommandFailed(Exception):
-    """A reason to stop, printed as it is on one line: no traceback helps a user here."""
-
-
-@contextlib.asynccontextmanager
-async def _engine(settings: Settings, *, migrated: bool = True) -> AsyncIterator[AsyncEngine]:
-    """The database; with `migrated`, one that `certcheck db upgrade` has prepared."""
-    if migrated:
-        _require_sqlite_file(settings.database_url)
-    engine = create_engine(settings.database_url, pool_size=2)
-    try:
-        if migrated and await _pending(engine):
-            raise CommandFailed(
-                f"the database {_shown(settings.database_url)} is not at the newest schema: "
-                "run `certcheck db upgrade` first"
-            )
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-async def _pending(engine: AsyncEngine) -> bool:
-    # Alembic logs its context at INFO on every look: noise on a terminal, where it is no news.
-    alembic = logging.getLogger("alembic")
-    level = alembic.level
-    alembic.setLevel(logging.WARNING)
-    try:
-        return await migrate.pending(engine)
-    finally:
-        alembic.setLevel(level)
-
-
-def _require_sqlite_file(url: str) -> None:
-    # Connecting would create an empty file, which the next command would then trip over.
-    database = make_url(url).database if url.startswith("sqlite") else None
-    if database not in (None, "", ":memory:") and not Path(str(database)).is_file():
-        raise CommandFailed(
-            f"no database at {database} (CERTCHECK_DATABASE_URL): run `certcheck db upgrade` first"
-        )
-
-
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 async def db_upgrade(settings: Settings) -> int:
-    async with _engine(settings, migrated=False) as engine:
+    async with open_database(settings, migrated=False) as engine:
         await migrate.upgrade(engine)
-    print(f"database {_shown(settings.database_url)} is at the newest revision", file=sys.stderr)
+    print(f"database {shown(settings.database_url)} is at the newest revision", file=sys.stderr)
     return 0
 
 
@@ -102,18 +57,18 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
     try:
         listener = serving.bind(host, port)
     except OSError as exc:
-        raise CommandFailed(serving.bind_failure(host, port, exc)) from None
+        raise click.ClickException(serving.bind_failure(host, port, exc)) from None
     with listener:
         key = asyncio.run(_prepare(settings, demo=demo))
         if key is not None:
             print(demo_banner(key, host, port), flush=True)
         if not serving.run(listener, workers, settings):
-            raise CommandFailed("the service did not start; the log lines above say why")
+            raise click.ClickException("the service did not start; the log lines above say why")
     return 0
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
-    async with _engine(settings, migrated=False) as engine:
+    async with open_database(settings, migrated=False) as engine:
         try:
             await migrate.upgrade(engine)
         except Exception as exc:
@@ -135,8 +90,8 @@ async def _prepare(settings: Settings, *, demo: bool) -> str | None:
 
 
 async def import_file(settings: Settings, *, path: Path, force: bool) -> int:
-    _require_readable(path)  # before the database: a typo must not create ./certcheck.db
-    async with _engine(settings) as engine:
+    require_readable(path)  # before the database: a typo must not create ./certcheck.db
+    async with open_database(settings) as engine:
         limits = ImportLimits(
             force=force,
             max_removed_share=settings.import_max_removed_share,
@@ -159,7 +114,7 @@ async def _import(
         try:
             return await import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
         except SnapshotError as exc:
-            raise CommandFailed(f"{path}: {exc}") from None
+            raise click.ClickException(f"{path}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -175,9 +130,9 @@ def _import_progress(
         yield reporting(rows, stream.tell, update)
 
 
-def _require_readable(path: Path) -> None:
+def require_readable(path: Path) -> None:
     if not path.is_file():
-        raise CommandFailed(f"{path}: no such file")
+        raise click.ClickException(f"{path}: no such file")
     with path.open("rb"):
         pass  # raises PermissionError (an OSError: one line) when it cannot be read
 
@@ -187,7 +142,7 @@ def _today() -> date:
 
 
 async def sync(settings: Settings) -> int:
-    async with upstream_client(settings) as http, _engine(settings) as engine:
+    async with upstream_client(settings) as http, open_database(settings) as engine:
         result = await build_syncer(settings, engine, http).run()
     for error in result.errors[:20]:
         print(f"  {error}", file=sys.stderr)
@@ -211,7 +166,7 @@ def fake_upstream(
 
 
 async def keys_create(settings: Settings, *, platform: str, scopes: list[str]) -> int:
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         key_id, key = await KeyStore(engine, cache_ttl=0).create(
             platform, frozenset(Scope(s) for s in scopes)
         )
@@ -221,16 +176,16 @@ async def keys_create(settings: Settings, *, platform: str, scopes: list[str]) -
 
 
 async def keys_revoke(settings: Settings, *, key_id: str) -> int:
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         revoked = await KeyStore(engine, cache_ttl=0).revoke(key_id)
     if not revoked:
-        raise CommandFailed(f"no active key with id {key_id}")
+        raise click.ClickException(f"no active key with id {key_id}")
     print(f"revoked key {key_id}", file=sys.stderr)
     return 0
 
 
 async def verify(settings: Settings, listing: Listing) -> int:
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         store = RegistryStore(
             engine,
             cache_size=16,
@@ -246,12 +201,12 @@ async def verify(settings: Settings, listing: Listing) -> int:
 
 
 async def recheck(settings: Settings, *, source: Path, output: str | None, fmt: str | None) -> int:
-    from certcheck import rechecking
-    from certcheck.jobs.local import listing_format
+    from certcheck.cli import rechecking
+    from certcheck.cli.listings import listing_format
 
-    _require_readable(source)
+    require_readable(source)
     framing = listing_format(source, fmt)  # a name that does not tell fails before the database
-    async with _engine(settings) as engine:
+    async with open_database(settings) as engine:
         return await rechecking.run(engine, settings, source=source, framing=framing, output=output)
 
 

@@ -1,4 +1,4 @@
-"""The settings a command runs with, read from the environment (used by cli.py and commands.py)."""
+"""The settings a command runs with, read from the environment, and what `serve --demo` prints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from certcheck.config import DEFAULT_DATABASE_URL, Settings
-from certcheck.snapshots.demo import showcase_certificates
+from certcheck.snapshots.showcase import showcase_certificates
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Status
 

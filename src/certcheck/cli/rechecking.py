@@ -15,16 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api.recheck import RecheckLines
 from certcheck.checking import Checker
+from certcheck.cli.listings import Totals, open_listings, open_output, recheck_stream
+from certcheck.cli.progress import progress
 from certcheck.config import Settings
 from certcheck.jobs.framing import FramingLimits
-from certcheck.jobs.local import (
-    Totals,
-    open_listings,
-    open_output,
-    recheck_stream,
-)
 from certcheck.jobs.records import UploadFormat
-from certcheck.progress import progress
 from certcheck.registry.store import RegistryStore
 from certcheck.verification.catalogue import load_catalogue
 

@@ -1,22 +1,20 @@
-"""The `certcheck` command: parsing and failure reporting only; commands.py does the work.
+"""The `certcheck` commands, their options and help texts; commands.py does the work.
 
-Exit statuses: 0 done, 1 the command failed (one line on stderr says why), 2 the command
-line was wrong; `certcheck verify` adds 3 (block) and 4 (review).
+main.py runs them and reports failures; a command returns its exit status.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
 
-from certcheck import __version__, commands, evidence_commands
-from certcheck.environment import load_settings, use_demo_database
-from certcheck.errors import CertcheckError
+from certcheck import __version__
+from certcheck.cli import commands, evidence
+from certcheck.cli.environment import load_settings, use_demo_database
 from certcheck.keys import Scope
 from certcheck.observability.logs import configure_logging
 from certcheck.sync import fake_upstream
@@ -28,31 +26,6 @@ _DATABASE = (
     "directory (sqlite+aiosqlite:///./certcheck.db)."
 )
 _MIGRATED = f"{_DATABASE} Run `certcheck db upgrade` on a new database first."
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script; returns the exit status."""
-    try:
-        args = list(argv) if argv is not None else None
-        status = certcheck.main(args, prog_name="certcheck", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()  # a bare `certcheck` or `certcheck keys`: the help is the answer
-        return exc.exit_code
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx else "certcheck"
-        return _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
-    except click.Abort:
-        return _fail("interrupted")
-    except CertcheckError as exc:
-        return _fail(f"{exc.code}: {exc.detail}")
-    except (commands.CommandFailed, OSError, ValueError) as exc:
-        return _fail(str(exc))
-    return status if isinstance(status, int) else 0
-
-
-def _fail(reason: str, status: int = 1) -> int:
-    print(f"certcheck: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
-    return status
 
 
 def _run(outcome: Coroutine[Any, Any, int] | int) -> int:
@@ -149,7 +122,10 @@ def sync() -> int:
 
 
 @certcheck.command(
-    "fake-upstream", help=fake_upstream.__doc__, short_help="Serve a snapshot as a fake feed."
+    "fake-upstream",
+    help=fake_upstream.__doc__,
+    short_help="Serve a snapshot as a fake feed.",
+    epilog="Touches no database. Point a certcheck's CERTCHECK_UPSTREAM_URL at it.",
 )
 @click.option(
     "--snapshot",
@@ -207,7 +183,7 @@ def signing() -> None:
 def rotate() -> int:
     """Make a new signing key current; older public keys stay in /.well-known/jwks.json while
     receipts they signed are within CERTCHECK_CHECK_RETENTION_DAYS."""
-    return _run(evidence_commands.signing_rotate(load_settings()))
+    return _run(evidence.signing_rotate(load_settings()))
 
 
 @certcheck.group(context_settings=_CONTEXT)
@@ -221,7 +197,7 @@ def purge() -> int:
 
     PostgreSQL drops whole day partitions; SQLite deletes the rows.
     """
-    return _run(evidence_commands.checks_purge(load_settings()))
+    return _run(evidence.checks_purge(load_settings()))
 
 
 @certcheck.group(context_settings=_CONTEXT)
@@ -243,7 +219,7 @@ def receipt_verify(file: Path, jwks: str | None) -> int:
     Exit status 0 when the signature verifies with a key of the set, 1 otherwise (one line
     says why).
     """
-    return evidence_commands.receipt_verify(load_settings(), path=file, jwks=jwks)
+    return evidence.receipt_verify(load_settings(), path=file, jwks=jwks)
 
 
 @certcheck.command(epilog=_MIGRATED, short_help="Check one certificate number.")
