@@ -13,14 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from ulid import ULID
-
-from certcheck.checking import Check, Checker
+from certcheck.checking import Check, Checker, malformed
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
 from certcheck.observability.metrics import DECISIONS
 from certcheck.registry.store import RegistryInfo
-from certcheck.verification.decision import MALFORMED_DECISION
 from certcheck.verification.records import Listing, Verdict
 
 
@@ -82,7 +79,7 @@ def _render(
     letters: list[str] = []
     for line, item in zip(chunk.lines, parsed, strict=True):
         if isinstance(item, str):
-            check = _unreadable(registry, now)
+            check = malformed(None, item, registry.as_of, now)
             lines.append(codec.render(check, None, line, item))
         else:
             check = next(answers)
@@ -94,15 +91,3 @@ def _render(
     counts = Counter({verdict: letters.count(letter) for verdict, letter in LETTER.items()})
     lines.append(b"")
     return ChunkResult(b"\n".join(lines), "".join(letters), counts, invalid, registry)
-
-
-def _unreadable(registry: RegistryInfo, now: datetime) -> Check:
-    """The answer to a line that is not a verify request: block, MALFORMED."""
-    return Check(
-        check_id=str(ULID()),
-        cert_no=None,
-        decision=MALFORMED_DECISION,
-        certificate=None,
-        registry_as_of=registry.as_of,
-        checked_at=now,
-    )
