@@ -25,7 +25,7 @@ from certcheck.api.strict_json import StrictJsonRoute, strict_json_route, too_ma
 from certcheck.checking import SLICE, in_slices
 from certcheck.keys import Scope
 from certcheck.verification.numbers import (
-    NUMBER_FORMAT_HINT,
+    malformed_detail,
     normalise_cert_no,
     today_in_shanghai,
 )
@@ -111,11 +111,10 @@ router.add_api_route(
 )
 async def get_certificate(cert_no: str, store: StoreDep, _key: VerifyKey) -> CertificateOut:
     """The registry's record of one certificate; the number is normalised like any input."""
-    number = normalise_cert_no(cert_no, today_in_shanghai(datetime.now(UTC)))
+    today = today_in_shanghai(datetime.now(UTC))
+    number = normalise_cert_no(cert_no, today)
     if number is None:
-        raise ProblemException(
-            422, "MALFORMED", f"{cert_no!r} is not a CCC certificate number. " + NUMBER_FORMAT_HINT
-        )
+        raise ProblemException(422, "MALFORMED", malformed_detail(cert_no, today))
     found = (await store.lookup([number]))[number]
     if found is None:
         raise ProblemException(404, "NOT_FOUND", f"{number} is not in the registry")
