@@ -11,19 +11,24 @@ from dataclasses import fields
 from datetime import date
 from typing import Any, get_args, get_type_hints
 
+from certcheck.db.tables import certificates
 from certcheck.verification.records import Certificate, Status
 
-# The record's fields, in the order of snapshot columns and of the digest's parts.
-FIELDS: tuple[str, ...] = tuple(field.name for field in fields(Certificate))
-_items = operator.itemgetter(*FIELDS)
-_STATUS_AT, _MODELS_AT = FIELDS.index("status"), FIELDS.index("models")
+# The stored fields in column order, which is also the order of snapshot columns and of the
+# digest's parts; the record (verification/records.py) keeps its own order.
+FIELDS: tuple[str, ...] = tuple(c.name for c in certificates.columns if c.name != "digest")
+_MODELS_AT = FIELDS.index("models")
 _DATES = tuple(name for name in FIELDS if date in get_args(get_type_hints(Certificate)[name]))
 _DATES_AT = tuple(FIELDS.index(name) for name in _DATES)
+_RECORD = tuple(field.name for field in fields(Certificate))
+_in_record_order = operator.itemgetter(*_RECORD)
+_STATUS_IN_RECORD, _MODELS_IN_RECORD = _RECORD.index("status"), _RECORD.index("models")
 
 
 def _plain(cert: Certificate) -> dict[str, Any]:
     """The one field list: values as rows and JSON hold them (the status's word, models a list),
-    in FIELDS order. Spelled out rather than looped over: an import runs it on every row."""
+    in FIELDS order (a test holds it to the table's). Spelled out rather than looped over: an
+    import runs it on every row."""
     return {
         "cert_no": cert.cert_no,
         "status": cert.status.value,
@@ -44,7 +49,8 @@ def certificate_to_snapshot_dict(cert: Certificate) -> dict[str, Any]:
     """The certificate as one JSON Lines snapshot object (dates as ISO strings)."""
     values = _plain(cert)
     for name in _DATES:
-        values[name] = _iso(values[name])
+        if values[name] is not None:
+            values[name] = values[name].isoformat()
     return values
 
 
@@ -56,9 +62,9 @@ def row_values(cert: Certificate) -> dict[str, Any]:
 
 
 def certificate_from_row(row: Mapping[str, Any]) -> Certificate:
-    values = list(_items(row))
-    values[_STATUS_AT] = Status(values[_STATUS_AT])
-    values[_MODELS_AT] = tuple(values[_MODELS_AT])
+    values = list(_in_record_order(row))
+    values[_STATUS_IN_RECORD] = Status(values[_STATUS_IN_RECORD])
+    values[_MODELS_IN_RECORD] = tuple(values[_MODELS_IN_RECORD])
     return Certificate(*values)
 
 
@@ -69,13 +75,10 @@ def digest(cert: Certificate) -> str:
 
 def _digest(values: dict[str, Any]) -> str:
     # Stored in every row: a change to this text makes every certificate look changed once.
-    parts = ["\x00" if value is None else value for value in values.values()]
-    parts[_MODELS_AT] = "\x1e".join(values["models"])
-    for name, at in zip(_DATES, _DATES_AT, strict=True):
-        if values[name] is not None:
-            parts[at] = values[name].isoformat()
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()
+    parts = list(values.values())
+    parts[_MODELS_AT] = "\x1e".join(parts[_MODELS_AT])
+    for at in _DATES_AT:
+        if parts[at] is not None:
+            parts[at] = parts[at].isoformat()
+    text = "\x1f".join(["\x00" if part is None else part for part in parts])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
