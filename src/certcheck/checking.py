@@ -18,7 +18,12 @@ from certcheck.observability.metrics import DECISIONS
 from certcheck.registry.store import RegistryInfo, RegistryStore
 from certcheck.verification.catalogue import Catalogue
 from certcheck.verification.decision import MALFORMED_DECISION, decide
-from certcheck.verification.numbers import is_absent, normalise_cert_no, today_in_shanghai
+from certcheck.verification.numbers import (
+    is_absent,
+    malformed_detail,
+    normalise_cert_no,
+    today_in_shanghai,
+)
 from certcheck.verification.records import Certificate, Decision, Listing
 
 # Items worked on between two yields to the event loop: a 10,000-item batch takes ~0.5 s of
@@ -47,6 +52,15 @@ class Check:
     certificate: Certificate | None
     registry_as_of: datetime
     checked_at: datetime
+    # MALFORMED answers only: the number as it was sent, and why it is not one.
+    given: str | None = None
+    detail: str | None = None
+
+
+def malformed(given: str | None, detail: str, registry_as_of: datetime, now: datetime) -> Check:
+    """The one way a MALFORMED answer is made: for a number that cannot be a certificate
+    number, or a job line that is not a verify request (`given` None, `detail` says why)."""
+    return Check(str(ULID()), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
 
 
 class Checker:
@@ -88,16 +102,16 @@ class Checker:
         now: datetime,
         today: date,
     ) -> Check:
-        if cert_no is None and not is_absent(item.cert_no):
-            decision = MALFORMED_DECISION
-        else:
-            listing = Listing(
-                cert_no=cert_no,
-                product_code=item.product_code,
-                model=item.model,
-                manufacturer=item.manufacturer,
-            )
-            decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
+        raw = item.cert_no
+        if cert_no is None and raw is not None and not is_absent(raw):
+            return malformed(raw, malformed_detail(raw, today), info.as_of, now)
+        listing = Listing(
+            cert_no=cert_no,
+            product_code=item.product_code,
+            model=item.model,
+            manufacturer=item.manufacturer,
+        )
+        decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
         return Check(
             check_id=str(ULID()),
             cert_no=cert_no,

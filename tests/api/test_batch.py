@@ -66,6 +66,11 @@ class TestVerifyBatch:
             "NOT_REQUIRED",
         ]
         assert body["summary"] == {"allow": 2, "block": 2, "review": 1}
+        malformed = body["results"][1]
+        assert malformed["cert_no_given"] == "garbage"
+        assert malformed["detail"].startswith("'garbage': 'g' is not a digit 0-9. ")
+        others = body["results"][:1] + body["results"][2:]
+        assert all(r["cert_no_given"] is None and r["detail"] is None for r in others)
 
     async def test_one_lookup_for_the_whole_batch(
         self,

@@ -93,6 +93,21 @@ class TestCreateJob:
         assert (job["total"], job["invalid_lines"]) == (8, 5)
         assert job["counts"] == {"allow": 2, "block": 6, "review": 0}
 
+    async def test_malformed_lines_say_why(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        body = (
+            b'{"cert_no": "2099-0109-01234567"}\n{not json\n{"cert_no": "%s"}' % number(1).encode()
+        )
+        _, got = await run_job(client, app, headers, body)
+        future, unreadable, valid = got
+        assert (future["reason"], future["cert_no_given"]) == ("MALFORMED", "2099-0109-01234567")
+        assert future["detail"].startswith("2099010901234567: year 2099 is in the future. ")
+        assert (unreadable["reason"], unreadable["cert_no_given"]) == ("MALFORMED", None)
+        assert unreadable["detail"] == unreadable["error"]
+        assert unreadable["detail"].startswith("invalid JSON: ")
+        assert (valid["reason"], valid["cert_no_given"], valid["detail"]) == ("VALID", None, None)
+
     async def test_csv_with_bom_crlf_and_ragged_rows(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:

@@ -61,6 +61,16 @@ class TestGetCertificate:
         body = assert_problem(await client.get(path, headers=headers), 422, "MALFORMED")
         assert "16 digits" in body["detail"]
 
+    async def test_malformed_says_what_is_wrong_as_verify_does(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        path = app.url_path_for("get_certificate", cert_no="2099999999999999")
+        body = assert_problem(await client.get(path, headers=headers), 422, "MALFORMED")
+        assert body["detail"].startswith("2099999999999999: year 2099 is in the future. ")
+        verify = {"cert_no": "2099999999999999"}
+        answer = await client.post(app.url_path_for("verify_one"), json=verify, headers=headers)
+        assert answer.json()["detail"] == body["detail"]
+
 
 @pytest.mark.usefixtures("loaded")
 class TestRegistryInfo:

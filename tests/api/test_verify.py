@@ -179,3 +179,28 @@ class TestVerifyDecisions:
             for _ in range(3)
         }
         assert len(ids) == 3
+
+
+@pytest.mark.usefixtures("loaded")
+class TestMalformedSaysWhy:
+    async def test_the_answer_echoes_the_number_and_says_why(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        for sent, why in (
+            ("2099 9999 9999 9999", "2099999999999999: year 2099 is in the future. "),
+            ("2024O10901234567", "'2024O10901234567': 'O' is not a digit 0-9. "),
+        ):
+            body = {"cert_no": sent, "listing_id": "sku-1"}
+            answer = (await client.post(url(app), json=body, headers=headers)).json()
+            assert (answer["reason"], answer["cert_no"]) == ("MALFORMED", None)
+            assert answer["cert_no_given"] == sent
+            assert answer["detail"].startswith(why)
+            assert "16 digits" in answer["detail"]
+
+    async def test_other_answers_carry_null_in_both(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        for body in ({"cert_no": VALID}, {"cert_no": "2024010901999999"}, {"cert_no": " "}, {}):
+            answer = (await client.post(url(app), json=body, headers=headers)).json()
+            assert answer["reason"] != "MALFORMED"
+            assert (answer["cert_no_given"], answer["detail"]) == (None, None)

@@ -14,6 +14,7 @@ from certcheck.verification.numbers import (
     NUMBER_FORMAT_HINT,
     SHANGHAI,
     is_absent,
+    malformed_detail,
     normalise_cert_no,
     today_in_shanghai,
 )
@@ -215,3 +216,29 @@ def test_format_hint_states_the_right_format() -> None:
     assert "2020010901234567" in NUMBER_FORMAT_HINT
     assert normalise_cert_no("2020010901234567", TODAY) is not None
     assert "paper" in NUMBER_FORMAT_HINT
+
+
+class TestMalformedDetail:
+    @pytest.mark.parametrize(
+        ("raw", "why"),
+        [
+            ("2099999999999999", "2099999999999999: year 2099 is in the future"),
+            ("CCC 2027-0109-0123-4567", "2027010901234567: year 2027 is in the future"),
+            ("2001010901234567", "2001010901234567: year 2001 is before 2002"),
+            ("123", "'123': 3 digits where a certificate number has 16"),
+            ("3C: 2020-0109-012345678", "'3C: 2020-0109-012345678': 17 digits where"),
+            ("2025O10901234567", "'2025O10901234567': 'O' is not a digit 0-9"),
+            ("\u0663" * 16, "'\u0663\u0663"),
+            ("x" * 64, f"'{'x' * 40}'...: 'x' is not a digit"),
+        ],
+        ids=["future", "future-messy", "before-2002", "short", "long", "letter", "arabic", "cut"],
+    )
+    def test_says_what_is_wrong_then_the_format(self, raw: str, why: str) -> None:
+        assert normalise_cert_no(raw, TODAY) is None
+        detail = malformed_detail(raw, TODAY)
+        assert detail.startswith(why)
+        assert detail.endswith(". " + NUMBER_FORMAT_HINT)
+
+    @given(st.text(max_size=64).filter(lambda raw: normalise_cert_no(raw, TODAY) is None))
+    def test_any_refused_number_gets_an_explanation(self, raw: str) -> None:
+        assert malformed_detail(raw, TODAY).endswith(NUMBER_FORMAT_HINT)

@@ -46,6 +46,8 @@ def verify_response(check: Check, listing_id: str | None) -> VerifyResponse:
         certificate=None if check.certificate is None else certificate_out(check.certificate),
         registry_as_of=check.registry_as_of,
         checked_at=check.checked_at,
+        cert_no_given=check.given,
+        detail=check.detail,
     )
 
 

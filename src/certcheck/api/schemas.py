@@ -50,6 +50,15 @@ class VerifyResponse(BaseModel):
     certificate: CertificateOut | None
     registry_as_of: datetime
     checked_at: datetime
+    # Added after v1 shipped, so optional: clients written before them still read every answer.
+    cert_no_given: str | None = Field(
+        default=None, description="on MALFORMED only: `cert_no` exactly as sent; null otherwise"
+    )
+    detail: str | None = Field(
+        default=None,
+        description="on MALFORMED only: why it is malformed and what a number looks like; "
+        "on a re-check line that could not be read, the same text as `error`; null otherwise",
+    )
 
 
 class BatchRequest(BaseModel):

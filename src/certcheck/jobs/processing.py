@@ -13,15 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from ulid import ULID
-
-from certcheck.checking import Check, Checker
+from certcheck.checking import Check, Checker, malformed
 from certcheck.evidence.records import Requested
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
 from certcheck.observability.metrics import DECISIONS
 from certcheck.registry.store import RegistryInfo
-from certcheck.verification.decision import MALFORMED_DECISION
 from certcheck.verification.records import Listing, Verdict
 
 
@@ -87,7 +84,7 @@ def _render(
     checked: list[tuple[Check, Requested]] = []
     for line, item in zip(chunk.lines, parsed, strict=True):
         if isinstance(item, str):
-            check = _unreadable(registry, now)
+            check = malformed(None, item, registry.as_of, now)
             lines.append(codec.render(check, None, line, item))
             checked.append((check, _NOTHING))
         else:
@@ -116,16 +113,4 @@ def _requested(item: Parsed) -> Requested:
         manufacturer=listing.manufacturer,
         listing_id=item.listing_id,
         merchant_id=item.merchant_id,
-    )
-
-
-def _unreadable(registry: RegistryInfo, now: datetime) -> Check:
-    """The answer to a line that is not a verify request: block, MALFORMED."""
-    return Check(
-        check_id=str(ULID()),
-        cert_no=None,
-        decision=MALFORMED_DECISION,
-        certificate=None,
-        registry_as_of=registry.as_of,
-        checked_at=now,
     )

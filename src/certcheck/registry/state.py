@@ -131,14 +131,20 @@ async def finish_run(
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """One import or sync as `registry_runs` records it: what it was, how it ended, when, and
+    what it did (api/ chooses what of it to show)."""
+
     kind: Literal["import", "sync"]  # a whole-snapshot import, or an upstream sync
+    outcome: str
+    """`running`, `success`, `failed`, `refused`, or `interrupted` (its process died)."""
+    error: str | None
     started_at: datetime
     finished_at: datetime | None
-    outcome: str
+    """None while the run goes on, and after its process died before recording its end."""
     added: int
     changed: int
     removed: int
-    error: str | None
+    """Counted with each commit, so a run that failed part-way shows what it did."""
 
 
 async def latest_run(engine: AsyncEngine) -> Run | None:

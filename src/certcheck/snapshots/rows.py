@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
+# Re-exported: readers and writers of snapshots take the mapping from here, with the rows.
+from certcheck.registry.rows import certificate_to_snapshot_dict as certificate_to_snapshot_dict
 from certcheck.snapshots.statuses import parse_status
 from certcheck.verification.catalogue import clean_code, is_code
 from certcheck.verification.numbers import normalise_cert_no
@@ -177,25 +179,3 @@ def _parse_date(text: str) -> date | None:
     if not _ISO_DATE.fullmatch(text):
         raise ValueError(text)
     return date.fromisoformat(text)
-
-
-def certificate_to_snapshot_dict(cert: Certificate) -> dict[str, object]:
-    """The certificate as one JSON Lines snapshot object (dates as ISO strings)."""
-    return {
-        "cert_no": cert.cert_no,
-        "status": cert.status.value,
-        "holder": cert.holder,
-        "manufacturer": cert.manufacturer,
-        "factory": cert.factory,
-        "product_code": cert.product_code,
-        "product_name": cert.product_name,
-        "models": list(cert.models),
-        "issued_on": _iso(cert.issued_on),
-        "expires_on": _iso(cert.expires_on),
-        "status_changed_on": _iso(cert.status_changed_on),
-        "status_reason": cert.status_reason,
-    }
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()

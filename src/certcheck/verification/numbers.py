@@ -28,6 +28,9 @@ _NUMBER = re.compile(
     r"(?:(?:CCC|3C)(?::|NO\.)?)?(?P<digits>[0-9]{16})(?:\([A-Z0-9]{1,4}\))?",
     re.ASCII | re.IGNORECASE,
 )
+# What may stand around the 16 digits; whatever is left is what a merchant got wrong.
+_LABEL = re.compile(r"^(?:CCC|3C)(?::|NO\.)?", re.ASCII | re.IGNORECASE)
+_VERSION = re.compile(r"\([A-Z0-9]{1,4}\)$", re.ASCII | re.IGNORECASE)
 
 
 def today_in_shanghai(now: datetime) -> date:
@@ -58,3 +61,25 @@ def _strip_separators(value: str) -> str:
 
 def _is_separator(ch: str) -> bool:
     return ch.isspace() or ch in _MINUS_SIGNS or unicodedata.category(ch) == "Pd"
+
+
+def malformed_detail(raw: str, today: date) -> str:
+    """Why `raw`, which normalise_cert_no refused, is not a number, then what one looks like."""
+    return f"{_what_is_wrong(raw, today)}. {NUMBER_FORMAT_HINT}"
+
+
+def _what_is_wrong(raw: str, today: date) -> str:
+    text = _strip_separators(unicodedata.normalize("NFKC", raw))
+    match = _NUMBER.fullmatch(text)
+    if match is not None:
+        digits = match["digits"]
+        year = int(digits[:4])
+        if year > today.year:
+            return f"{digits}: year {year} is in the future"
+        return f"{digits}: year {year} is before {FIRST_YEAR}, when CCC certification began"
+    core = _VERSION.sub("", _LABEL.sub("", text))
+    shown = repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "..."
+    stray = next((ch for ch in core if ch not in "0123456789"), None)
+    if stray is not None:
+        return f"{shown}: {stray!r} is not a digit 0-9"
+    return f"{shown}: {len(core)} digits where a certificate number has 16"

@@ -71,20 +71,29 @@ _VERDICT_OF: dict[Reason, Verdict] = {
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
-    """One certificate as the registry holds it; `cert_no` is always the normalised 16 digits."""
+    """One certificate as the registry holds it (registry/rows.py maps it to rows and back;
+    api/ converts it to the wire contract, which is not bound to these names)."""
 
     cert_no: str
-    status: Status
+    """Always the normalised 16 digits: year, certification body, product code, sequence."""
     holder: str
+    """The certificate holder (applicant, 委托人): the one party every record names."""
     manufacturer: str | None
     factory: str | None
+    """The producer (生产者) and the production site (生产企业), when the registry gives them."""
     product_code: str
+    """The 4-digit catalogue code; digits 7-10 of the number when the registry gave none."""
     product_name: str | None
     models: tuple[str, ...]
+    """The models and specifications covered: may be hundreds, or none."""
     issued_on: date | None
     expires_on: date | None
+    """None on certificates issued before 2009-09-01, which carry no printed expiry date."""
+    # The status with its history: a status change, from a sync or an import, sets all three.
+    status: Status
     status_changed_on: date | None
     status_reason: str | None
+    """When and why the status last changed, as the registry says."""
 
     @property
     def body_code(self) -> str:

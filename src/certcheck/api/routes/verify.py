@@ -33,7 +33,7 @@ from certcheck.errors import CertificateNotFound, MalformedNumber
 from certcheck.evidence.records import Checked, Source
 from certcheck.keys import Scope
 from certcheck.verification.numbers import (
-    NUMBER_FORMAT_HINT,
+    malformed_detail,
     normalise_cert_no,
     today_in_shanghai,
 )
@@ -135,9 +135,10 @@ router.add_api_route(
 )
 async def get_certificate(cert_no: str, store: StoreDep, _key: VerifyKey) -> CertificateOut:
     """The registry's record of one certificate; the number is normalised like any input."""
-    number = normalise_cert_no(cert_no, today_in_shanghai(datetime.now(UTC)))
+    today = today_in_shanghai(datetime.now(UTC))
+    number = normalise_cert_no(cert_no, today)
     if number is None:
-        raise MalformedNumber(f"{cert_no!r} is not a CCC certificate number. " + NUMBER_FORMAT_HINT)
+        raise MalformedNumber(malformed_detail(cert_no, today))
     found = (await store.lookup([number]))[number]
     if found is None:
         raise CertificateNotFound(f"{number} is not in the registry")
