@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     import_max_upload_bytes: int = Field(
         default=2 << 30, ge=1, description="bytes of a snapshot upload as sent"
     )
+    # Gunzipped as it arrives and spooled, like a re-check upload: a gzip bomb stops here.
+    import_max_content_bytes: int = Field(
+        default=4 << 30, ge=1, description="bytes of a snapshot upload after gunzip"
+    )
     # The longest valid row (2000 models of 256 characters) is about 520,000 characters.
     import_max_line_chars: int = Field(
         default=4 << 20, ge=1_024, description="characters of one snapshot line"
@@ -225,6 +229,15 @@ class Settings(BaseSettings):
             raise ValueError("CERTCHECK_SYNC_INTERVAL is set but CERTCHECK_UPSTREAM_URL is not")
         if self.upstream_url and not self.upstream_url.startswith(("https://", "http://")):
             raise ValueError("CERTCHECK_UPSTREAM_URL must be an http(s) URL")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_unusable_imports(self) -> Settings:
+        if self.import_max_upload_bytes > self.import_max_content_bytes:
+            # As for jobs: an upload sent without gzip is as long as its content.
+            raise ValueError(
+                "CERTCHECK_IMPORT_MAX_UPLOAD_BYTES exceeds CERTCHECK_IMPORT_MAX_CONTENT_BYTES"
+            )
         return self
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import gc
 import logging
 import os
 import shutil
@@ -30,7 +31,13 @@ def served_app() -> FastAPI:
 
         pid = os.getpid()
         atexit.register(lambda: multiprocess.mark_process_dead(pid))  # type: ignore[no-untyped-call]
-    return create_app(Settings(), handle_signals=True)
+    app = create_app(Settings(), handle_signals=True)
+    # Out of the cyclic collector's sight from now on: the ~120,000 objects of the modules and
+    # the app live as long as the process, and each full collection walked them all, holding
+    # the loop for ~0.1-0.2 s during bulk batches (gc.freeze is meant for this; see its docs).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -115,11 +115,13 @@ class TestRealTimeUnderBulk:
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99) - 1]
         batch = batch_seconds[len(batch_seconds) // 2]
-        # Target: 100 ms, with a 10,000-item batch taking ~0.5 s on an idle core. Margin: 1.5x
-        # (150 ms) for a 2-core CI box shared by the batch client, the server and this client.
-        # A box so busy that a batch takes seconds slows every step alike, so the bound grows
-        # to a quarter of a batch there; before slicing, a check waited for a whole batch.
-        bound = max(0.150, batch / 4)
+        # Target (issue #10): 100 ms while a 10,000-item batch takes ~0.5 s on an idle core. A
+        # box so busy that a batch takes seconds slows every step alike, so there the bound grows
+        # with the batch (a fifth of one); before slicing, a check waited for a whole batch.
+        bound = max(0.100, batch / 5)
+        print(
+            f"p99 {p99 * 1000:.0f} ms, median {latencies[150] * 1000:.0f} ms, batch {batch:.2f} s"
+        )
         assert p99 < bound, (
             f"p99 {p99 * 1000:.0f} ms (bound {bound * 1000:.0f} ms); "
             f"median {latencies[150] * 1000:.0f} ms; batch {batch:.2f} s"

@@ -169,6 +169,18 @@ class TestRecheckCommand:
             (4, "sku-2"),
         ]
 
+    @pytest.mark.usefixtures("numbers")  # a registry is loaded: only the flood can fail it
+    def test_a_flood_of_blank_lines_is_refused_as_an_upload_is(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        listings = tmp_path / "listings.ndjson.gz"
+        listings.write_bytes(gzip.compress(b"\n" * (1 << 20) + b"{}\n", 9))  # ~1 KiB
+        done = cli(env, "recheck", str(listings))  # CERTCHECK_JOB_MAX_BLANK_LINES: 100,000
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("certcheck: TOO_MANY_LINES: ")
+        assert "100000 blank lines" in done.stderr
+        assert done.stdout == ""
+
     def test_unknown_format_fails_in_one_line(self, env: dict[str, str], tmp_path: Path) -> None:
         listings = tmp_path / "listings.txt"
         listings.write_text("{}\n")

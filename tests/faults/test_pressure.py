@@ -1,5 +1,5 @@
-"""Pressure from inside: a long import beside real-time checks, SIGTERM under load, and a worker
-process killed in the middle of a re-check job."""
+"""Pressure from inside: a long import beside real-time checks, every bulk connection taken,
+SIGTERM under load, and a worker process killed in the middle of a re-check job."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(120)]
 
 BIG_IMPORT = 20_000  # certificates: an import that takes seconds, not milliseconds
 JOB_LINES = 8_000
+BULK_CONNECTIONS = 8  # app.py's bulk pool: 4, and as many again in overflow (db/engine.py)
 
 
 def admin(registry: Registry) -> dict[str, str]:
@@ -80,6 +81,94 @@ class TestLongImport:
         assert during, "no check was made during the import"
         failed = [a.describe() for a in during if a.status != 200]
         assert not failed, f"{len(failed)} of {len(during)} checks failed: {failed[:10]}"
+
+
+def _big_snapshot(registry: Registry, path: Path) -> Path:
+    known = {c.cert_no for c in registry.certificates}
+    extra = (
+        c for c in demo_certificates(BIG_IMPORT, today=today(), seed=7) if c.cert_no not in known
+    )
+    write_snapshot(path, [*registry.certificates, *extra])
+    return path
+
+
+async def _lock_job_tables(url: str, held: threading.Event, release: threading.Event) -> None:
+    """Hold the re-check tables locked (as a stuck migration or a long vacuum would) until
+    `release`: every job worker's poll then waits on the lock with its bulk connection."""
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE recheck_chunks IN ACCESS EXCLUSIVE MODE")
+            held.set()
+            await asyncio.to_thread(release.wait)
+    finally:
+        await conn.close()
+
+
+async def _waiting_on_locks(url: str) -> int:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        waiting: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return waiting
+    finally:
+        await conn.close()
+
+
+class TestBulkPoolExhausted:
+    def test_realtime_checks_answer_while_every_bulk_connection_is_taken(
+        self, deployment: Deployment, registry: Registry, tmp_path: Path
+    ) -> None:
+        """More job workers than bulk connections, all stuck behind a lock, and a long import
+        waiting for a connection: real-time checks have a pool of their own and answer."""
+        url = deployment.cluster.url(deployment.database, driver="")
+        snapshot = _big_snapshot(registry, tmp_path / "big.csv.gz")
+        held, release = threading.Event(), threading.Event()
+        locker = threading.Thread(target=asyncio.run, args=(_lock_job_tables(url, held, release),))
+        imported: list[httpx.Response] = []
+        workers = str(BULK_CONNECTIONS + 4)
+        with deployment.serve(CERTCHECK_CACHE_TTL="0.05", CERTCHECK_JOB_WORKERS=workers) as server:
+            locker.start()
+            try:
+                assert held.wait(10), "the job tables could not be locked"
+                deadline = time.monotonic() + 30
+                while asyncio.run(_waiting_on_locks(url)) < BULK_CONNECTIONS:
+                    assert time.monotonic() < deadline, "the bulk pool never filled up"
+                    time.sleep(0.1)
+                importer = threading.Thread(
+                    target=lambda: imported.append(_post_import(server, registry, snapshot))
+                )
+                with Load(server.base, registry.key, registry.numbers, deadline=DEADLINE) as load:
+                    importer.start()
+                    started = time.monotonic()
+                    time.sleep(3)
+                    finished = time.monotonic()
+                    saturated = asyncio.run(_waiting_on_locks(url))
+            finally:
+                release.set()
+                locker.join(timeout=30)
+            importer.join(timeout=110)
+        # Every bulk connection was still waiting on the lock when the load stopped.
+        assert saturated >= BULK_CONNECTIONS
+        assert_contract(load.answers, registry.allowable, DEADLINE)
+        during = list(within(load.answers, started, finished))
+        assert len(during) > 10, "too few checks were made while the pool was full"
+        failed = [a.describe() for a in during if a.status != 200]
+        assert not failed, f"{len(failed)} of {len(during)} checks failed: {failed[:10]}"
+        # The import waited for a connection, and ran once the workers let theirs go.
+        assert imported, "the import did not answer"
+        assert imported[0].status_code == 200, imported[0].text
+
+
+def _post_import(server: Server, registry: Registry, snapshot: Path) -> httpx.Response:
+    return httpx.post(
+        f"{server.base}/v1/admin/registry/import",
+        content=snapshot.read_bytes(),
+        headers={**admin(registry), "Content-Type": "text/csv", "Content-Encoding": "gzip"},
+        timeout=110,
+    )
 
 
 class TestSigterm:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import sys
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from certcheck.checking import Checker
 from certcheck.jobs.framing import FramingLimits, frame
+from certcheck.jobs.linecaps import LineGate
 from certcheck.jobs.processing import ChunkResult, LineCodec, process_chunk
 from certcheck.jobs.records import UploadFormat
 from certcheck.verification.records import Verdict
@@ -94,7 +96,8 @@ async def recheck_stream(
 ) -> Totals:
     """Write one result line per listing of `source` to `out`, in order."""
     fields: Collection[str] = codec.fields
-    chunks = frame(source, fmt, limits, fields)
+    gated = _Gated(source, LineGate(limits, header=fmt is UploadFormat.CSV))
+    chunks = frame(cast(BinaryIO, io.BufferedReader(gated)), fmt, limits, fields)
     totals = Totals()
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         result = await process_chunk(chunk, checker, codec)
@@ -102,3 +105,27 @@ async def recheck_stream(
         totals.add(result)
         on_chunk(totals)
     return totals
+
+
+class _Gated(io.RawIOBase):
+    """`source` as framing reads it, through the line caps an HTTP upload has (blank lines
+    above all): a local file of nothing but newlines is refused, not scanned for minutes."""
+
+    def __init__(self, source: BinaryIO, gate: LineGate) -> None:
+        super().__init__()
+        self._source = source
+        self._gate = gate
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        if data:
+            self._gate.feed(data)
+        elif not self._ended:
+            self._ended = True
+            self._gate.finish()
+        buffer[: len(data)] = data
+        return len(data)

@@ -32,7 +32,12 @@ async def run(
     framing: UploadFormat,
     output: str | None,
 ) -> int:
-    limits = FramingLimits(settings.job_chunk_lines, sys.maxsize, settings.job_max_line_bytes)
+    limits = FramingLimits(
+        settings.job_chunk_lines,
+        sys.maxsize,
+        settings.job_max_line_bytes,
+        max_blank_lines=settings.job_max_blank_lines,
+    )
     checker = Checker(await _store(engine, settings), load_catalogue(settings.catalogue_dir))
     started = time.monotonic()
     with (

@@ -3,7 +3,8 @@
 Every PostgreSQL call has a client-side deadline (`Deadlines`): connecting, waiting for a pooled
 connection, and each statement. The request path wants them as short as its own answer
 deadline (`Deadlines.realtime`); imports, syncs and job workers want long ones (`BULK`), on an
-engine and pool of their own so they cannot starve real-time verification.
+engine and pool of their own so they cannot starve real-time verification. On SQLite, a
+connection can ask for its transactions to take the write lock when they begin.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -33,11 +34,15 @@ class Deadlines:
 
 BULK = Deadlines()
 
+# Execution option: on SQLite, this connection's transactions begin IMMEDIATE (see _sqlite_begin).
+WRITE_LOCK_UP_FRONT = "certcheck_sqlite_write_lock_up_front"
+
 
 def create_engine(url: str, *, pool_size: int = 10, deadlines: Deadlines = BULK) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url,
@@ -64,3 +69,15 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """SQLite cannot turn a read transaction into a write one once another connection has
+    committed since it read: the write fails at once with "database is locked", however long
+    the busy timeout (https://www.sqlite.org/lang_transaction.html). A writer that reads before
+    it writes (an import reads the registry rows it keeps) takes the lock up front instead,
+    waiting the busy timeout for it. The rest stay deferred: readers never wait for a writer.
+    """
+    # pysqlite then sees a transaction open and adds no BEGIN of its own; COMMIT is unchanged.
+    if conn.get_execution_options().get(WRITE_LOCK_UP_FRONT):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck.db.engine import WRITE_LOCK_UP_FRONT
 from certcheck.errors import RegistryBusy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ async def registry_writer(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
     else:
         with _file_lock(engine.url.database):
             async with engine.connect() as conn:
+                # Its transactions read the registry, then write it (db/engine.py).
+                await conn.execution_options(**{WRITE_LOCK_UP_FRONT: True})
                 yield conn
 
 

@@ -1,0 +1,64 @@
+"""SQLite: a registry writer takes the write lock up front, so another connection's commit
+cannot fail it with "database is locked" however the two interleave."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certcheck.db.engine import create_engine
+from certcheck.db.tables import certificates
+from tests.conftest import load
+from tests.factories import cert
+
+
+@pytest.fixture
+def path(sqlite_template: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "certcheck.db"
+    shutil.copy(sqlite_template, copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("CREATE TABLE elsewhere (x INTEGER)")
+    return copy
+
+
+@pytest.fixture
+async def engine(path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_commit_between_the_imports_read_and_write_does_not_fail_it(
+    engine: AsyncEngine, path: Path
+) -> None:
+    """The import reads the registry (rows it keeps) before its first write to it; a commit by
+    anyone else in between made that first write fail at once with "database is locked", as
+    SQLite cannot upgrade a read transaction whose snapshot is out of date, and no busy
+    timeout helps (https://www.sqlite.org/lang_transaction.html, "Read transactions versus
+    write transactions"). Job workers and key checks commit at any time."""
+    others: list[str] = []
+
+    def commit_elsewhere(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("INSERT INTO registry_runs"):
+            return
+        try:
+            with sqlite3.connect(path, timeout=0) as other:
+                other.execute("INSERT INTO elsewhere VALUES (1)")
+            others.append("committed")
+        except sqlite3.OperationalError as exc:  # the import holds the write lock: it waits
+            others.append(str(exc))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", commit_elsewhere)
+    await load(engine, [cert(f"2024010901{i:06d}") for i in range(5)])
+    event.remove(engine.sync_engine, "before_cursor_execute", commit_elsewhere)
+
+    assert others == ["database is locked"]  # the other writer is the one that waits
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(certificates)) == 5
