@@ -88,6 +88,36 @@ class TestUploadCaps:
             )
         assert_problem(response, 413, "UPLOAD_TOO_LARGE")
 
+    async def test_a_gzip_bomb_is_413_as_it_inflates_and_takes_no_lock(
+        self, settings: Settings, headers: dict[str, str]
+    ) -> None:
+        # ~64 MiB of readable rows in a few hundred KiB: before the writer lock is taken, only
+        # the size they inflate to can stop them.
+        rows = "".join(f"{n},valid,Co.,,\n" for n in NUMBERS).encode()
+        member = gzip.compress(rows * ((1 << 20) // len(rows)), 9)
+        body = gzip.compress(CSV_HEADER.encode()) + member * 64
+        capped = settings.model_copy(update={"import_max_content_bytes": 8 << 20})
+        async with running(capped) as (_, client):
+            response = await client.post(
+                URL,
+                content=body,
+                headers={**headers, "Content-Type": "text/csv", "Content-Encoding": "gzip"},
+            )
+            problem = assert_problem(response, 413, "UPLOAD_TOO_LARGE")
+            info = (await client.get("/v1/registry", headers=headers)).json()
+        assert "after gunzip" in problem["detail"]
+        assert info["last_sync"] is None  # refused before any run began
+
+    async def test_broken_gzip_is_still_an_invalid_snapshot(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            URL,
+            content=gzip.compress(SNAPSHOT)[:-12],
+            headers={**headers, "Content-Type": "text/csv", "Content-Encoding": "gzip"},
+        )
+        assert_problem(response, 422, "INVALID_SNAPSHOT")
+
     async def test_an_endless_csv_line_is_422_without_reading_it_whole(
         self, client: httpx.AsyncClient, headers: dict[str, str]
     ) -> None:

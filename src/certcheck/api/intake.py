@@ -1,48 +1,47 @@
-"""Bounds on an admin snapshot upload: a byte cap while it streams in, then a deadline and the
-client's presence for the import that follows (cancelled, it rolls back and frees the lock)."""
+"""Bounds on an admin snapshot upload: caps on the bytes sent and on what they inflate to while
+it streams in, then a deadline and the client's presence for the import that follows
+(cancelled, it rolls back and frees the lock)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from typing import IO, Any, TypeVar
 
 from starlette.requests import Request
 
-from certcheck.errors import ImportAborted
-from certcheck.jobs.upload import too_large
+from certcheck.errors import ImportAborted, InvalidSnapshot, UploadRefused
+from certcheck.jobs.upload import UploadLimits, receive, too_large
 
 _T = TypeVar("_T")
 
-# Kept in memory up to this size, then on disk.
-_SPOOL_IN_MEMORY = 16 << 20
-# Bytes gathered before one write, done in a thread: rolling over to disk copies the memory.
-_WRITE_PIECE = 1 << 20
 # Seconds between two looks at whether the client is still there.
 DISCONNECT_POLL = 0.25
 
 
 @contextlib.asynccontextmanager
-async def spooled_body(request: Request, most: int) -> AsyncIterator[IO[bytes]]:
-    """The request body in a temporary file, positioned at its start; 413 once over `most`."""
+async def spooled_body(
+    request: Request, limits: UploadLimits, *, gzipped: bool
+) -> AsyncIterator[IO[bytes]]:
+    """The request body, gunzipped if `gzipped`, in a temporary file positioned at its start.
+
+    413 UPLOAD_TOO_LARGE once the bytes sent or their content is over `limits`, as a re-check
+    upload (the same bounded, off-loop gunzip: a bomb costs a block of memory at a time);
+    422 INVALID_SNAPSHOT when the gzip is broken, as the snapshot reader said before.
+    """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > most:
-        raise too_large("the snapshot upload", most)
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
-        received, pending = 0, bytearray()
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > most:
-                raise too_large("the snapshot upload", most)
-            pending += chunk
-            if len(pending) >= _WRITE_PIECE:
-                await asyncio.to_thread(spool.write, bytes(pending))
-                pending.clear()
-        await asyncio.to_thread(spool.write, bytes(pending))
-        spool.seek(0)
-        yield spool
+    if declared.isdigit() and int(declared) > limits.max_upload_bytes:
+        raise too_large("the snapshot upload", limits.max_upload_bytes)
+    async with contextlib.AsyncExitStack() as stack:
+        received = receive(request.stream(), media="snapshot", gzipped=gzipped, limits=limits)
+        try:
+            upload = await stack.enter_async_context(received)
+        except UploadRefused as exc:
+            if exc.code != "INVALID_GZIP":
+                raise
+            raise InvalidSnapshot(exc.detail) from exc
+        yield upload.file
 
 
 async def bounded(request: Request, work: Coroutine[Any, Any, _T], *, seconds: float) -> _T:

@@ -37,6 +37,7 @@ from certcheck.errors import (
     InvalidSnapshot,
     UnsupportedMediaType,
 )
+from certcheck.jobs.upload import UploadLimits
 from certcheck.registry.changes import changes_since
 from certcheck.registry.state import Run, latest_run, record_failed_run
 from certcheck.registry.store import RegistryStore
@@ -44,6 +45,7 @@ from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snap
 from certcheck.snapshots.reader import (
     ReadLimits,
     SnapshotError,
+    SnapshotFormat,
     UnsupportedFormat,
     detect_format,
     iter_snapshot,
@@ -167,7 +169,10 @@ def _cursor(since: str | None) -> int:
     },
     responses={
         409: {"description": "SYNC_IN_PROGRESS or TOO_MANY_REMOVALS"},
-        413: {"description": "UPLOAD_TOO_LARGE: over CERTCHECK_IMPORT_MAX_UPLOAD_BYTES"},
+        413: {
+            "description": "UPLOAD_TOO_LARGE: over CERTCHECK_IMPORT_MAX_UPLOAD_BYTES as sent, "
+            "or CERTCHECK_IMPORT_MAX_CONTENT_BYTES after gunzip"
+        },
         503: {"description": "IMPORT_TIMEOUT or IMPORT_CANCELLED: rolled back, unchanged"},
     },
 )
@@ -193,11 +198,18 @@ async def import_registry(
         max_error_share=settings.import_max_error_share,
     )
     reading = ReadLimits(settings.import_max_line_chars, settings.import_max_blank_lines)
-    # Spooled under its cap before the writer lock is taken: an oversized upload holds nothing.
-    async with spooled_body(request, settings.import_max_upload_bytes) as spool:
+    caps = UploadLimits(
+        max_upload_bytes=settings.import_max_upload_bytes,
+        max_content_bytes=settings.import_max_content_bytes,
+        spool_dir=settings.job_spool_dir,
+    )
+    # Gunzipped and spooled under its caps before the writer lock is taken: an oversized
+    # upload or a gzip bomb holds nothing.
+    async with spooled_body(request, caps, gzipped=fmt.gzip) as spool:
         today = today_in_shanghai(datetime.now(UTC))
         started = datetime.now(UTC)
-        rows = iter_snapshot(cast(BinaryIO, spool), fmt, today=today, limits=reading)
+        plain = SnapshotFormat(fmt.kind, gzip=False)
+        rows = iter_snapshot(cast(BinaryIO, spool), plain, today=today, limits=reading)
         work = import_snapshot(engine, rows, source="upload", limits=limits)
         try:
             result = await bounded(request, work, seconds=settings.import_timeout)
