@@ -149,15 +149,7 @@ async def _apply(conn: AsyncConnection, result: ImportResult, source: str, run_i
     generation = (await conn.scalar(select(registry_state.c.generation))) or 0
     generation += 1
     await _feed(conn, now, generation)
-    same = exists().where(and_(_s.cert_no == _c.cert_no, _s.digest == _c.digest))
-    await conn.execute(delete(certificates).where(~same))
-    await conn.execute(
-        insert(certificates).from_select(
-            CERT_COLUMNS,
-            # In key order: the primary key's index grows at its end instead of all over.
-            select(*(staging.c[c] for c in CERT_COLUMNS)).where(~_in_registry).order_by(_s.cert_no),
-        )
-    )
+    await _replace(conn)
     counted = await conn.execute(select(_c.status, func.count()).group_by(_c.status))
     by_status = {status: count for status, count in counted}
     result.generation = generation
@@ -177,6 +169,18 @@ async def _apply(conn: AsyncConnection, result: ImportResult, source: str, run_i
         )
     )
     await conn.run_sync(lambda sync: staging.drop(sync, checkfirst=True))
+
+
+async def _replace(conn: AsyncConnection) -> None:
+    """Delete the certificates the snapshot drops or changes; insert its new and changed ones."""
+    same = exists().where(and_(_s.cert_no == _c.cert_no, _s.digest == _c.digest))
+    await conn.execute(delete(certificates).where(~same))
+    new = select(*(staging.c[c] for c in CERT_COLUMNS)).where(~_in_registry)
+    if conn.dialect.name == "sqlite":
+        # In key order, SQLite's primary key index grows at its end instead of all over its
+        # small page cache: half the time for a million rows. PostgreSQL would sort to disk.
+        new = new.order_by(_s.cert_no)
+    await conn.execute(insert(certificates).from_select(CERT_COLUMNS, new))
 
 
 async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
