@@ -256,6 +256,24 @@ class TestCache:
         assert statements.count == read
         assert (store.cache_hits, store.cache_misses) == (2, 2)
 
+    async def test_cached_certificates_share_the_values_they_repeat(
+        self, store: RegistryStore, certs: list[Certificate]
+    ) -> None:
+        # Read in two lookups, so every value came from the database separately.
+        first = await store.lookup([c.cert_no for c in certs[:25]])
+        second = await store.lookup([c.cert_no for c in certs[25:]])
+        cached = [c for c in (*first.values(), *second.values()) if c is not None]
+        holders: dict[str, list[str]] = {}
+        for cert in cached:
+            holders.setdefault(cert.holder, []).append(cert.holder)
+        issued = [c.issued_on for c in cached if c.issued_on is not None]
+        shared = [same for same in holders.values() if len(same) > 1]
+
+        assert cached == certs  # the same values, held once
+        assert shared, "the demo registry repeats holders"
+        assert all(all(h is same[0] for h in same) for same in shared)
+        assert all(day is next(d for d in issued if d == day) for day in issued)
+
     async def test_answers_expire(self, engine: AsyncEngine, certs: list[Certificate]) -> None:
         await load(engine, certs)
         store = make_store(engine, cache_ttl=0.05)

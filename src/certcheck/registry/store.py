@@ -31,6 +31,7 @@ from certcheck.observability.metrics import (
     REGISTRY_CERTIFICATES,
     REGISTRY_GENERATION,
 )
+from certcheck.registry.compact import compact
 from certcheck.registry.rows import certificate_from_row
 from certcheck.verification.records import Certificate, Status
 
@@ -205,10 +206,16 @@ class RegistryStore:
         if not rows:
             raise RegistryUnavailable("no registry has been loaded")
         generation = max(row["_generation"] for row in rows)
-        answers: dict[str, Certificate | None] = dict.fromkeys(asked)
-        for row in rows:
-            if row["cert_no"] is not None:
-                answers[row["cert_no"]] = certificate_from_row(row)
+        read = {
+            row["cert_no"]: compact(certificate_from_row(row))
+            for row in rows
+            if row["cert_no"] is not None
+        }
+        answers: dict[str, Certificate | None] = {}
+        for no in asked:
+            cert = read.get(no)
+            # Keyed by the certificate's own number: a cached entry holds that string once.
+            answers[no if cert is None else cert.cert_no] = cert
         if generation > self._newest_seen:
             # Another process committed: our poll will catch up, but stop serving old answers now.
             self._newest_seen = generation
