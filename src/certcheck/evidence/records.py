@@ -10,10 +10,11 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from certcheck.checking import Check
+from certcheck.registry.rows import certificate_to_snapshot_dict
 from certcheck.verification.records import Certificate
 
 
@@ -92,21 +93,7 @@ def row_of(item: Checked) -> tuple[Any, ...]:
 
 def certificate_json(cert: Certificate) -> dict[str, Any]:
     """The certificate as the verify answer shows it (api.md), so a record reads the same."""
-    return {
-        "cert_no": cert.cert_no,
-        "status": cert.status.value,
-        "holder": cert.holder,
-        "manufacturer": cert.manufacturer,
-        "factory": cert.factory,
-        "product_code": cert.product_code,
-        "product_name": cert.product_name,
-        "models": list(cert.models),
-        "body_code": cert.body_code,
-        "issued_on": _day(cert.issued_on),
-        "expires_on": _day(cert.expires_on),
-        "status_changed_on": _day(cert.status_changed_on),
-        "status_reason": cert.status_reason,
-    }
+    return {**certificate_to_snapshot_dict(cert), "body_code": cert.body_code}
 
 
 def as_json(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -130,7 +117,3 @@ def as_json(row: Mapping[Any, Any]) -> dict[str, Any]:
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, as every answer of the API writes times."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _day(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()
