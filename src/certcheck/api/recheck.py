@@ -24,8 +24,8 @@ class RecheckLines:
         try:
             request = VerifyRequest.model_validate_json(record)
         except ValidationError as exc:
-            return _describe(exc)
-        if _repeats_a_member(record, len(request.model_fields_set)):
+            return describe_invalid(exc)
+        if repeats_a_member(record, len(request.model_fields_set)):
             return "invalid JSON: a member name appears twice"
         return Parsed(listing_of(request), request.listing_id, request.merchant_id)
 
@@ -38,7 +38,7 @@ class RecheckLines:
         return head + body[1:]
 
 
-def _repeats_a_member(record: bytes, members: int) -> bool:
+def repeats_a_member(record: bytes, members: int) -> bool:
     """True when a member name appears twice (I-JSON), which the validator lets pass.
 
     Cheap first: every member has a colon after its name, and a colon is never escaped, so a
@@ -50,7 +50,7 @@ def _repeats_a_member(record: bytes, members: int) -> bool:
     return len({name for name, _ in pairs}) != len(pairs)
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_invalid(exc: ValidationError) -> str:
     first = exc.errors(include_url=False, include_input=False)[0]
     if first["type"] == "json_invalid":
         return f"invalid JSON: {first.get('ctx', {}).get('error', first['msg'])}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from certcheck.api.recheck import _describe, _repeats_a_member
+from certcheck.api.recheck import describe_invalid, repeats_a_member
 from certcheck.api.schemas import VerifyRequest
 from certcheck.jobs.chunks import InputChunk
 from certcheck.verification.numbers import is_absent
@@ -44,8 +44,8 @@ def parse_line(line: int, record: bytes) -> WatchInput | InvalidLine:
     try:
         request = VerifyRequest.model_validate_json(record)
     except ValidationError as exc:
-        return InvalidLine(line, MALFORMED, _describe(exc))
-    if _repeats_a_member(record, len(request.model_fields_set)):
+        return InvalidLine(line, MALFORMED, describe_invalid(exc))
+    if repeats_a_member(record, len(request.model_fields_set)):
         return InvalidLine(line, MALFORMED, "invalid JSON: a member name appears twice")
     missing = [name for name in _REQUIRED if is_absent(getattr(request, name))]
     if missing:

@@ -12,26 +12,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.api.deps import BatchKey, EngineDep, JobsDep, SettingsDep
 from certcheck.api.recheck import RecheckLines
 from certcheck.api.schemas import JobOut, RecheckResult, Summary
-from certcheck.config import Settings
+from certcheck.api.uploads import (
+    NDJSON,
+    NDJSON_TYPES,
+    refuse_declared_length,
+    upload_format,
+    upload_limits,
+)
 from certcheck.errors import JobFailed, JobNotFinished, JobNotFound, UploadRefused
-from certcheck.jobs.framing import FramingLimits, frame
+from certcheck.jobs.framing import frame
 from certcheck.jobs.intake import NewJob, create_job
 from certcheck.jobs.records import Job, JobStatus, UploadFormat
-from certcheck.jobs.upload import UploadLimits, receive, too_large
+from certcheck.jobs.upload import receive
 from certcheck.jobs.views import delete_job, get_job, result_stream
 from certcheck.verification.records import Verdict
 
 router = APIRouter(prefix="/v1/recheck-jobs", tags=["re-check jobs"])
 
 _CODEC = RecheckLines()
-NDJSON = "application/x-ndjson"
 _RESULT_REF = "#/components/schemas/RecheckResult"  # one schema per NDJSON line
-_MEDIA_TYPES = {
-    NDJSON: UploadFormat.NDJSON,
-    "application/jsonl": UploadFormat.NDJSON,
-    "text/csv": UploadFormat.CSV,
-}
-_ENCODINGS = {"": False, "identity": False, "gzip": True, "x-gzip": True}
+_MEDIA_TYPES = {**NDJSON_TYPES, "text/csv": UploadFormat.CSV}
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "JOB_NOT_FOUND"}}
 
@@ -79,10 +79,10 @@ async def create_recheck_job(
     ] = None,
 ) -> JobOut:
     """Start a job re-checking every line of the upload; answers 202 with the job."""
-    fmt, gzipped = _upload_format(request)
+    fmt, gzipped = upload_format(request, _MEDIA_TYPES, "application/x-ndjson or text/csv")
     _check_key(idempotency_key)
-    limits, framing = _limits(settings)
-    _refuse_declared_length(request, limits.max_upload_bytes)
+    limits, framing = upload_limits(settings)
+    refuse_declared_length(request, limits.max_upload_bytes)
     async with receive(request.stream(), media=fmt, gzipped=gzipped, limits=limits) as upload:
         new = NewJob(key.platform, fmt, upload.digest, idempotency_key)
         chunks = frame(upload.file, fmt, framing, _CODEC.fields)
@@ -162,51 +162,9 @@ def job_out(job: Job) -> JobOut:
     )
 
 
-def _upload_format(request: Request) -> tuple[UploadFormat, bool]:
-    media, _, params = request.headers.get("content-type", "").partition(";")
-    fmt = _MEDIA_TYPES.get(media.strip().lower())
-    charset = params.strip().lower().removeprefix("charset=").strip('"')
-    if fmt is None or charset not in ("", "utf-8"):
-        raise UploadRefused(
-            "send application/x-ndjson or text/csv (UTF-8)",
-            code="UNSUPPORTED_MEDIA_TYPE",
-            status=415,
-        )
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in _ENCODINGS:
-        raise UploadRefused(
-            f"Content-Encoding {encoding!r} is not supported: send gzip or nothing",
-            code="UNSUPPORTED_CONTENT_ENCODING",
-            status=415,
-        )
-    return fmt, _ENCODINGS[encoding]
-
-
 def _check_key(key: str | None) -> None:
     if key is not None and not _KEY.fullmatch(key):
         raise UploadRefused(
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
             code="INVALID_IDEMPOTENCY_KEY",
         )
-
-
-def _limits(settings: Settings) -> tuple[UploadLimits, FramingLimits]:
-    framing = FramingLimits(
-        settings.job_chunk_lines,
-        settings.job_max_lines,
-        settings.job_max_line_bytes,
-        settings.job_max_blank_lines,
-    )
-    upload = UploadLimits(
-        settings.job_max_upload_bytes,
-        settings.job_max_content_bytes,
-        settings.job_spool_dir,
-        lines=framing,  # refused while it streams in, not once spooled
-    )
-    return upload, framing
-
-
-def _refuse_declared_length(request: Request, most: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > most:
-        raise too_large("the upload", most)

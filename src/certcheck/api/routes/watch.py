@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api.deps import BatchKey, CheckerDep, EngineDep, SettingsDep
-from certcheck.api.routes.jobs import _limits, _refuse_declared_length
+from certcheck.api.uploads import (
+    NDJSON,
+    NDJSON_TYPES,
+    refuse_declared_length,
+    upload_format,
+    upload_limits,
+)
 from certcheck.api.watch_schemas import (
     InvalidLineOut,
     WatchedListingOut,
@@ -21,10 +27,9 @@ from certcheck.api.watch_schemas import (
 )
 from certcheck.api.watchlines import FIELDS, InvalidLine, parse_chunk
 from certcheck.checking import Checker
-from certcheck.errors import ListingNotWatched, UploadRefused
+from certcheck.errors import ListingNotWatched
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.framing import frame
-from certcheck.jobs.records import UploadFormat
 from certcheck.jobs.upload import receive
 from certcheck.watch.events import decode_cursor, encode_cursor, events_after
 from certcheck.watch.listings import delete_listing, get_listing, upsert
@@ -32,8 +37,6 @@ from certcheck.watch.records import WatchInput
 
 router = APIRouter(prefix="/v1/watch", tags=["listing watch"])
 
-_MEDIA_TYPES = ("application/x-ndjson", "application/jsonl")
-_ENCODINGS = {"": False, "identity": False, "gzip": True, "x-gzip": True}
 _CURSOR_PATTERN = r"^w1\.[A-Za-z0-9_-]{22}$"  # what watch/events.py issues
 _REPORTED = 1_000  # invalid lines listed in the answer; all are counted
 _NOT_WATCHED: dict[int | str, dict[str, Any]] = {404: {"description": "LISTING_NOT_WATCHED"}}
@@ -60,10 +63,9 @@ async def put_watched_listings(
     request: Request, engine: EngineDep, settings: SettingsDep, checker: CheckerDep, key: BatchKey
 ) -> WatchUploadOut:
     """Insert or replace watched listings, each with its current decision (no event)."""
-    gzipped = _ndjson_upload(request)
-    limits, framing = _limits(settings)
-    _refuse_declared_length(request, limits.max_upload_bytes)
-    fmt = UploadFormat.NDJSON
+    fmt, gzipped = upload_format(request, NDJSON_TYPES, NDJSON)
+    limits, framing = upload_limits(settings)
+    refuse_declared_length(request, limits.max_upload_bytes)
     async with receive(request.stream(), media=fmt, gzipped=gzipped, limits=limits) as upload:
         chunks = frame(upload.file, fmt, framing, FIELDS)
         return await _upsert_all(engine, checker, key.platform, chunks)
@@ -141,21 +143,3 @@ async def list_watch_events(
     return WatchEventsOut(
         events=[event_out(e) for e in events], next=encode_cursor(key.platform, last)
     )
-
-
-def _ndjson_upload(request: Request) -> bool:
-    """Whether the NDJSON body is gzipped; UploadRefused (415) for anything else."""
-    media, _, params = request.headers.get("content-type", "").partition(";")
-    charset = params.strip().lower().removeprefix("charset=").strip('"')
-    if media.strip().lower() not in _MEDIA_TYPES or charset not in ("", "utf-8"):
-        raise UploadRefused(
-            "send application/x-ndjson (UTF-8)", code="UNSUPPORTED_MEDIA_TYPE", status=415
-        )
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in _ENCODINGS:
-        raise UploadRefused(
-            f"Content-Encoding {encoding!r} is not supported: send gzip or nothing",
-            code="UNSUPPORTED_CONTENT_ENCODING",
-            status=415,
-        )
-    return _ENCODINGS[encoding]
