@@ -264,7 +264,10 @@ class TestKeysDuringAnOutage:
                 key_cache_ttl=self.TTL,
                 key_stale_if_error=self.STALE,
                 db_timeout=0.5,
-                job_workers=0,  # nothing else holds a connection while the pools are closed
+                # Nothing else holds a connection while the pools are closed below.
+                job_workers=0,
+                watch_processor=False,
+                check_records=False,
             )
             app = create_app(settings)
             async with LifespanManager(app) as manager:
