@@ -1,4 +1,4 @@
-"""Settings refuse an unusable upstream sync configuration before anything starts."""
+"""Settings refuse unusable configuration (upstream sync, evidence) before anything starts."""
 
 from __future__ import annotations
 
@@ -58,3 +58,26 @@ class TestUpstreamSettings:
             Settings(upstream_url="http://feed.test/", upstream_token="sekrit-token")
 
         assert "sekrit-token" not in str(refused.value)
+
+
+class TestEvidenceSettings:
+    """What a crash may lose is one flush interval, and the contract bounds it at 2 seconds."""
+
+    @pytest.mark.parametrize(
+        ("values", "reason"),
+        [
+            ({"check_flush_seconds": 2.5}, "less than or equal to 2"),
+            ({"check_flush_seconds": 0}, "greater than 0"),
+            ({"check_buffer_full": "block"}, "'shed' or 'wait'"),
+            ({"check_retention_days": 0}, "greater than or equal to 1"),
+        ],
+    )
+    def test_refused(self, values: dict[str, Any], reason: str) -> None:
+        with pytest.raises(ValidationError, match=reason):
+            Settings(**values)
+
+    def test_the_defaults_are_what_the_readme_states(self) -> None:
+        settings = Settings()
+        assert settings.check_flush_seconds == 1.0
+        assert settings.check_buffer_full == "shed"
+        assert settings.check_retention_days == 400
