@@ -131,7 +131,9 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with its lifespan running (engine, store, poller)."""
-    async with LifespanManager(app) as manager:
+    # asgi-lifespan's 5 s default is shorter than a shutdown may rightly take on a busy machine:
+    # the last flush of check records alone may use 5 s (a 10k batch leaves 10k of them).
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://certcheck.test") as c:
             yield c
