@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
 from certcheck.verification.records import Certificate, Listing, Status
-from tests.api.helpers import PROBLEM, finished, results, submit
+from tests.api.helpers import PROBLEM, finished, results, run_job, submit
 from tests.conftest import load, today
 from tests.factories import cert
 from tests.verification.test_properties import oracle_decision, oracle_number
@@ -239,20 +239,6 @@ def _unstorable(item: dict[str, Any]) -> bool:
 
 @pytest.mark.usefixtures("loaded")
 class TestRecheckUploads:
-    async def job(
-        self,
-        client: httpx.AsyncClient,
-        app: FastAPI,
-        headers: dict[str, str],
-        body: bytes,
-        **how: str,
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        created = await submit(client, app, headers, body, **how)
-        assert created.status_code == 202, created.text
-        job = await finished(client, created.headers["location"], headers)
-        assert job["status"] == "done", job
-        return job, await results(client, created.headers["location"], headers)
-
     async def test_ndjson(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:
@@ -260,7 +246,7 @@ class TestRecheckUploads:
         body = _lines(
             [json.dumps(i, ensure_ascii=n % 2 == 0).encode() for n, i in enumerate(readable)]
         )
-        job, got = await self.job(client, app, headers, body + _lines(UNREADABLE))
+        job, got = await run_job(client, app, headers, body + _lines(UNREADABLE))
         # A NUL or a lone surrogate cannot be stored: such a line is MALFORMED, not decided.
         unstorable = [i for i in readable if _unstorable(i)]
         assert job["invalid_lines"] == len(UNREADABLE) + len(unstorable)
@@ -275,7 +261,7 @@ class TestRecheckUploads:
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:
         deep = b'{"cert_no": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
-        _, got = await self.job(
+        _, got = await run_job(
             client, app, headers, _lines([deep, b'{"cert_no": "%s"}' % VALID.encode()])
         )
         assert [a["reason"] for a in got] == ["MALFORMED", "VALID"]
@@ -290,7 +276,7 @@ class TestRecheckUploads:
             for i in readable + nul
         ]
         body = "\ufeff" + "\r\n".join(rows) + "\r\n"
-        job, got = await self.job(client, app, headers, body.encode(), media="text/csv")
+        job, got = await run_job(client, app, headers, body.encode(), media="text/csv")
         assert job["status"] == "done"
         assert len(got) == len(readable) + 1
         for item, answer in zip(readable, got, strict=False):
