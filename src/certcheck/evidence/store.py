@@ -1,17 +1,19 @@
 """Writing check records in bulk, reading one back, and purging those past retention.
 
 PostgreSQL gets COPY (asyncpg's copy_records_to_table on the connection's own driver
-connection, so it joins the transaction in progress); SQLite one executemany.
+connection, so it joins the transaction in progress); SQLite one executemany on the driver
+connection, its values made ready for the driver in a thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Dialect, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import check_records
@@ -38,8 +40,33 @@ async def write(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
         driver: Any = raw.driver_connection
         await driver.copy_records_to_table("check_records", records=rows, columns=COLUMNS)
     else:
-        values = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-        await conn.execute(insert(check_records), values)
+        # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
+        # through its bind processors on the event loop, ~0.1 s for a 10,000-item batch that
+        # single checks on the same worker would wait behind.
+        ready = await asyncio.to_thread(_for_driver, rows, conn.dialect)
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.executemany(_SQLITE_INSERT, ready)  # type: ignore[union-attr]
+
+
+_SQLITE_INSERT = (
+    f"INSERT INTO check_records ({', '.join(COLUMNS)}) "  # nosec B608: constant column names
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+
+
+def _for_driver(rows: Sequence[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
+    """`rows` as the driver takes them: each value through its column type's own bind
+    processor (UTC datetimes to SQLite's text form), exactly as conn.execute would."""
+    processors: list[Callable[[Any], Any] | None] = [
+        _c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS
+    ]
+    return [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in rows
+    ]
 
 
 async def write_all(engine: AsyncEngine, rows: Sequence[tuple[Any, ...]]) -> None:
