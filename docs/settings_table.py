@@ -80,7 +80,8 @@ DOCUMENTED: dict[str, tuple[str, str]] = {
     ),
     "db_timeout": (
         "seconds",
-        "longest a registry query may take before the answer is `503 REGISTRY_UNAVAILABLE`",
+        "longest a request may wait on the database in all (its key and registry look-ups "
+        "together) before the answer is `503 REGISTRY_UNAVAILABLE`",
     ),
     "shutdown_drain": (
         "seconds",

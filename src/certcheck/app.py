@@ -67,7 +67,10 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(lookup.router)
     app.include_router(exposition.router)
     app.add_middleware(
-        RequestLimits, caps=BodyCaps.from_settings(settings), max_in_flight=settings.max_in_flight
+        RequestLimits,
+        caps=BodyCaps.from_settings(settings),
+        max_in_flight=settings.max_in_flight,
+        database_budget=settings.db_timeout,
     )
     app.add_middleware(RequestObserver)
     return app

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     )
     import_max_removed_share: float = Field(default=0.10, ge=0, le=1)
     import_max_error_share: float = Field(default=0.01, ge=0, le=1)
-    db_timeout: float = Field(default=2.0, gt=0, description="seconds per registry query")
+    db_timeout: float = Field(default=2.0, gt=0)
     shutdown_drain: float = Field(
         default=5.0, ge=0, description="seconds /readyz fails before the server stops on SIGTERM"
     )

@@ -189,7 +189,9 @@ class TestDraining:
     @pytest.mark.parametrize("path", ["/v1/anything", "/healthz"])
     async def test_every_answer_closes_the_connection_while_draining(self, path: str) -> None:
         lifecycle = Lifecycle()
-        limits = RequestLimits(_ok, caps=BodyCaps(json=1_024, verify=1_024), max_in_flight=10)
+        limits = RequestLimits(
+            _ok, caps=BodyCaps(json=1_024, verify=1_024), max_in_flight=10, database_budget=1.0
+        )
 
         async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
             await limits({**scope, "state": {"lifecycle": lifecycle}}, receive, send)

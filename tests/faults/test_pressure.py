@@ -105,6 +105,31 @@ async def _lock_job_tables(url: str, held: threading.Event, release: threading.E
         await conn.close()
 
 
+async def _lock_for(url: str, table: str, seconds: float, held: asyncio.Event) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            held.set()
+            await asyncio.sleep(seconds)
+    finally:
+        await conn.close()
+
+
+async def _locks_in_turn(url: str, held: threading.Event) -> None:
+    """The key table locked for 0.7 deadline, the certificates for 1.4: a request that starts
+    now waits 0.7 for its key, then 0.7 more for its number, each look-up within the deadline."""
+    keys, numbers = asyncio.Event(), asyncio.Event()
+    both = asyncio.gather(
+        _lock_for(url, "api_keys", 0.7 * DEADLINE, keys),
+        _lock_for(url, "certificates", 1.4 * DEADLINE, numbers),
+    )
+    await keys.wait()
+    await numbers.wait()
+    held.set()
+    await both
+
+
 async def _waiting_on_locks(url: str) -> int:
     conn = await asyncpg.connect(url, timeout=5)
     try:
@@ -115,6 +140,26 @@ async def _waiting_on_locks(url: str) -> int:
         return waiting
     finally:
         await conn.close()
+
+
+class TestSlowLookups:
+    def test_the_key_and_the_number_share_one_deadline(
+        self, deployment: Deployment, registry: Registry
+    ) -> None:
+        url = deployment.cluster.url(deployment.database, driver="")
+        held = threading.Event()
+        locker = threading.Thread(target=asyncio.run, args=(_locks_in_turn(url, held),))
+        # No key cache: every request looks its key up, then its number (none cached yet).
+        with deployment.serve(CERTCHECK_KEY_CACHE_TTL="0") as server:
+            with client(server.base, registry.key, DEADLINE) as http:
+                warm = verify(http, registry.numbers[0])  # connections made, statements ready
+                locker.start()
+                assert held.wait(10), "the tables were not locked"
+                answer = verify(http, registry.numbers[1])
+            locker.join(timeout=10)
+        assert warm.status == 200, warm.describe()
+        assert_contract([answer], registry.allowable, DEADLINE)
+        assert answer.status == 503, answer.describe()
 
 
 class TestBulkPoolExhausted:

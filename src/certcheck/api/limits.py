@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certcheck.api.problems import problem_of
 from certcheck.config import Settings
+from certcheck.db.deadline import request_budget
 from certcheck.errors import CertcheckError, Overloaded, PayloadTooLarge
 
 # Probes and scrapes must answer when the process is busiest; they never read a body.
@@ -56,10 +57,13 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class RequestLimits:
-    def __init__(self, app: ASGIApp, *, caps: BodyCaps, max_in_flight: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, caps: BodyCaps, max_in_flight: int, database_budget: float
+    ) -> None:
         self.app = app
         self.caps = caps
         self.max_in_flight = max_in_flight
+        self.database_budget = database_budget
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,7 +79,8 @@ class RequestLimits:
             return
         self.in_flight += 1
         try:
-            await self._capped(scope, receive, send)
+            with request_budget(self.database_budget):
+                await self._capped(scope, receive, send)
         finally:
             self.in_flight -= 1
 

@@ -3,13 +3,20 @@
 `asyncio.timeout` cancels the call and then waits for it to unwind; on a hung link that unwind
 (closing the connection, rolling back) can outlast the deadline by seconds. `within` answers at
 the deadline and lets the cancelled call finish unwinding on its own.
+
+A request's look-ups (its key, then its certificates) share one deadline: `request_budget`
+gives each request the database time it may use in all, so an answer comes within the deadline
+however many look-ups it makes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from certcheck.db.outage import is_database_outage
@@ -54,6 +61,26 @@ def _finished(task: asyncio.Task[object]) -> None:
         log.debug("an abandoned database call ended with %r", task.exception())
 
 
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("certcheck_database_budget", default=None)
+
+
+@contextlib.contextmanager
+def request_budget(seconds: float) -> Iterator[None]:
+    """Within this block (one request), deadline calls share `seconds` of database time."""
+    token = _budget.set(_Budget(seconds))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
 class DatabaseAway(TimeoutError):
     """Not asked: the database failed a moment ago and has not answered since."""
 
@@ -75,15 +102,23 @@ class Deadline:
     async def call(self, work: Callable[[], Awaitable[_T]], *, probe: bool = False) -> _T:
         if self.failing and not probe:
             raise DatabaseAway("the database did not answer a moment ago")
+        budget = _budget.get()
+        seconds = self.seconds if budget is None else min(self.seconds, budget.left)
+        if seconds <= 0:
+            raise TimeoutError("this request has used its whole deadline on the database")
+        started = time.monotonic()
         try:
             if self._abandon:
-                result = await within(self.seconds, work)
+                result = await within(seconds, work)
             else:
-                async with asyncio.timeout(self.seconds):
+                async with asyncio.timeout(seconds):
                     result = await work()
         except Exception as exc:
             if is_database_outage(exc):
                 self.failing = True
             raise
+        finally:
+            if budget is not None:
+                budget.left -= time.monotonic() - started
         self.failing = False
         return result
