@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import watch_cursors, watched_listings
+from certcheck.keys import Scope
 from certcheck.verification.records import Status
 from certcheck.watch import rounds
-from tests.conftest import load, today
+from tests.conftest import load, make_key, today
 from tests.watch.helpers import (
     A,
     B,
@@ -241,3 +242,46 @@ async def test_the_daily_pass_decides_again_listings_whose_certificate_expired(
     async with engine.connect() as conn:
         cursor = (await conn.execute(select(watch_cursors))).one()
     assert (cursor.change_id, cursor.expiry_day) == (position, today())
+
+
+@pytest.mark.usefixtures("watched")
+async def test_every_watch_decision_is_a_check_record_its_platform_can_read(
+    client: httpx.AsyncClient, engine: AsyncEngine, shop: dict[str, str]
+) -> None:
+    async with engine.connect() as conn:
+        put_check = await conn.scalar(
+            select(watched_listings.c.check_id).where(watched_listings.c.listing_id == "l1")
+        )
+    reader = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY, platform='shop')}"}
+    watcher = await processor(engine)
+    await load(engine, registry(status=Status.REVOKED))
+    assert await drain(watcher) == 1
+    (event,) = [e for e in await all_events(client, shop) if e["listing_id"] == "l1"]
+
+    answer = await client.get(f"/v1/checks/{put_check}", headers=reader)
+    assert answer.status_code == 200, answer.text
+    uploaded = answer.json()
+    assert (uploaded["source"], uploaded["decision"], uploaded["job_id"]) == (
+        "batch",
+        "allow",
+        None,
+    )
+    assert uploaded["request"] == {
+        "cert_no": A,
+        "product_code": None,
+        "model": None,
+        "manufacturer": None,
+        "listing_id": "l1",
+        "merchant_id": None,
+    }
+    decided = (await client.get(f"/v1/checks/{event['check_id']}", headers=reader)).json()
+    assert (decided["source"], decided["decision"], decided["reason"]) == (
+        "job",
+        "block",
+        "REVOKED",
+    )
+    assert decided["request"]["listing_id"] == "l1"
+    assert decided["platform"] == "shop"
+    stranger = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY, platform='other')}"}
+    missing = await client.get(f"/v1/checks/{event['check_id']}", headers=stranger)
+    assert missing.status_code == 404

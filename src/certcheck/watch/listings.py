@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.checking import Check, Checker
 from certcheck.db.tables import watched_listings
+from certcheck.evidence import store as check_records
 from certcheck.verification.records import Listing, Reason, Verdict
 from certcheck.watch import cursor
 from certcheck.watch.deciding import CheckSource, produce_checks
@@ -26,18 +27,30 @@ _w = watched_listings.c
 
 
 async def upsert(
-    engine: AsyncEngine, checker: Checker, platform: str, inputs: Sequence[WatchInput]
+    engine: AsyncEngine,
+    checker: Checker,
+    platform: str,
+    inputs: Sequence[WatchInput],
+    *,
+    record: bool,
 ) -> None:
-    """Watch `inputs` (the last one wins for a listing_id), each with its current decision."""
+    """Watch `inputs` (the last one wins for a listing_id), each with its current decision;
+    with `record`, each decision's check record is written with it."""
     latest = list({item.listing_id: item for item in inputs}.values())
     if not latest:
         return
+    if record:
+        await check_records.prepare(engine, [datetime.now(UTC)])
     async with engine.begin() as conn:
         await cursor.hold(conn, exclusive=False)
         # Taken after the cursor: every change the processor has passed is in what we read.
         await checker.store.refresh()
         checks = await produce_checks(
-            conn, checker, [(platform, i.listing) for i in latest], source=CheckSource.UPSERT
+            conn,
+            checker,
+            [(platform, item) for item in latest],
+            source=CheckSource.UPSERT,
+            record=record,
         )
         now = datetime.now(UTC)
         rows = [
@@ -114,6 +127,7 @@ def listing_from_row(row: Mapping[Any, Any]) -> WatchedListing:
         reason=Reason(row["reason"]),
         since=row["since"],
         check_id=row["check_id"],
+        merchant_id=row["merchant_id"],
     )
 
 

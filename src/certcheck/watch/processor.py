@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.errors import RegistryStale, RegistryUnavailable
+from certcheck.evidence import store as check_records
 from certcheck.observability.metrics import (
     JOB_WORKER_CRASHES,
     WATCH_EVENTS,
@@ -49,6 +50,7 @@ class WatchConfig:
     poll_interval: float
     feed_batch: int
     retention: timedelta
+    check_records: bool = True  # each decision made again is recorded with the round
     housekeeping_every: float = 60.0
 
     @classmethod
@@ -58,6 +60,7 @@ class WatchConfig:
             poll_interval=settings.watch_poll_interval,
             feed_batch=settings.watch_feed_batch,
             retention=timedelta(days=settings.watch_event_retention_days),
+            check_records=settings.check_records,
         )
 
 
@@ -97,13 +100,17 @@ class WatchProcessor:
         # watched (the first upsert creates it).
         if position is None or (position.change_id >= newest and position.expiry_day >= today):
             return False
+        record = self._config.check_records
+        if record:  # the day's partition, made before the round's transaction takes locks
+            await check_records.prepare(self._engine, [datetime.now(UTC)])
         async with self._engine.begin() as conn:
             held = await cursor.hold(conn, exclusive=True)
             kind = "feed"
-            events = await rounds.feed_round(conn, self._checker, held, self._config.feed_batch)
+            batch = self._config.feed_batch
+            events = await rounds.feed_round(conn, self._checker, held, batch, record=record)
             if events is None and held.expiry_day < today:
                 kind = "expiry"
-                events = await rounds.expiry_round(conn, self._checker, held, today)
+                events = await rounds.expiry_round(conn, self._checker, held, today, record=record)
         if events is None:
             return False
         self._published(kind, events)

@@ -35,6 +35,7 @@ class WatchedListing:
     reason: Reason
     since: datetime
     check_id: str
+    merchant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

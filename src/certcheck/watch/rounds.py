@@ -32,7 +32,7 @@ _w = watched_listings.c
 
 
 async def feed_round(
-    conn: AsyncConnection, checker: Checker, position: cursor.Position, batch: int
+    conn: AsyncConnection, checker: Checker, position: cursor.Position, batch: int, *, record: bool
 ) -> Counter[Verdict] | None:
     """Events by new decision; None when no change entry is past the cursor."""
     query = select(changes.c.id, changes.c.cert_no).where(changes.c.id > position.change_id)
@@ -45,13 +45,13 @@ async def feed_round(
         chunk = numbers[start : start + _IN_CHUNK]
         rows = await conn.execute(select(watched_listings).where(_w.cert_no.in_(chunk)))
         listings.extend(listing_from_row(row._mapping) for row in rows)
-    events = await decide_again(conn, checker, listings)
+    events = await decide_again(conn, checker, listings, record=record)
     await cursor.move(conn, change_id=entries[-1].id)
     return events
 
 
 async def expiry_round(
-    conn: AsyncConnection, checker: Checker, position: cursor.Position, today: date
+    conn: AsyncConnection, checker: Checker, position: cursor.Position, today: date, *, record: bool
 ) -> Counter[Verdict]:
     """Listings whose certificate expired on a day from the last pass up to yesterday."""
     expires = certificates.c.expires_on
@@ -61,21 +61,26 @@ async def expiry_round(
         .where(expires >= position.expiry_day, expires < today)
     )
     listings = [listing_from_row(row._mapping) for row in await conn.execute(query)]
-    events = await decide_again(conn, checker, listings)
+    events = await decide_again(conn, checker, listings, record=record)
     await cursor.move(conn, day=today)
     return events
 
 
 async def decide_again(
-    conn: AsyncConnection, checker: Checker, listings: Sequence[WatchedListing]
+    conn: AsyncConnection, checker: Checker, listings: Sequence[WatchedListing], *, record: bool
 ) -> Counter[Verdict]:
-    """Decide `listings` against the registry as it is now; write what changed."""
+    """Decide `listings` against the registry as it is now; write what changed (and, with
+    `record`, every check's record)."""
     if not listings:
         return Counter()
     # At least as new as the change entries being worked on: they committed before we read them.
     await checker.store.refresh()
     checks = await produce_checks(
-        conn, checker, [(w.platform, w.listing) for w in listings], source=CheckSource.CHANGE
+        conn,
+        checker,
+        [(w.platform, w) for w in listings],
+        source=CheckSource.CHANGE,
+        record=record,
     )
     now = datetime.now(UTC)
     moved = [(w, c) for w, c in zip(listings, checks, strict=True) if _moved(w, c)]

@@ -68,11 +68,18 @@ async def put_watched_listings(
     refuse_declared_length(request, limits.max_upload_bytes)
     async with receive(request.stream(), media=fmt, gzipped=gzipped, limits=limits) as upload:
         chunks = frame(upload.file, fmt, framing, FIELDS)
-        return await _upsert_all(engine, checker, key.platform, chunks)
+        return await _upsert_all(
+            engine, checker, key.platform, chunks, record=settings.check_records
+        )
 
 
 async def _upsert_all(
-    engine: AsyncEngine, checker: Checker, platform: str, chunks: Iterator[InputChunk]
+    engine: AsyncEngine,
+    checker: Checker,
+    platform: str,
+    chunks: Iterator[InputChunk],
+    *,
+    record: bool,
 ) -> WatchUploadOut:
     upserted, invalid = 0, 0
     reported: list[InvalidLineOut] = []
@@ -82,7 +89,7 @@ async def _upsert_all(
         while (parsed := await ahead) is not None:
             ahead = asyncio.create_task(asyncio.to_thread(_next_parsed, chunks))
             taken, bad = parsed
-            await upsert(engine, checker, platform, taken)
+            await upsert(engine, checker, platform, taken, record=record)
             upserted += len(taken)
             invalid += len(bad)
             room = _REPORTED - len(reported)
