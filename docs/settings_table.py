@@ -6,7 +6,7 @@
 Defaults and allowed ranges come from the model itself; units and meanings come from the
 tables below, or else from the field's `description`. tests/test_docs.py fails when the
 table in docs/settings.md differs from what this script renders, so a setting added to
-config.py without documentation cannot go unnoticed.
+config/ without documentation cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -159,6 +159,41 @@ SECTIONS = (
 )
 GENERAL = "Service and registry"
 
+# The order of the rows within their section, as docs/settings.md has always listed them (the
+# fields are declared by concern in config/, which groups them differently). A setting missing
+# here follows the listed ones, in the order Settings declares it.
+ROW_ORDER = (
+    "database_url",
+    "max_registry_age",
+    "batch_max_items",
+    "auth",
+    "catalogue_dir",
+    "cache_size",
+    "cache_ttl",
+    "generation_poll_interval",
+    "key_cache_ttl",
+    "rate_limit",
+    "lookup_rate_limit",
+    "import_max_removed_share",
+    "import_max_error_share",
+    "db_timeout",
+    "shutdown_drain",
+    "shutdown_timeout",
+    "key_stale_if_error",
+    "max_body_bytes",
+    "verify_max_body_bytes",
+    "max_in_flight",
+    "header_timeout",
+    "max_header_bytes",
+    "body_timeout",
+    "body_min_rate",
+    "import_max_upload_bytes",
+    "import_max_content_bytes",
+    "import_max_line_chars",
+    "import_max_blank_lines",
+    "import_timeout",
+)
+
 _UNITS = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 _SPANS = (("day", 86_400), ("hour", 3_600), ("minute", 60))
 
@@ -172,6 +207,10 @@ def section_of(field: str) -> str:
         if field.startswith(prefixes):
             return title
     return GENERAL
+
+
+def row_order(field: str) -> int:
+    return ROW_ORDER.index(field) if field in ROW_ORDER else len(ROW_ORDER)
 
 
 def meaning_of(name: str, info: FieldInfo) -> tuple[str, str] | None:
@@ -230,7 +269,8 @@ def render() -> str:
     """The generated part of docs/settings.md, markers included."""
     lines = [START]
     by_section: dict[str, list[str]] = {}
-    for name, info in Settings.model_fields.items():
+    # sorted() is stable: the settings ROW_ORDER does not list keep their declared order.
+    for name, info in sorted(Settings.model_fields.items(), key=lambda item: row_order(item[0])):
         documented = meaning_of(name, info)
         unit, meaning = documented or ("", UNDOCUMENTED)
         row = (

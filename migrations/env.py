@@ -19,6 +19,7 @@ config = context.config
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
+        # Every table: importing the db.tables package (not db.metadata) registers them all.
         target_metadata=metadata,
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",

@@ -113,16 +113,16 @@ class TestStaleIfError:
             try:
                 _, token = await new_key(engine)
                 clock = Clock()
-                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-                assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                keys = KeyStore(engine, cache_ttl=TTL, stale_if_error=STALE, timer=clock)
+                assert await keys.authenticate(token) is not None
                 await outage.start()
                 await engine.dispose()
                 for elapsed in (TTL + 1, STALE / 2, STALE):
                     clock.now = 1_000.0 + elapsed
-                    assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                    assert await keys.authenticate(token) is not None
                 clock.now = 1_000.0 + STALE + 0.1
                 with pytest.raises(RegistryUnavailable):
-                    await keys.authenticate(token, stale_if_error=STALE)
+                    await keys.authenticate(token)
             finally:
                 await engine.dispose()
 
@@ -135,15 +135,17 @@ class TestStaleIfError:
                 _, token = await new_key(engine)
                 _, never_seen = await new_key(engine)
                 clock = Clock()
-                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+                keys = KeyStore(engine, cache_ttl=TTL, stale_if_error=0, timer=clock)
+                trusting = KeyStore(engine, cache_ttl=TTL, stale_if_error=STALE, timer=clock)
                 assert await keys.authenticate(token) is not None
+                assert await trusting.authenticate(token) is not None
                 await outage.start()
                 await engine.dispose()
                 clock.now += TTL + 1
                 with pytest.raises(RegistryUnavailable):
-                    await keys.authenticate(token, stale_if_error=0)
+                    await keys.authenticate(token)
                 with pytest.raises(RegistryUnavailable):
-                    await keys.authenticate(never_seen, stale_if_error=STALE)
+                    await trusting.authenticate(never_seen)
             finally:
                 await engine.dispose()
 
@@ -155,16 +157,16 @@ class TestStaleIfError:
             try:
                 key_id, token = await new_key(engine)
                 clock = Clock()
-                keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-                assert await keys.authenticate(token, stale_if_error=STALE) is not None
+                keys = KeyStore(engine, cache_ttl=TTL, stale_if_error=STALE, timer=clock)
+                assert await keys.authenticate(token) is not None
                 assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process
                 clock.now += TTL + 1
-                assert await keys.authenticate(token, stale_if_error=STALE) is None
+                assert await keys.authenticate(token) is None
                 await outage.start()
                 await engine.dispose()
                 clock.now += TTL + 1
                 with pytest.raises(RegistryUnavailable):
-                    await keys.authenticate(token, stale_if_error=STALE)
+                    await keys.authenticate(token)
             finally:
                 await engine.dispose()
 

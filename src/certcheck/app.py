@@ -112,7 +112,12 @@ async def _start(
         engine=engine,
         realtime=realtime,
         store=store,
-        keys=KeyStore(realtime, cache_ttl=settings.key_cache_ttl, deadline=deadline),
+        keys=KeyStore(
+            realtime,
+            cache_ttl=settings.key_cache_ttl,
+            stale_if_error=settings.key_stale_if_error,
+            deadline=deadline,
+        ),
         checker=checker,
         lifecycle=lifecycle,
         limiter=KeyRateLimiter(settings.rate_limit),

@@ -81,6 +81,7 @@ class KeyStore:
         engine: AsyncEngine,
         *,
         cache_ttl: float,
+        stale_if_error: float = 0.0,
         timer: Callable[[], float] = time.monotonic,
         db_timeout: float = 2.0,
         deadline: Deadline | None = None,
@@ -91,6 +92,8 @@ class KeyStore:
         self._deadline = deadline or Deadline(db_timeout, abandon=postgres)
         self._timer = timer
         self._ttl = max(cache_ttl, 0.001)
+        # Read once from the settings (CERTCHECK_KEY_STALE_IF_ERROR), not passed on each request.
+        self._stale_if_error = stale_if_error
         # Revocation reaches every process within cache_ttl seconds.
         self._cache: TTLCache[str, _KeyRow | None] = TTLCache(10_000, self._ttl, timer=timer)
         # Keys the database confirmed, kept for a database outage; only genuine keys get here,
@@ -126,7 +129,7 @@ class KeyStore:
         self._confirmed.pop(key_id, None)
         return result.rowcount > 0
 
-    async def authenticate(self, token: str, *, stale_if_error: float = 0.0) -> Principal | None:
+    async def authenticate(self, token: str) -> Principal | None:
         """The key's principal; None for an unknown or revoked key.
 
         Raises RegistryUnavailable when the database does not answer within the deadline
@@ -139,18 +142,18 @@ class KeyStore:
         # One get, not `in` then `[]`: the entry may expire between the two. None is cached too.
         row = self._cache.get(key_id, _Missing.NOT_CACHED)
         if row is _Missing.NOT_CACHED:
-            row = await self._lookup(key_id, stale_if_error)
+            row = await self._lookup(key_id)
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
         return row.principal
 
-    async def _lookup(self, key_id: str, stale_if_error: float) -> _KeyRow | None:
+    async def _lookup(self, key_id: str) -> _KeyRow | None:
         try:
             row = await self._deadline.call(lambda: self._load(key_id))
         except Exception as exc:
             if not is_database_outage(exc):
                 raise  # a bug: the 500 handler logs it
-            return self._stale(key_id, exc, stale_if_error)
+            return self._stale(key_id, exc)
         self._cache[key_id] = row
         if row is not None and row.principal is not None:
             self._confirmed[key_id] = _Confirmed(row, self._timer())
@@ -158,15 +161,15 @@ class KeyStore:
             self._confirmed.pop(key_id, None)  # revoked or deleted: refused from now on
         return row
 
-    def _stale(self, key_id: str, exc: Exception, stale_if_error: float) -> _KeyRow:
+    def _stale(self, key_id: str, exc: Exception) -> _KeyRow:
         """The key as the database last confirmed it, if that was recent enough."""
         confirmed = self._confirmed.get(key_id)
-        if confirmed is None or self._timer() - confirmed.at > stale_if_error:
+        if confirmed is None or self._timer() - confirmed.at > self._stale_if_error:
             name = type(exc).__name__
             raise RegistryUnavailable(
                 f"API keys cannot be checked now: the database did not answer ({name})"
             ) from exc
-        if self._timer() - confirmed.at + self._ttl <= stale_if_error:
+        if self._timer() - confirmed.at + self._ttl <= self._stale_if_error:
             # Ask the database again after cache_ttl, not on every request: a database that
             # hangs would otherwise cost each request db_timeout seconds.
             self._cache[key_id] = confirmed.row

@@ -109,9 +109,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if credentials is None:
             raise Unauthenticated("send an API key as a Bearer token")
         # A database outage raises RegistryUnavailable, answered by api/problems.py.
-        principal = await keys.authenticate(
-            credentials.credentials, stale_if_error=settings.key_stale_if_error
-        )
+        principal = await keys.authenticate(credentials.credentials)
         if principal is None:
             raise Unauthenticated("unknown or revoked API key")
         request.state.platform = principal.platform  # for the request log line

@@ -32,15 +32,10 @@ class WatchedListingOut(BaseModel):
     since: datetime = Field(description="when the listing got its current decision")
 
 
-class WatchEventOut(BaseModel):
-    event_id: str
-    listing_id: str
-    cert_no: str | None
-    old_decision: Verdict
-    new_decision: Verdict
-    reason: Reason
-    check_id: str = Field(description="the check behind the new decision")
-    created_at: datetime
+# The record's fields as they stand: one definition, in watch/records.py. No docstring, which
+# would become the schema's description in the OpenAPI document.
+class WatchEventOut(WatchEvent):
+    pass
 
 
 class WatchEventsOut(BaseModel):
@@ -59,13 +54,5 @@ def listing_out(listing: WatchedListing) -> WatchedListingOut:
 
 
 def event_out(event: WatchEvent) -> WatchEventOut:
-    return WatchEventOut(
-        event_id=event.event_id,
-        listing_id=event.listing_id,
-        cert_no=event.cert_no,
-        old_decision=event.old_decision,
-        new_decision=event.new_decision,
-        reason=event.reason,
-        check_id=event.check_id,
-        created_at=event.created_at,
-    )
+    # By attribute: a StoredWatchEvent's seq stays behind (the cursor carries it).
+    return WatchEventOut.model_validate(event, from_attributes=True)

@@ -1,4 +1,4 @@
-"""The `certcheck` command line: parsing (parser.py), the work (commands.py), the entry (main.py).
+"""The `certcheck` command line: parsing (parser/), the work (commands.py), the entry (main.py).
 
 `certcheck.cli:main` is the console script; `certcheck.cli.certcheck` the Click group.
 """

@@ -1,4 +1,4 @@
-"""What each `certcheck` command does; parser.py parses the command line, main.py reports failures.
+"""What each `certcheck` command does; parser/ parses the command line, main.py reports failures.
 
 Each function takes the settings and the parsed arguments and returns the exit status.
 """

@@ -1,5 +1,5 @@
 """What `certcheck checks purge`, `certcheck keys signing rotate` and `certcheck receipt verify`
-do; parser.py parses their arguments."""
+do; parser/ parses their arguments."""
 
 from __future__ import annotations
 

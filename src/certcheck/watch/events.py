@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.db.tables import watch_events
 from certcheck.errors import InvalidCursor
 from certcheck.verification.records import Reason, Verdict
-from certcheck.watch.records import WatchEvent
+from certcheck.watch.records import StoredWatchEvent
 
 _PREFIX = "w1."
 _CHECK = b"certcheck watch events cursor v1"
@@ -54,7 +54,7 @@ def _tag(platform: str, raw: bytes) -> bytes:
 
 async def events_after(
     engine: AsyncEngine, platform: str, seq: int, limit: int
-) -> list[WatchEvent]:
+) -> list[StoredWatchEvent]:
     """The platform's events after `seq`, oldest first."""
     query = (
         select(watch_events)
@@ -66,8 +66,8 @@ async def events_after(
         return [_event(row._mapping) for row in await conn.execute(query)]
 
 
-def _event(row: Any) -> WatchEvent:
-    return WatchEvent(
+def _event(row: Any) -> StoredWatchEvent:
+    return StoredWatchEvent(
         seq=row["seq"],
         event_id=row["event_id"],
         listing_id=row["listing_id"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from certcheck.verification.records import Listing, Reason, Verdict
 
 
@@ -38,14 +40,26 @@ class WatchedListing:
     merchant_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    seq: int
+class WatchEvent(BaseModel):
+    """One decision change of a watched listing, as GET /v1/watch/events shows it.
+
+    The one definition of its fields: the wire schema (api/watch_schemas.py) is derived from
+    it, so a field added here is a field added to the API.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
     event_id: str
     listing_id: str
     cert_no: str | None
     old_decision: Verdict
     new_decision: Verdict
     reason: Reason
-    check_id: str
+    check_id: str = Field(description="the check behind the new decision")
     created_at: datetime
+
+
+class StoredWatchEvent(WatchEvent):
+    """An event with its place in the platform's order, which the cursor carries instead."""
+
+    seq: int
