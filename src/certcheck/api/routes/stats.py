@@ -35,8 +35,15 @@ class FiguresOut(BaseModel):
     merchants: int = Field(description="distinct (platform, merchant_id) pairs checked")
 
 
-class StatsRowOut(FiguresOut):
+class StatsRowOut(BaseModel):
     key: str | None = Field(description="the day, product code, reason or source; null: none")
+    checks: int
+    allow: int
+    block: int
+    review: int
+    by_reason: dict[str, int]
+    listings: int
+    merchants: int
 
 
 class StatsOut(BaseModel):
