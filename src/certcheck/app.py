@@ -20,7 +20,7 @@ from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import checks, health, jobs, lookup, registry, verify, watch
+from certcheck.api.routes import checks, health, jobs, lookup, registry, stats, verify, watch
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(jobs.router)
     app.include_router(watch.router)
     app.include_router(checks.router)
+    app.include_router(stats.router)
     app.include_router(health.router)
     app.include_router(lookup.router)
     app.include_router(exposition.router)

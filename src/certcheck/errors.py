@@ -32,7 +32,9 @@ A new error is one class here and one line in this tree (and in docs/api.md's er
     ├── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
     ├── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
     ├── CheckNotFound         404 NOT_FOUND             no such check record for this platform
-    └── MalformedCheckId      422 MALFORMED             a check id that is not a ULID
+    ├── MalformedCheckId      422 MALFORMED             a check id that is not a ULID
+    ├── InvalidDate           422 INVALID_DATE          a statistics day that is not YYYY-MM-DD
+    └── InvalidDateRange      422 INVALID_DATE_RANGE    statistics `from` after `to`, or > 400 days
 """
 
 from __future__ import annotations
@@ -200,3 +202,11 @@ class CheckNotFound(CertcheckError, status=404, code="NOT_FOUND"):
 
 class MalformedCheckId(CertcheckError, status=422, code="MALFORMED"):
     title = "Not a check id"
+
+
+class InvalidDate(CertcheckError, status=422, code="INVALID_DATE"):
+    title = "Not a calendar day (YYYY-MM-DD)"
+
+
+class InvalidDateRange(CertcheckError, status=422, code="INVALID_DATE_RANGE"):
+    title = "Not a range of days statistics are kept for"

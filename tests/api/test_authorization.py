@@ -43,6 +43,7 @@ class Endpoint:
     allowed: int  # the status an authorised call gets here
     # A job, a watched listing or a check of the owner's: another platform gets 404 and this code.
     per_platform: str | None = None
+    also: Scope | None = None  # another scope that is enough too
 
 
 def _post_json(body: dict[str, Any]) -> Send:
@@ -62,6 +63,13 @@ def _post(content: str, media: dict[str, str]) -> Send:
 def _put(content: str, media: dict[str, str]) -> Send:
     async def send(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
         return await client.put(url, content=content.encode(), headers={**headers, **media})
+
+    return send
+
+
+def _get(params: dict[str, str]) -> Send:
+    async def send(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
+        return await client.get(url, params=params, headers=headers)
 
     return send
 
@@ -105,6 +113,11 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
         Scope.BATCH, _call("DELETE"), 204, per_platform=NOT_WATCHED
     ),
     ("GET", "list_watch_events"): Endpoint(Scope.BATCH, _call("GET"), 200),
+    # A verify key sees its own platform's figures, an admin key everyone's.
+    ("GET", "get_stats"): Endpoint(
+        Scope.VERIFY, _get({"from": "2026-11-01", "to": "2026-11-30"}), 200, also=Scope.ADMIN
+    ),
+    ("GET", "get_signals"): Endpoint(Scope.VERIFY, _call("GET"), 200, also=Scope.ADMIN),
 }
 # No key, a key nobody issued, a revoked one, one per scope, one with every scope (the jobs'
 # owner) and one with every scope from another platform.
@@ -129,7 +142,7 @@ def expected(endpoint: Endpoint, caller: str) -> int:
     if caller in ("none", "unknown", "revoked"):
         return 401
     if caller in ("verify", "batch", "admin"):
-        return ALLOWED if endpoint.scope.value == caller else 403
+        return ALLOWED if caller in (endpoint.scope.value, endpoint.also) else 403
     if caller == "other-platform" and endpoint.per_platform:
         return 404
     return ALLOWED

@@ -184,7 +184,7 @@ class TestCheckRecords:
             assert await conn.scalar(select(func.count()).select_from(check_records)) == 3
 
 
-def old_row(days: int, platform: str = "shop") -> tuple[Any, ...]:
+def old_row(days: int, platform: str = "shop") -> Checked:
     when = datetime.now(UTC) - timedelta(days=days)
     check = Check(
         check_id=str(ULID.from_datetime(when)),
@@ -194,7 +194,7 @@ def old_row(days: int, platform: str = "shop") -> tuple[Any, ...]:
         registry_as_of=when,
         checked_at=when,
     )
-    return row_of(Checked(check, Requested(), Source.VERIFY, platform))
+    return Checked(check, Requested(), Source.VERIFY, platform)
 
 
 class TestRetention:
@@ -205,8 +205,9 @@ class TestRetention:
     async def test_past_retention_answers_404_before_purge_and_purge_removes(
         self, client: httpx.AsyncClient, engine: AsyncEngine, headers: dict[str, str]
     ) -> None:
-        kept, expired = old_row(29), old_row(31)
-        await store.write_all(engine, [kept, expired])
+        kept_check, expired_check = old_row(29), old_row(31)
+        await store.write_all(engine, store.batch_of([kept_check, expired_check]))
+        kept, expired = row_of(kept_check), row_of(expired_check)
 
         kept_answer = await client.get(f"/v1/checks/{kept[0]}", headers=headers)
         assert kept_answer.status_code == 200, kept_answer.text

@@ -93,7 +93,10 @@ _LOCAL = Principal(key_id="local", platform="local", scopes=frozenset(Scope))
 PRINCIPAL_SCOPE_KEY = "certcheck.principal"
 
 
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+def require(scope: Scope, *alternatives: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A key with `scope` (or any of the `alternatives`), within its rate limit."""
+    accepted = frozenset((scope, *alternatives))
+
     async def authorise(
         request: Request,
         settings: SettingsDep,
@@ -102,7 +105,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         early = request.scope.get(PRINCIPAL_SCOPE_KEY)
-        if isinstance(early, Principal) and scope in early.scopes:
+        if isinstance(early, Principal) and accepted & early.scopes:
             return early  # this function ran already, before the body was read (strict_json.py)
         if settings.auth is AuthMode.DISABLED:
             return _LOCAL
@@ -113,8 +116,9 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if principal is None:
             raise Unauthenticated("unknown or revoked API key")
         request.state.platform = principal.platform  # for the request log line
-        if scope not in principal.scopes:
-            raise Forbidden(f"this key lacks the {scope.value!r} scope")
+        if not accepted & principal.scopes:
+            wanted = " or ".join(repr(s.value) for s in sorted(accepted))
+            raise Forbidden(f"this key lacks the {wanted} scope")
         wait = limiter.retry_after(principal.key_id)
         if wait is not None:
             raise RateLimited(
@@ -128,3 +132,5 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 VerifyKey = Annotated[Principal, Depends(require(Scope.VERIFY))]
 BatchKey = Annotated[Principal, Depends(require(Scope.BATCH))]
 AdminKey = Annotated[Principal, Depends(require(Scope.ADMIN))]
+# Evidence figures: a verify key sees its own platform's, an admin key every platform's.
+ReaderKey = Annotated[Principal, Depends(require(Scope.VERIFY, Scope.ADMIN))]

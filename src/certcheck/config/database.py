@@ -11,7 +11,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./certcheck.db"
 
 class DatabaseSettings(BaseModel):
     database_url: str = DEFAULT_DATABASE_URL
-    db_timeout: float = Field(default=2.0, gt=0, description="seconds per registry query")
+    db_timeout: float = Field(default=2.0, gt=0)  # documented in docs/settings_table.py
 
     @model_validator(mode="after")
     def _refuse_unusable_database(self) -> Self:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.evidence import partitions, store
-from certcheck.evidence.records import Checked, row_of
+from certcheck.evidence.records import Checked
 from certcheck.observability.metrics import (
     CHECK_RECORD_FLUSH_FAILURES,
     CHECK_RECORDS_BUFFERED,
@@ -104,8 +104,8 @@ class CheckRecorder:
                 return 0
             self._items.clear()
             try:
-                rows = await asyncio.to_thread(lambda: [row_of(item) for item in batch])
-                await store.write_all(self._engine, rows)
+                prepared = await asyncio.to_thread(store.batch_of, batch)
+                await store.write_all(self._engine, prepared)
             except BaseException:
                 self._items.extendleft(reversed(batch))  # tried again at the next flush
                 raise

@@ -2,7 +2,8 @@
 
 PostgreSQL gets COPY (asyncpg's copy_records_to_table on the connection's own driver
 connection, so it joins the transaction in progress); SQLite one executemany on the driver
-connection, its values made ready for the driver in a thread.
+connection, its values made ready for the driver in a thread. The statistics and signals of a
+batch (tally.py) are folded in by the same transaction (aggregates.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,26 @@ from sqlalchemy import Dialect, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import check_records
-from certcheck.evidence import partitions
-from certcheck.evidence.records import COLUMNS, as_json
+from certcheck.evidence import aggregates, partitions
+from certcheck.evidence.records import COLUMNS, Checked, as_json, row_of
+from certcheck.evidence.tally import Tally, tally
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
 _ID_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Check records ready to write: their rows (COLUMNS order) and what they add up to."""
+
+    rows: Sequence[tuple[Any, ...]]
+    tally: Tally
+
+
+def batch_of(items: Sequence[Checked]) -> Batch:
+    """CPU only: the buffer makes it in a worker thread, off the event loop."""
+    return Batch([row_of(item) for item in items], tally(items))
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
@@ -30,8 +45,9 @@ async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
     await partitions.ensure(engine, {partitions.day_of(moment) for moment in checked_at})
 
 
-async def write(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert `rows` (COLUMNS order) on `conn`, inside its transaction."""
+async def write(conn: AsyncConnection, batch: Batch) -> None:
+    """Insert the batch's rows and fold its tally on `conn`, inside its transaction."""
+    rows = batch.rows
     if not rows:
         return
     if conn.dialect.name == "postgresql":
@@ -46,6 +62,7 @@ async def write(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
         ready = await asyncio.to_thread(_for_driver, rows, conn.dialect)
         raw = await conn.get_raw_connection()
         await raw.driver_connection.executemany(_SQLITE_INSERT, ready)  # type: ignore[union-attr]
+    await aggregates.fold(conn, batch.tally)
 
 
 _SQLITE_INSERT = (
@@ -69,10 +86,10 @@ def _for_driver(rows: Sequence[tuple[Any, ...]], dialect: Dialect) -> list[tuple
     ]
 
 
-async def write_all(engine: AsyncEngine, rows: Sequence[tuple[Any, ...]]) -> None:
-    await prepare(engine, (row[1] for row in rows))
+async def write_all(engine: AsyncEngine, batch: Batch) -> None:
+    await prepare(engine, (row[1] for row in batch.rows))
     async with engine.begin() as conn:
-        await write(conn, rows)
+        await write(conn, batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +115,17 @@ class RecordReader:
 async def purge(engine: AsyncEngine, retention_days: int) -> str:
     """Forget records older than the retention; what was done, for the command's output."""
     cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    # The figures go with the records they count: statistics stay a count over the records.
+    async with engine.begin() as conn:
+        counts, members, _, signals = await aggregates.purge(conn, cutoff)
+    figures = f"; forgot {counts + members} statistics rows and {signals} signal rows"
     if engine.dialect.name == "postgresql":
         days = await partitions.drop_before(engine, cutoff)
-        return f"dropped {len(days)} day partitions" + (
-            f" ({days[0]} to {days[-1]})" if days else ""
+        return (
+            f"dropped {len(days)} day partitions"
+            + (f" ({days[0]} to {days[-1]})" if days else "")
+            + figures
         )
     async with engine.begin() as conn:
         deleted = await conn.execute(delete(check_records).where(_c.checked_at < cutoff))
-    return f"deleted {deleted.rowcount} records"
+    return f"deleted {deleted.rowcount} records{figures}"

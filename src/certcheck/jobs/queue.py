@@ -32,7 +32,7 @@ from certcheck.checking import Check
 from certcheck.db.tables import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.types import UTCDateTime
 from certcheck.evidence import store as check_records
-from certcheck.evidence.records import Checked, Requested, Source, row_of
+from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.jobs.chunks import InputChunk, unpack
 from certcheck.jobs.records import JobStatus
 
@@ -200,8 +200,8 @@ async def _record(
     conn: AsyncConnection, job_id: str, checked: tuple[tuple[Check, Requested], ...]
 ) -> None:
     platform = await conn.scalar(select(_j.platform).where(_j.id == job_id))
-    rows = [row_of(Checked(c, asked, Source.JOB, str(platform), job_id)) for c, asked in checked]
-    await check_records.write(conn, rows)
+    items = [Checked(c, asked, Source.JOB, str(platform), job_id) for c, asked in checked]
+    await check_records.write(conn, check_records.batch_of(items))
 
 
 def _progress(lease: Lease, outcome: ChunkOutcome) -> Update:

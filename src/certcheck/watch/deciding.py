@@ -7,6 +7,7 @@ leaves no record of checks whose decisions it did not keep, and one that commits
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from typing import Protocol
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.checking import Check, Checker
 from certcheck.evidence import store as check_records
-from certcheck.evidence.records import Checked, Requested, Source, row_of
+from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.verification.records import Listing
 
 
@@ -53,11 +54,11 @@ async def produce_checks(
     checks = await checker.check([watched.listing for _, watched in listings])
     if record:
         recorded_as = _RECORDED_AS[source]
-        rows = [
-            row_of(Checked(check, _requested(watched), recorded_as, platform))
+        items = [
+            Checked(check, _requested(watched), recorded_as, platform)
             for (platform, watched), check in zip(listings, checks, strict=True)
         ]
-        await check_records.write(conn, rows)
+        await check_records.write(conn, await asyncio.to_thread(check_records.batch_of, items))
     return checks
 
 

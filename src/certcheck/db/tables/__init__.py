@@ -10,6 +10,7 @@ from certcheck.db.tables.evidence import check_records, signing_keys
 from certcheck.db.tables.jobs import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.tables.keys import api_keys
 from certcheck.db.tables.registry import certificates, changes, registry_runs, registry_state
+from certcheck.db.tables.stats import check_counts, check_members, signal_counts, signal_merchants
 from certcheck.db.tables.sync import sync_state
 from certcheck.db.tables.watch import watch_cursors, watch_events, watched_listings
 
@@ -17,6 +18,8 @@ __all__ = [
     "api_keys",
     "certificates",
     "changes",
+    "check_counts",
+    "check_members",
     "check_records",
     "metadata",
     "recheck_chunks",
@@ -25,6 +28,8 @@ __all__ = [
     "recheck_results",
     "registry_runs",
     "registry_state",
+    "signal_counts",
+    "signal_merchants",
     "signing_keys",
     "sync_state",
     "watch_cursors",

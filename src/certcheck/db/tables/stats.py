@@ -1,0 +1,60 @@
+"""Statistics and misuse signals (docs/evidence.md; evidence/aggregates.py): figures folded in
+with every batch of check records, so no request reads the records themselves."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Date, String, Table, Text
+
+from certcheck.db.metadata import metadata
+from certcheck.db.types import UTCDateTime
+
+# Statistics (evidence/aggregates.py), folded in with every batch of check records. Counters
+# per China Standard Time day and key; the product code is '' when there is none.
+check_counts = Table(
+    "check_counts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("platform", String(128), primary_key=True),
+    Column("product_code", Text, primary_key=True),
+    Column("source", String(8), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("decision", String(8), primary_key=True),
+    Column("checks", BigInteger, nullable=False),
+)
+
+# Which listings ('L') and merchants ('M') had a check on a day, under which keys: one row per
+# distinct combination, so distinct counts are exact over any range and grouping.
+check_members = Table(
+    "check_members",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("platform", String(128), primary_key=True),
+    Column("kind", String(1), primary_key=True),
+    Column("member", Text, primary_key=True),
+    Column("product_code", Text, primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("source", String(8), primary_key=True),
+)
+
+# Misuse signals (evidence/signals.py): per platform, certificate number and kind, the checks,
+# the distinct merchants (counted as signal_merchants gains rows) and the newest check ids.
+signal_counts = Table(
+    "signal_counts",
+    metadata,
+    Column("platform", String(128), primary_key=True),
+    Column("cert_no", String(16), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("checks", BigInteger, nullable=False),
+    Column("merchants", BigInteger, nullable=False),
+    Column("evidence", Text, nullable=False),  # check ids, newest first, space-separated, <= 20
+    Column("last_checked_at", UTCDateTime, nullable=False),
+)
+
+signal_merchants = Table(
+    "signal_merchants",
+    metadata,
+    Column("platform", String(128), primary_key=True),
+    Column("cert_no", String(16), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("merchant_id", Text, primary_key=True),
+)
