@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -17,4 +19,9 @@ class WatchSettings(BaseModel):
     )
     watch_event_retention_days: int = Field(
         default=30, ge=1, description="days watch events are kept"
+    )
+    watch_hold_file: Path | None = Field(
+        default=None,
+        description="test/diagnostic hook: while this file exists, a watch round that has done "
+        "its work waits before it commits; unset in production",
     )

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +43,7 @@ _WAITING = (RegistryUnavailable, RegistryStale, SQLAlchemyError, OSError, Timeou
 _MAX_BACKOFF = 30.0
 _TICK = 0.25  # seconds between two looks at this process's registry generation
 _STOP_GRACE = 3.0
+_HOLD_POLL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class WatchConfig:
     retention: timedelta
     check_records: bool = True  # each decision made again is recorded with the round
     housekeeping_every: float = 60.0
+    hold_file: Path | None = None  # a test hook: see Settings.watch_hold_file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WatchConfig:
@@ -61,6 +64,7 @@ class WatchConfig:
             feed_batch=settings.watch_feed_batch,
             retention=timedelta(days=settings.watch_event_retention_days),
             check_records=settings.check_records,
+            hold_file=settings.watch_hold_file,
         )
 
 
@@ -111,10 +115,22 @@ class WatchProcessor:
             if events is None and held.expiry_day < today:
                 kind = "expiry"
                 events = await rounds.expiry_round(conn, self._checker, held, today, record=record)
+            if events:
+                await self._hold()
         if events is None:
             return False
         self._published(kind, events)
         return True
+
+    async def _hold(self) -> None:
+        """While the hold file exists, keep the round's transaction open (a test hook)."""
+        hold = self._config.hold_file
+        if hold is None or not await asyncio.to_thread(hold.exists):
+            return
+        log.warning("watch round held before its commit while %s exists", hold)
+        # Polling a file, not awaiting an Event: what drives it is a test in another process.
+        while await asyncio.to_thread(hold.exists):  # noqa: ASYNC110
+            await asyncio.sleep(_HOLD_POLL)
 
     def _published(self, kind: str, events: Counter[Verdict]) -> None:
         WATCH_ROUNDS.labels(kind=kind).inc()
