@@ -240,6 +240,26 @@ watch_cursors = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# A platform's webhook (docs/watch.md "Webhooks") and its delivery state: every event of the
+# platform up to `delivered_seq` is acknowledged or dead-lettered; the next one is due at
+# `next_attempt_at`. A delivery worker claims the row (`claimed_by` until `claimed_until`)
+# before it sends, so two processes never send the same event.
+watch_webhooks = Table(
+    "watch_webhooks",
+    metadata,
+    Column("platform", String(128), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),  # the HMAC key: needed in clear to sign
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),  # failed attempts of the next event
+    Column("failing_since", UTCDateTime),  # the next event's first failed attempt
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(32)),
+    Column("claimed_until", UTCDateTime),
+    Column("dead_lettered", BigInteger, nullable=False),
+)
+
 Index(None, watched_listings.c.cert_no)
 Index(None, watch_events.c.platform, watch_events.c.seq)
 Index(None, watch_events.c.created_at)
