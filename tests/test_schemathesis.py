@@ -50,6 +50,8 @@ UNREADABLE_CODES: dict[str, str | None] = {
     "/v1/recheck-jobs": None,
     "/v1/watch/listings": None,
     "/v1/watch/events": "INVALID_CURSOR",
+    # Any string fits the schema's `url`; one that is not https to a public address does not.
+    "/v1/watch/webhook": "WEBHOOK_URL_REFUSED",
 }
 CERTIFICATES = [cert(f"2024010901{i:06d}") for i in range(20)]
 

@@ -147,6 +147,8 @@ class WebhookDelivery:
         """Claim the platform, send its events while they are acknowledged, give it back."""
         token = str(ULID())
         claim = await outbox.claim(self._engine, platform, token, datetime.now(UTC), _LEASE)
+        if claim is None:
+            return  # another process has it, or it is no longer due
         try:
             async with httpx.AsyncClient(
                 verify=self._tls, timeout=TIMEOUT, follow_redirects=False, trust_env=False
