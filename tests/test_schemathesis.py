@@ -53,6 +53,8 @@ UNREADABLE_CODES: dict[str, str | tuple[str, ...] | None] = {
     "/v1/watch/listings": None,
     "/v1/watch/events": "INVALID_CURSOR",
     "/v1/stats": ("INVALID_DATE_RANGE", "INVALID_DATE"),
+    # Any string fits the schema's `url`; one that is not https to a public address does not.
+    "/v1/watch/webhook": "WEBHOOK_URL_REFUSED",
 }
 CERTIFICATES = [cert(f"2024010901{i:06d}") for i in range(20)]
 

@@ -20,7 +20,17 @@ from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.routes import checks, health, jobs, lookup, registry, stats, verify, watch
+from certcheck.api.routes import (
+    checks,
+    health,
+    jobs,
+    lookup,
+    registry,
+    stats,
+    verify,
+    watch,
+    webhook,
+)
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db import migrate
@@ -37,6 +47,7 @@ from certcheck.registry.store import RegistryStore
 from certcheck.sync.syncer import Syncer
 from certcheck.sync.upstream import build_syncer, sync_periodically, upstream_client
 from certcheck.verification.catalogue import load_catalogue
+from certcheck.watch.delivery import DeliveryConfig, WebhookDelivery
 from certcheck.watch.processor import WatchConfig, WatchProcessor
 
 log = logging.getLogger(__name__)
@@ -62,6 +73,7 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(registry.router)
     app.include_router(jobs.router)
     app.include_router(watch.router)
+    app.include_router(webhook.router)
     app.include_router(checks.router)
     app.include_router(stats.router)
     app.include_router(health.router)
@@ -108,6 +120,10 @@ async def _start(
     watcher = WatchProcessor(engine, checker, WatchConfig.from_settings(settings))
     stack.push_async_callback(watcher.stop)
     watcher.start()  # none with CERTCHECK_WATCH_PROCESSOR=false
+    # On the bulk pool, with an HTTP client of its own: never in a real-time check's way.
+    hooks = WebhookDelivery(engine, DeliveryConfig.from_settings(settings))
+    stack.push_async_callback(hooks.stop)
+    hooks.start()  # none with CERTCHECK_WEBHOOK_DELIVERIES=0
     return State(
         settings=settings,
         engine=engine,

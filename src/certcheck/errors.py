@@ -31,6 +31,8 @@ A new error is one class here and one line in this tree (and in docs/api.md's er
     ├── MalformedNumber       422 MALFORMED             a number looked up that cannot be one
     ├── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
     ├── ListingNotWatched     404 LISTING_NOT_WATCHED   no such watched listing for this platform
+    ├── WebhookNotFound       404 WEBHOOK_NOT_FOUND     no webhook registered for this platform
+    ├── WebhookUrlRefused     422 WEBHOOK_URL_REFUSED   not https, or not to a public address
     ├── CheckNotFound         404 NOT_FOUND             no such check record for this platform
     ├── MalformedCheckId      422 MALFORMED             a check id that is not a ULID
     ├── InvalidDate           422 INVALID_DATE          a statistics day that is not YYYY-MM-DD
@@ -192,6 +194,16 @@ class CertificateNotFound(CertcheckError, status=404, code="NOT_FOUND"):
 
 class ListingNotWatched(CertcheckError, status=404, code="LISTING_NOT_WATCHED"):
     title = "No such watched listing"
+
+
+class WebhookNotFound(CertcheckError, status=404, code="WEBHOOK_NOT_FOUND"):
+    title = "No webhook is registered"
+
+
+class WebhookUrlRefused(CertcheckError, status=422, code="WEBHOOK_URL_REFUSED"):
+    """Not https, not to a public address (SSRF), or a name that does not resolve."""
+
+    title = "The webhook URL was refused"
 
 
 class CheckNotFound(CertcheckError, status=404, code="NOT_FOUND"):

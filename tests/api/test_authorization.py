@@ -30,6 +30,9 @@ NUMBER = "2024010901234567"
 ALLOWED = 0  # any answer that is not 401 or 403: the request got past authorisation
 NDJSON = {"content-type": "application/x-ndjson"}
 JOB, NOT_WATCHED = "JOB_NOT_FOUND", "LISTING_NOT_WATCHED"
+NO_WEBHOOK = "WEBHOOK_NOT_FOUND"
+JSON = {"content-type": "application/json"}
+HOOK = '{"url": "https://8.8.8.8/hook"}'  # a public address literal: no DNS, never called
 CSV = {"content-type": "text/csv"}
 SNAPSHOT = f"cert_no,status,holder,product_code,models\n{NUMBER},有效,Example Co.,0901,XK-1\n"
 
@@ -118,6 +121,12 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
         Scope.VERIFY, _get({"from": "2026-11-01", "to": "2026-11-30"}), 200, also=Scope.ADMIN
     ),
     ("GET", "get_signals"): Endpoint(Scope.VERIFY, _call("GET"), 200, also=Scope.ADMIN),
+    ("PUT", "put_watch_webhook"): Endpoint(Scope.BATCH, _put(HOOK, JSON), 200),
+    # The owner's platform has one (registered before each call); another platform has none.
+    ("GET", "get_watch_webhook"): Endpoint(Scope.BATCH, _call("GET"), 200, per_platform=NO_WEBHOOK),
+    ("DELETE", "delete_watch_webhook"): Endpoint(
+        Scope.BATCH, _call("DELETE"), 204, per_platform=NO_WEBHOOK
+    ),
 }
 # No key, a key nobody issued, a revoked one, one per scope, one with every scope (the jobs'
 # owner) and one with every scope from another platform.
@@ -231,6 +240,16 @@ class TestMatrix:
             return app.url_path_for(name)
         if name in ("get_check", "get_receipt"):
             return app.url_path_for(name, check_id=await self._owners_check(client, app, keys))
+        if name in ("get_watch_webhook", "delete_watch_webhook"):
+            # The other platform's PUT call registered one of its own: it must have none here.
+            await client.delete(app.url_path_for(name), headers=auth(keys, "other-platform"))
+            put = await client.put(
+                app.url_path_for("put_watch_webhook"),
+                content=HOOK.encode(),
+                headers={**auth(keys, "owner"), **JSON},
+            )
+            assert put.status_code == 200, put.text
+            return app.url_path_for(name)
         if name in ("get_watched_listing", "delete_watched_listing"):
             listing = f"sku-{ULID()}"
             put = await client.put(

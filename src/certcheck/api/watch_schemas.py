@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from certcheck.verification.records import Reason, Verdict
 from certcheck.watch.records import WatchedListing, WatchEvent
+from certcheck.watch.webhooks import WebhookState
 
 
 class InvalidLineOut(BaseModel):
@@ -56,3 +57,36 @@ def listing_out(listing: WatchedListing) -> WatchedListingOut:
 def event_out(event: WatchEvent) -> WatchEventOut:
     # By attribute: a StoredWatchEvent's seq stays behind (the cursor carries it).
     return WatchEventOut.model_validate(event, from_attributes=True)
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(
+        max_length=2048, description="https, to a public address; redirects are not followed"
+    )
+
+
+class WebhookRegisteredOut(BaseModel):
+    url: str
+    secret: str = Field(
+        description="`whsec_` and the base64 of the HMAC key; shown this once, never again"
+    )
+
+
+class WebhookOut(BaseModel):
+    url: str
+    pending: int = Field(description="events recorded since registration, not yet acknowledged")
+    failing_since: datetime | None = Field(
+        description="when the oldest pending event's first attempt failed; null: not failing"
+    )
+    dead_lettered: int = Field(
+        description="events given up on after the retry period (still in /v1/watch/events)"
+    )
+
+
+def webhook_out(state: WebhookState) -> WebhookOut:
+    return WebhookOut(
+        url=state.url,
+        pending=state.pending,
+        failing_since=state.failing_since,
+        dead_lettered=state.dead_lettered,
+    )

@@ -98,6 +98,36 @@ WATCH_ROUNDS = Counter(
     "Rounds of the watch processor that did work, by kind (change feed or expiry pass).",
     ["kind"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "certcheck_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: acknowledged (2xx), rejected (another status, "
+    "redirects included), timeout, unreachable, refused_address.",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_LAG = Histogram(
+    "certcheck_webhook_delivery_lag_seconds",
+    "Seconds from an event's recording to its acknowledgement by the platform's webhook.",
+    buckets=(1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+WEBHOOK_DEAD_LETTERS = Counter(
+    "certcheck_webhook_dead_letters_total",
+    "Events given up on after CERTCHECK_WEBHOOK_RETRY_HOURS of failed deliveries.",
+)
+WEBHOOKS_PENDING = Gauge(
+    "certcheck_webhooks_pending",
+    "Events recorded for a registered webhook and not yet acknowledged, all platforms.",
+    multiprocess_mode="livemax",
+)
+WEBHOOKS_FAILING = Gauge(
+    "certcheck_webhooks_failing",
+    "Registered webhooks whose next event has failed at least once.",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "certcheck_webhook_oldest_pending_seconds",
+    "Age of the oldest event not yet acknowledged by its webhook, all platforms (0: none).",
+    multiprocess_mode="livemax",
+)
 CHECK_RECORDS_WRITTEN = Counter(
     "certcheck_check_records_written_total",
     "Check records written to the database, by source (verify, batch, job).",

@@ -63,10 +63,10 @@ async def events_after(
         .limit(limit)
     )
     async with engine.connect() as conn:
-        return [_event(row._mapping) for row in await conn.execute(query)]
+        return [event_from_row(row._mapping) for row in await conn.execute(query)]
 
 
-def _event(row: Any) -> StoredWatchEvent:
+def event_from_row(row: Any) -> StoredWatchEvent:
     return StoredWatchEvent(
         seq=row["seq"],
         event_id=row["event_id"],

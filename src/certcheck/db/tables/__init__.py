@@ -12,7 +12,12 @@ from certcheck.db.tables.keys import api_keys
 from certcheck.db.tables.registry import certificates, changes, registry_runs, registry_state
 from certcheck.db.tables.stats import check_counts, check_members, signal_counts, signal_merchants
 from certcheck.db.tables.sync import sync_state
-from certcheck.db.tables.watch import watch_cursors, watch_events, watched_listings
+from certcheck.db.tables.watch import (
+    watch_cursors,
+    watch_events,
+    watch_webhooks,
+    watched_listings,
+)
 
 __all__ = [
     "api_keys",
@@ -34,5 +39,6 @@ __all__ = [
     "sync_state",
     "watch_cursors",
     "watch_events",
+    "watch_webhooks",
     "watched_listings",
 ]

@@ -1,8 +1,9 @@
-"""Listing watch (docs/watch.md; watch/): watched listings, their events, the processor's place."""
+"""Listing watch (docs/watch.md; watch/): watched listings, their events, the processor's place,
+and each platform's webhook with its delivery state."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, String, Table
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, LargeBinary, String, Table, Text
 
 from certcheck.db.metadata import metadata
 from certcheck.db.types import BigIntId, UTCDateTime
@@ -56,6 +57,26 @@ watch_cursors = Table(
     Column("change_id", BigInteger, nullable=False),
     Column("expiry_day", Date, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A platform's webhook (docs/watch.md "Webhooks") and its delivery state: every event of the
+# platform up to `delivered_seq` is acknowledged or dead-lettered; the next one is due at
+# `next_attempt_at`. A delivery worker claims the row (`claimed_by` until `claimed_until`)
+# before it sends, so two processes never send the same event.
+watch_webhooks = Table(
+    "watch_webhooks",
+    metadata,
+    Column("platform", String(128), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),  # the HMAC key: needed in clear to sign
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),  # failed attempts of the next event
+    Column("failing_since", UTCDateTime),  # the next event's first failed attempt
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(32)),
+    Column("claimed_until", UTCDateTime),
+    Column("dead_lettered", BigInteger, nullable=False),
 )
 
 Index(None, watched_listings.c.cert_no)
