@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.tables import registry_runs, sync_state
 from certcheck.errors import RegistryBusy, SyncFailed
+from certcheck.registry.changes import changes_since
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.store import RegistryStore
 from certcheck.sync.fake_upstream import FakeUpstream, parse_fault
@@ -105,8 +106,12 @@ class TestSyncRun:
         assert (await entries(engine))[len(OLD) :] == [
             (OLD[0].cert_no, "valid", "revoked"),
             (OLD[1].cert_no, "valid", "revoked"),
+            (OLD[2].cert_no, "valid", "valid"),  # for the listing watch, not GET /v1/changes
             (new.cert_no, None, "valid"),
         ]
+        listed = await changes_since(engine, 0, 1000)
+        assert OLD[2].cert_no not in {e.cert_no for e in listed[len(OLD) :]}
+        assert len(listed) == len(OLD) + 3
         stored = await state(engine)
         assert (stored["generation"], stored["source"]) == (3, "upstream:test")
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.engine import create_engine
-from certcheck.db.tables import watch_cursors, watched_listings
+from certcheck.db.tables import certificates, watch_cursors, watched_listings
 from certcheck.keys import Scope
 from certcheck.verification.records import Status
 from certcheck.watch import rounds
@@ -224,8 +224,13 @@ async def test_the_daily_pass_decides_again_listings_whose_certificate_expired(
     watcher = await processor(engine)
     await drain(watcher)  # the cursor exists; its last expiry pass is today
     # A expired yesterday; l1 was decided allow (l2 review) the day before, when it was in force.
-    await load(engine, registry(expires_on=today() - timedelta(days=1)))
+    # Time passed, the record did not change: no change entry, only the daily pass sees it.
     async with engine.begin() as conn:
+        await conn.execute(
+            update(certificates)
+            .where(certificates.c.cert_no == A)
+            .values(expires_on=today() - timedelta(days=1))
+        )
         await conn.execute(update(watch_cursors).values(expiry_day=today() - timedelta(days=1)))
         await conn.execute(
             update(watched_listings)
@@ -233,7 +238,6 @@ async def test_the_daily_pass_decides_again_listings_whose_certificate_expired(
             .values(decision="allow", reason="VALID")
         )
         position = (await conn.execute(select(watch_cursors.c.change_id))).scalar_one()
-    # The import changed no status: no change entry, nothing for the feed round.
     assert await drain(watcher) == 1
     assert summary(await all_events(client, shop)) == [
         ("l1", "allow", "block", "EXPIRED"),
@@ -285,3 +289,22 @@ async def test_every_watch_decision_is_a_check_record_its_platform_can_read(
     stranger = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY, platform='other')}"}
     missing = await client.get(f"/v1/checks/{event['check_id']}", headers=stranger)
     assert missing.status_code == 404
+
+
+async def test_a_record_changed_under_the_same_status_is_decided_again_but_not_a_status_change(
+    client: httpx.AsyncClient, engine: AsyncEngine, shop: dict[str, str]
+) -> None:
+    await load(engine, registry())
+    await client.get("/readyz")
+    reader = {"Authorization": f"Bearer {await make_key(engine, Scope.VERIFY, platform='shop')}"}
+    changes_before = (await client.get("/v1/changes", headers=reader)).json()["changes"]
+    await put(client, shop, ndjson([{"listing_id": "m1", "cert_no": A, "model": "XK-200S"}]))
+    watcher = await processor(engine)
+    await drain(watcher)
+    await load(engine, registry(models=("XK-200",)))  # XK-200S dropped; still valid
+    assert await drain(watcher) == 1
+    assert summary(await all_events(client, shop)) == [
+        ("m1", "allow", "review", "MODEL_NOT_COVERED")
+    ]
+    # GET /v1/changes lists status changes only: this one is not.
+    assert (await client.get("/v1/changes", headers=reader)).json()["changes"] == changes_before

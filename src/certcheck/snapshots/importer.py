@@ -191,9 +191,16 @@ async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
         .select_from(certificates.join(staging, _s.cert_no == _c.cert_no))
         .where(_s.status != _c.status)
     )
+    # The same status, another record (models, manufacturer, dates): not a status change for
+    # GET /v1/changes, but the listing watch must decide its listings again.
+    edited = (
+        select(_c.cert_no, _c.status, _s.status, at, gen)
+        .select_from(certificates.join(staging, _s.cert_no == _c.cert_no))
+        .where(_s.status == _c.status, _s.digest != _c.digest)
+    )
     added = select(_s.cert_no, null(), _s.status, at, gen).where(~_in_registry)
     removed = select(_c.cert_no, _c.status, null(), at, gen).where(~_in_staging)
-    for query in (moved, added, removed):
+    for query in (moved, edited, added, removed):
         await conn.execute(
             insert(changes).from_select(columns, query.order_by(query.selected_columns[0]))
         )

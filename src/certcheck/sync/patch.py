@@ -110,13 +110,11 @@ def _diff(latest: Sequence[FeedItem], current: dict[str, tuple[str, str]]) -> _D
         if old_digest == row["digest"]:
             continue
         (diff.added if old_status is None else diff.changed).append(row)
+        # An entry for every change, the same status included (models, dates...): the listing
+        # watch decides those listings again; GET /v1/changes shows status changes only.
+        entry = {"cert_no": row["cert_no"], "old_status": old_status, "new_status": row["status"]}
+        diff.entries.append(entry)
         if old_status != row["status"]:
-            entry = {
-                "cert_no": row["cert_no"],
-                "old_status": old_status,
-                "new_status": row["status"],
-            }
-            diff.entries.append(entry)
             diff.by_status[row["status"]] += 1
             if old_status is not None:
                 diff.by_status[old_status] -= 1
