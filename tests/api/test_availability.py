@@ -267,6 +267,7 @@ class TestKeysDuringAnOutage:
                 # Nothing else holds a connection while the pools are closed below.
                 job_workers=0,
                 watch_processor=False,
+                webhook_deliveries=0,
                 check_records=False,
             )
             app = create_app(settings)
