@@ -3,6 +3,8 @@
 Upserts (INSERT ... ON CONFLICT) in the transaction that writes the records, so the figures
 and the records they count commit together. Rows go in primary-key order: two processes
 folding at once on PostgreSQL lock the same counters in the same order and cannot deadlock.
+The rows are made ready for the driver in a worker thread (`ready`, called by store.py) and
+sent with the driver's executemany (db/bulk.py): `fold` does no per-row work on the loop.
 """
 
 from __future__ import annotations
