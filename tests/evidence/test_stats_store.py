@@ -4,6 +4,7 @@ grouping, range and platform compared with a plain count of the same checks."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.db.engine import create_engine
 from certcheck.db.tables import check_counts, check_records, signal_counts, signal_merchants
 from certcheck.errors import InvalidDateRange
 from certcheck.evidence import signals, stats, store
@@ -218,6 +220,38 @@ class TestSignals:
             MANY_MERCHANTS_FROM,
             9,
         )
+
+
+class TestConcurrentWriters:
+    async def test_count_each_merchant_once_and_never_deadlock(
+        self, engine: AsyncEngine, database_url: str
+    ) -> None:
+        """Processes (each an engine of its own) flushing at once the same numbers and
+        merchants in different batches: every new merchant counted by the one transaction
+        that inserted it, and rows locked in one order so no two transactions deadlock."""
+        items = random_checks(seed=11, count=1200)
+        others = [create_engine(database_url) for _ in range(3)]
+        try:
+            writers = [engine, *others]
+            await asyncio.gather(
+                *(
+                    write_in_batches(writer, items[n :: len(writers)], size=50)
+                    for n, writer in enumerate(writers)
+                )
+            )
+        finally:
+            for other in others:
+                await other.dispose()
+
+        for platform in (None, "shop-a", "shop-b"):
+            want = expected_signals(items, platform)
+            got = await signals.signals(engine, platform, limit=100)
+            assert {(s.cert_no, s.kind): (s.checks, s.merchants) for s in got} == {
+                key: value[1:3] for key, value in want.items()
+            }, platform
+        async with engine.connect() as conn:
+            total = await conn.scalar(select(func.sum(check_counts.c.checks)))
+        assert total == len(items)
 
 
 class TestPurge:

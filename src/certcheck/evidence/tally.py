@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 from certcheck.evidence.records import Checked
 from certcheck.verification.catalogue import clean_code
@@ -36,8 +37,9 @@ _MISMATCHES = {
 }
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class CountKey:
+# The keys are named tuples, in the column order of their tables: sorting them (the order rows
+# are written in) is a C comparison of tuples, and each key is already its row.
+class CountKey(NamedTuple):
     day: date  # China Standard Time
     platform: str
     product_code: str  # "" when neither the certificate nor the listing gave one
@@ -46,8 +48,7 @@ class CountKey:
     decision: str
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Member:
+class Member(NamedTuple):
     """A listing or merchant seen on `day` under these keys."""
 
     day: date
@@ -59,8 +60,7 @@ class Member:
     source: str
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class SignalKey:
+class SignalKey(NamedTuple):
     platform: str
     cert_no: str
     kind: str

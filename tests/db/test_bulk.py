@@ -1,0 +1,82 @@
+"""db/bulk.py: statements compiled for a dialect, rows made ready for its driver."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import Dialect, insert, literal_column
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from certcheck.db import bulk
+from certcheck.db.tables import check_counts, signal_counts
+
+_SIGNAL = ("platform", "cert_no", "kind", "checks", "merchants", "evidence", "last_checked_at")
+_PG = create_async_engine("postgresql+asyncpg://certcheck@localhost/none").dialect
+_SQLITE = create_async_engine("sqlite+aiosqlite://").dialect  # neither engine connects
+_AT = datetime(2026, 11, 22, 4, 0, 0, 123456, tzinfo=UTC)
+
+
+class TestStatement:
+    @pytest.mark.parametrize(("dialect", "placeholder"), [(_PG, "$7::"), (_SQLITE, "?")])
+    def test_in_the_dialects_paramstyle(self, dialect: Dialect, placeholder: str) -> None:
+        made = bulk.statement(insert(signal_counts), dialect, _SIGNAL)
+        assert made.columns == _SIGNAL
+        assert placeholder in made.sql
+
+    def test_refuses_columns_in_another_order(self) -> None:
+        with pytest.raises(ValueError, match="not the row's columns"):
+            bulk.statement(insert(signal_counts), _SQLITE, tuple(reversed(_SIGNAL)))
+
+    def test_refuses_a_bound_constant(self) -> None:
+        """A constant would be one more positional parameter than the row has values."""
+        stmt = sqlite.insert(check_counts)
+        bound = stmt.on_conflict_do_update(set_={"checks": check_counts.c.checks + 1})
+        literal = stmt.on_conflict_do_update(
+            set_={"checks": check_counts.c.checks + literal_column("1")}
+        )
+        columns = tuple(check_counts.c.keys())
+        with pytest.raises(ValueError, match="not the row's columns"):
+            bulk.statement(bound, _SQLITE, columns)
+        assert bulk.statement(literal, _SQLITE, columns).columns == columns
+
+
+class TestRows:
+    def test_values_go_through_their_types_bind_processors(self) -> None:
+        """What conn.execute would send: on SQLite, UTC text for the time, text for the day."""
+        row = ("shop", "2024010901234567", "MANY_MERCHANTS", 2, 1, "ids", _AT)
+        (sent,) = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL).rows([row])
+        assert sent == (*row[:6], "2026-11-22 04:00:00.123456")
+        day = (date(2026, 11, 22), "shop", "", "verify", "VALID", "allow", 3)
+        counts = bulk.statement(insert(check_counts), _SQLITE, check_counts.c.keys())
+        assert counts.rows([day]) == [("2026-11-22", *day[1:])]
+
+    def test_none_stays_none_and_postgresql_keeps_aware_times(self) -> None:
+        made = bulk.statement(insert(signal_counts), _PG, _SIGNAL)
+        (sent,) = made.rows([("shop", None, "k", 1, 0, "", _AT)])
+        assert sent[1] is None
+        assert sent[6] == _AT
+        assert sent[6].tzinfo is not None
+
+    def test_a_naive_time_is_refused_as_conn_execute_would(self) -> None:
+        made = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL)
+        with pytest.raises(ValueError, match="naive"):
+            made.rows([("shop", "n", "k", 1, 0, "", _AT.replace(tzinfo=None))])
+
+
+class TestPerDialect:
+    def test_builds_once_per_database_and_driver(self) -> None:
+        built: list[str] = []
+
+        def build(dialect: Dialect) -> str:
+            built.append(dialect.name)
+            return dialect.name
+
+        another_sqlite = create_async_engine("sqlite+aiosqlite://").dialect
+        for dialect in (_SQLITE, another_sqlite, _PG):
+            bulk.per_dialect(build, dialect)
+        assert built == ["sqlite", "postgresql"]
+        another_pg = create_async_engine("postgresql+asyncpg://").dialect
+        assert bulk.per_dialect(build, another_pg) == "postgresql"
+        assert built == ["sqlite", "postgresql"]
