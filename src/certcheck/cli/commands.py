@@ -1,6 +1,8 @@
 """What each `certcheck` command does; parser/ parses the command line, main.py reports failures.
 
-Each function takes the settings and the parsed arguments and returns the exit status.
+Each function takes the settings and the parsed arguments and returns the exit status. What
+only some commands need (the web app, the checker, the upstream client) is imported in them:
+`certcheck import` of a million rows should not first spend seconds loading a web service.
 """
 
 from __future__ import annotations
@@ -18,24 +20,16 @@ from typing import BinaryIO
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck import serving
-from certcheck.api.convert import verify_response
-from certcheck.checking import Checker
 from certcheck.cli.database import open_database, shown
 from certcheck.cli.environment import demo_banner
-from certcheck.cli.progress import progress, reporting
+from certcheck.cli.progress import progress
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.outage import is_database_outage
-from certcheck.keys import KeyStore, Scope
-from certcheck.registry.store import RegistryStore
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
-from certcheck.snapshots.reader import SnapshotError, detect_format, iter_snapshot
-from certcheck.snapshots.rows import RowError, SnapshotRow
+from certcheck.snapshots.reader import SnapshotError, SnapshotRows, detect_format, iter_snapshot
 from certcheck.snapshots.writer import write_snapshot
-from certcheck.sync.upstream import build_syncer, upstream_client
-from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Listing, Verdict
 
@@ -53,6 +47,8 @@ async def db_upgrade(settings: Settings) -> int:
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> int:
+    from certcheck import serving
+
     # Bound before anything is printed or loaded: a port in use fails here, in one line.
     try:
         listener = serving.bind(host, port)
@@ -68,6 +64,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
+    from certcheck.keys import KeyStore, Scope
+
     async with open_database(settings, migrated=False) as engine:
         try:
             await migrate.upgrade(engine)
@@ -118,16 +116,14 @@ async def _import(
 
 
 @contextlib.contextmanager
-def _import_progress(
-    path: Path, stream: BinaryIO, *, quiet: bool
-) -> Iterator[Iterator[SnapshotRow | RowError]]:
+def _import_progress(path: Path, stream: BinaryIO, *, quiet: bool) -> Iterator[SnapshotRows]:
     rows = iter_snapshot(stream, detect_format(filename=path.name), today=_today())
     if quiet:
         yield rows
         return
     # The share of the file's bytes read so far (compressed ones for .gz): rows are unknown.
     with progress(f"importing {path.name}", "bytes", total=path.stat().st_size) as update:
-        yield reporting(rows, stream.tell, update)
+        yield rows.reporting(lambda: update(stream.tell()))
 
 
 def require_readable(path: Path) -> None:
@@ -142,6 +138,8 @@ def _today() -> date:
 
 
 async def sync(settings: Settings) -> int:
+    from certcheck.sync.upstream import build_syncer, upstream_client
+
     async with upstream_client(settings) as http, open_database(settings) as engine:
         result = await build_syncer(settings, engine, http).run()
     for error in result.errors[:20]:
@@ -166,6 +164,8 @@ def fake_upstream(
 
 
 async def keys_create(settings: Settings, *, platform: str, scopes: list[str]) -> int:
+    from certcheck.keys import KeyStore, Scope
+
     async with open_database(settings) as engine:
         key_id, key = await KeyStore(engine, cache_ttl=0).create(
             platform, frozenset(Scope(s) for s in scopes)
@@ -176,6 +176,8 @@ async def keys_create(settings: Settings, *, platform: str, scopes: list[str]) -
 
 
 async def keys_revoke(settings: Settings, *, key_id: str) -> int:
+    from certcheck.keys import KeyStore
+
     async with open_database(settings) as engine:
         revoked = await KeyStore(engine, cache_ttl=0).revoke(key_id)
     if not revoked:
@@ -185,6 +187,11 @@ async def keys_revoke(settings: Settings, *, key_id: str) -> int:
 
 
 async def verify(settings: Settings, listing: Listing) -> int:
+    from certcheck.api.convert import verify_response
+    from certcheck.checking import Checker
+    from certcheck.registry.store import RegistryStore
+    from certcheck.verification.catalogue import load_catalogue
+
     async with open_database(settings) as engine:
         store = RegistryStore(
             engine,
