@@ -15,8 +15,6 @@ from certcheck.snapshots.formats import COLUMNS, REQUIRED_COLUMNS, SnapshotError
 from certcheck.snapshots.rows import RowError
 
 _T = TypeVar("_T")
-# A physical line: its number and text, or None for a line too long to be read whole.
-Line = tuple[int, str | None]
 # The columns the header names, each with its index in a record; and the record's width.
 Columns = list[tuple[str, int]]
 # Makes one shaped record from a record's fields; made once per file from its columns.
@@ -24,14 +22,14 @@ Shape = Callable[[Columns], Callable[[list[str]], _T]]
 
 
 def csv_records(
-    lines: Iterator[Line], max_blank: int, shape: Shape[_T]
+    lines: Iterator[str], max_blank: int, shape: Shape[_T]
 ) -> Iterator[tuple[int, _T] | RowError]:
     """Each record, shaped, with the line it starts on; a ragged or broken one: a RowError.
 
     csv.reader's line_num counts physical lines read so far, so a record (even one with
     newlines inside quotes) starts on the line after the previous record ended.
     """
-    reader = csv.reader(_csv_text(lines), strict=True)
+    reader = csv.reader(lines, strict=True)
     columns, width = _csv_columns(reader)
     shaped = shape(columns)
     cert_no_at = dict(columns)["cert_no"]
@@ -89,13 +87,6 @@ def as_values(columns: Columns) -> Callable[[list[str]], tuple[str | None, ...]]
         return pick(padded)  # type: ignore[no-any-return]
 
     return values
-
-
-def _csv_text(lines: Iterator[Line]) -> Iterator[str]:
-    for number, line in lines:
-        if line is None:  # csv cannot skip it: a quoted field may go on on the next line
-            raise SnapshotError(f"line {number} is too long for a certificate")
-        yield line
 
 
 def _csv_columns(reader: Iterator[list[str]]) -> tuple[Columns, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
-import itertools
 import json
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import BinaryIO, TypeVar
 
-from certcheck.snapshots.csvfile import Line, Shape, as_fields, as_values, csv_records
+from certcheck.snapshots.csvfile import Shape, as_fields, as_values, csv_records
 from certcheck.snapshots.formats import (
     COLUMNS,
     REQUIRED_COLUMNS,
@@ -62,6 +61,8 @@ _T = TypeVar("_T")
 RawRecord = tuple[int, Mapping[str, object]] | RowError
 # A row's raw values in COLUMNS order and the line it starts on, before any validation.
 RawValues = tuple[int, Values] | RowError
+# A physical line: its number and text, or None for a line too long to be read whole.
+Line = tuple[int, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +109,6 @@ class SnapshotRows(Iterator[SnapshotRow | RowError]):
         for item in self._values:
             yield make(*item) if type(item) is tuple else self._error(item)  # type: ignore[arg-type]
 
-    def reporting(self, report: Callable[[], None], every: int = 2_000) -> SnapshotRows:
-        """Calls `report()` after every `every` rows read, and at the end (a progress bar)."""
-        values = self._values
-
-        def reported() -> Iterator[RawValues]:
-            while chunk := list(itertools.islice(values, every)):
-                yield from chunk
-                report()
-
-        self._values = reported()
-        return self
-
     def _error(self, error: RowError) -> RowError:
         if error.cert_no is None:
             return error
@@ -150,20 +139,11 @@ def _read(
         gzip.GzipFile(fileobj=stream, mode="rb") if fmt.gzip else stream
     )
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    lines = _bounded_lines(text, limits)
-    records = (
-        csv_records(lines, limits.max_blank_lines, csv_shape)
-        if fmt.kind is SnapshotKind.CSV
-        else _jsonl_records(lines, json_shape)
-    )
-    line = 0
     try:
-        for record in records:
-            line = record.line if isinstance(record, RowError) else record[0]
-            yield record
-    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
-        what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
-        raise SnapshotError(f"{what} after line {line}: {exc}") from exc
+        if fmt.kind is SnapshotKind.CSV:
+            yield from csv_records(_csv_lines(text, limits), limits.max_blank_lines, csv_shape)
+        else:
+            yield from _jsonl_records(_bounded_lines(text, limits), json_shape)
     finally:
         with contextlib.suppress(ValueError):  # the caller may have closed the stream already
             text.detach()
@@ -171,21 +151,51 @@ def _read(
                 binary.close()
 
 
+# What a broken file raises while its text is read: turned into one SnapshotError.
+_UNREADABLE = (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError)
+
+
+def _unreadable(exc: Exception, line: int) -> SnapshotError:
+    what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
+    return SnapshotError(f"{what} after line {line}: {exc}")
+
+
 def _bounded_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[Line]:
     """The text's lines, none held longer than the cap; too many blank lines: SnapshotError."""
     most, number, blank = limits.max_line_chars, 0, 0
-    while line := text.readline(most):
-        number += 1
-        if len(line) == most and line[-1] not in "\r\n":
-            yield number, None  # first: a reader that refuses the file reads no more of it
-            while (rest := text.readline(most)) and rest[-1] not in "\r\n":
-                pass  # the rest of the line, read and dropped a bounded piece at a time
-            continue
-        if not line.strip():
-            blank += 1
-            if blank > limits.max_blank_lines:
-                raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
-        yield number, line
+    try:
+        while line := text.readline(most):
+            number += 1
+            if len(line) == most and line[-1] not in "\r\n":
+                yield number, None  # first: a reader that refuses the file reads no more of it
+                while (rest := text.readline(most)) and rest[-1] not in "\r\n":
+                    pass  # the rest of the line, read and dropped a bounded piece at a time
+                continue
+            if not line.strip():
+                blank += 1
+                if blank > limits.max_blank_lines:
+                    raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
+            yield number, line
+    except _UNREADABLE as exc:
+        raise _unreadable(exc, number) from exc
+
+
+def _csv_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[str]:
+    """As `_bounded_lines`, for csv.reader: a line too long fails the file there and then (a
+    quoted field may go on on the next line, so it cannot be skipped)."""
+    most, number, blank = limits.max_line_chars, 0, 0
+    try:
+        while line := text.readline(most):
+            number += 1
+            if len(line) == most and line[-1] not in "\r\n":
+                raise SnapshotError(f"line {number} is too long for a certificate")
+            if line[0].isspace() and not line.strip():  # blank lines start with a space
+                blank += 1
+                if blank > limits.max_blank_lines:
+                    raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
+            yield line
+    except _UNREADABLE as exc:
+        raise _unreadable(exc, number) from exc
 
 
 def _jsonl_records(
