@@ -9,7 +9,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -23,8 +23,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
-_T = TypeVar("_T")
 
 # Update(completed, total=None): `completed` of `total` units done so far.
 Update = Callable[..., None]
@@ -74,14 +72,3 @@ class _PlainLines:
         total = total or self.total
         share = f" ({completed / total:.0%})" if total else ""
         print(f"certcheck: {self.label}: {completed:,} {self.unit}{share}", file=self.out)
-
-
-def reporting(
-    items: Iterator[_T], position: Callable[[], int], update: Update, every: int = 2_000
-) -> Iterator[_T]:
-    """`items` unchanged, updating with `position()` (e.g. bytes read) every `every` items."""
-    for count, item in enumerate(items, 1):
-        if count % every == 0:
-            update(position())
-        yield item
-    update(position())

@@ -22,6 +22,10 @@ class UnsupportedFormat(ValueError):
     """Neither the file name nor the media type names a snapshot format we read."""
 
 
+class SnapshotError(ValueError):
+    """The file as a whole cannot be trusted: a missing column, broken gzip, invalid UTF-8."""
+
+
 _SUFFIXES = {"csv": SnapshotKind.CSV, "jsonl": SnapshotKind.JSONL, "ndjson": SnapshotKind.JSONL}
 _MEDIA_TYPES = {
     "text/csv": SnapshotKind.CSV,

@@ -7,24 +7,26 @@ file is unusable; `UnsupportedFormat` means we cannot tell what the file is.
 from __future__ import annotations
 
 import contextlib
-import csv
 import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
+from certcheck.snapshots.csvfile import Shape, as_fields, as_values, csv_records
 from certcheck.snapshots.formats import (
     COLUMNS,
     REQUIRED_COLUMNS,
+    SnapshotError,
     SnapshotFormat,
     SnapshotKind,
     UnsupportedFormat,
     detect_format,
 )
+from certcheck.snapshots.records import Record, Values, fields_of, record_maker
 from certcheck.snapshots.rows import (
     RowError,
     SnapshotRow,
@@ -43,6 +45,7 @@ __all__ = [
     "SnapshotFormat",
     "SnapshotKind",
     "SnapshotRow",
+    "SnapshotRows",
     "UnsupportedFormat",
     "certificate_row",
     "certificate_to_snapshot_dict",
@@ -53,12 +56,13 @@ __all__ = [
 ]
 
 
-class SnapshotError(ValueError):
-    """The file as a whole cannot be trusted: a missing column, broken gzip, invalid UTF-8."""
-
-
+_T = TypeVar("_T")
 # A row's raw fields and the line it starts on, before any validation.
-Record = tuple[int, Mapping[str, object]] | RowError
+RawRecord = tuple[int, Mapping[str, object]] | RowError
+# A row's raw values in COLUMNS order and the line it starts on, before any validation.
+RawValues = tuple[int, Values] | RowError
+# A physical line: its number and text, or None for a line too long to be read whole.
+Line = tuple[int, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class ReadLimits:
 
 def iter_snapshot(
     stream: BinaryIO, fmt: SnapshotFormat, *, today: date, limits: ReadLimits = ReadLimits()
-) -> Iterator[SnapshotRow | RowError]:
+) -> SnapshotRows:
     """Each row as a `SnapshotRow` or `RowError`, in file order, holding one row at a time.
 
     `line` is the physical line (1-based, the CSV header being line 1) where the row starts.
@@ -81,42 +85,65 @@ def iter_snapshot(
     Raises `SnapshotError` part-way when the rest of the file cannot be read; the caller
     must then discard what it has taken. The caller's stream is left open.
     """
-    for record in iter_records(stream, fmt, limits):
-        if not isinstance(record, RowError):
-            yield certificate_row(*record, today)
-        elif record.cert_no is not None:  # the raw text of a ragged row's number column
-            yield RowError(record.line, record.message, readable_cert_no(record.cert_no, today))
-        else:
-            yield record
+    values = _read(stream, fmt, limits, as_values, _json_values)
+    return SnapshotRows(values, today, pipe_models=fmt.kind is SnapshotKind.CSV)
+
+
+class SnapshotRows(Iterator[SnapshotRow | RowError]):
+    """A snapshot's rows: iterated, each a `SnapshotRow` or `RowError`; for an import, the same
+    rows straight as staging records (`records`), skipping the `Certificate` objects."""
+
+    def __init__(self, values: Iterator[RawValues], today: date, *, pipe_models: bool) -> None:
+        self._values, self._today, self._pipe_models = values, today, pipe_models
+
+    def __next__(self) -> SnapshotRow | RowError:
+        item = next(self._values)
+        if isinstance(item, RowError):
+            return self._error(item)
+        line, values = item
+        return certificate_row(line, fields_of(values, self._pipe_models), self._today)
+
+    def records(self, *, postgres: bool) -> Iterator[Record | RowError]:
+        """The rest of the rows as staging records (records.py) or `RowError`s, in file order."""
+        make = record_maker(self._today, postgres=postgres, pipe_models=self._pipe_models)
+        for item in self._values:
+            yield make(*item) if type(item) is tuple else self._error(item)  # type: ignore[arg-type]
+
+    def _error(self, error: RowError) -> RowError:
+        if error.cert_no is None:
+            return error
+        # The raw text of a ragged row's number column: kept if it reads as a number.
+        return RowError(error.line, error.message, readable_cert_no(error.cert_no, self._today))
 
 
 def iter_records(
     stream: BinaryIO, fmt: SnapshotFormat, limits: ReadLimits = ReadLimits()
-) -> Iterator[Record]:
+) -> Iterator[RawRecord]:
     """Each row's raw fields as `(line, fields)`, not validated, or a `RowError` (as above).
 
     A RowError's `cert_no` here is the raw text of its number column, not yet normalised.
     """
+    return _read(stream, fmt, limits, as_fields, _json_fields)
+
+
+def _read(
+    stream: BinaryIO,
+    fmt: SnapshotFormat,
+    limits: ReadLimits,
+    csv_shape: Shape[_T],
+    json_shape: Callable[[dict[str, object]], _T],
+) -> Iterator[tuple[int, _T] | RowError]:
     # mode="rb" explicitly: GzipFile otherwise copies the stream's mode, and a "w+b"
     # temporary file holding an upload would be opened for writing.
     binary: BinaryIO | gzip.GzipFile = (
         gzip.GzipFile(fileobj=stream, mode="rb") if fmt.gzip else stream
     )
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    lines = _bounded_lines(text, limits)
-    records = (
-        _csv_records(lines, limits.max_blank_lines)
-        if fmt.kind is SnapshotKind.CSV
-        else _jsonl_records(lines)
-    )
-    line = 0
     try:
-        for record in records:
-            line = record.line if isinstance(record, RowError) else record[0]
-            yield record
-    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
-        what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
-        raise SnapshotError(f"{what} after line {line}: {exc}") from exc
+        if fmt.kind is SnapshotKind.CSV:
+            yield from csv_records(_csv_lines(text, limits), limits.max_blank_lines, csv_shape)
+        else:
+            yield from _jsonl_records(_bounded_lines(text, limits), json_shape)
     finally:
         with contextlib.suppress(ValueError):  # the caller may have closed the stream already
             text.detach()
@@ -124,107 +151,81 @@ def iter_records(
                 binary.close()
 
 
-# A physical line: its number and text, or None for a line too long to be read whole.
-_Line = tuple[int, str | None]
+# What a broken file raises while its text is read: turned into one SnapshotError.
+_UNREADABLE = (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError)
 
 
-def _bounded_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[_Line]:
+def _unreadable(exc: Exception, line: int) -> SnapshotError:
+    what = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "broken gzip data"
+    return SnapshotError(f"{what} after line {line}: {exc}")
+
+
+def _bounded_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[Line]:
     """The text's lines, none held longer than the cap; too many blank lines: SnapshotError."""
     most, number, blank = limits.max_line_chars, 0, 0
-    while line := text.readline(most):
-        number += 1
-        if len(line) == most and line[-1] not in "\r\n":
-            yield number, None  # first: a reader that refuses the file reads no more of it
-            while (rest := text.readline(most)) and rest[-1] not in "\r\n":
-                pass  # the rest of the line, read and dropped a bounded piece at a time
-            continue
-        if not line.strip():
-            blank += 1
-            if blank > limits.max_blank_lines:
-                raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
-        yield number, line
-
-
-def _csv_text(lines: Iterator[_Line]) -> Iterator[str]:
-    for number, line in lines:
-        if line is None:  # csv cannot skip it: a quoted field may go on on the next line
-            raise SnapshotError(f"line {number} is too long for a certificate")
-        yield line
-
-
-def _csv_records(lines: Iterator[_Line], max_blank: int) -> Iterator[Record]:
-    # csv.reader's line_num counts physical lines read so far, so a record (even one with
-    # newlines inside quotes) starts on the line after the previous record ended.
-    reader = csv.reader(_csv_text(lines), strict=True)
-    columns, width = _csv_columns(reader)
-    models_at = dict(columns).get("models")
-    cert_no_at = dict(columns)["cert_no"]
-    empty = 0
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield RowError(start, f"unreadable CSV record: {exc}")
-            continue
-        if not any(field.strip() for field in row):
-            empty += 1  # blank lines and spreadsheets' trailing ",,,," rows: skipped, capped
-            if empty > max_blank:
-                raise SnapshotError(f"more than {max_blank} blank lines or empty rows")
-            continue
-        if len(row) != width:
-            # The number still names the row (its column comes first in most files): kept.
-            number = row[cert_no_at] if cert_no_at < len(row) else None
-            message = f"expected {width} fields as in the header, found {len(row)}"
-            yield RowError(start, message, number)
-            continue
-        fields: dict[str, object] = {name: row[index] for name, index in columns}
-        if models_at is not None:
-            fields["models"] = row[models_at].split("|")
-        yield start, fields
-
-
-def _csv_columns(reader: Iterator[list[str]]) -> tuple[list[tuple[str, int]], int]:
     try:
-        header = next((row for row in reader if any(field.strip() for field in row)), [])
-    except csv.Error as exc:
-        raise SnapshotError(f"unreadable CSV header: {exc}") from exc
-    names = [name.strip().lower() for name in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
-    if missing:
-        raise SnapshotError(
-            f"the CSV header lacks the required column(s) {', '.join(missing)}; "
-            f"found: {_show(', '.join(names)) or 'no header'}"
-        )
-    doubled = sorted({name for name in names if name in COLUMNS and names.count(name) > 1})
-    if doubled:
-        raise SnapshotError(f"the CSV header names {', '.join(doubled)} more than once")
-    return [(name, index) for index, name in enumerate(names) if name in COLUMNS], len(header)
+        while line := text.readline(most):
+            number += 1
+            if len(line) == most and line[-1] not in "\r\n":
+                yield number, None  # first: a reader that refuses the file reads no more of it
+                while (rest := text.readline(most)) and rest[-1] not in "\r\n":
+                    pass  # the rest of the line, read and dropped a bounded piece at a time
+                continue
+            if not line.strip():
+                blank += 1
+                if blank > limits.max_blank_lines:
+                    raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
+            yield number, line
+    except _UNREADABLE as exc:
+        raise _unreadable(exc, number) from exc
 
 
-def _show(text: str, most: int = 200) -> str:
-    """At most `most` characters of what the file holds, for a message."""
-    return text if len(text) <= most else text[:most] + "..."
+def _csv_lines(text: io.TextIOWrapper, limits: ReadLimits) -> Iterator[str]:
+    """As `_bounded_lines`, for csv.reader: a line too long fails the file there and then (a
+    quoted field may go on on the next line, so it cannot be skipped)."""
+    most, number, blank = limits.max_line_chars, 0, 0
+    try:
+        while line := text.readline(most):
+            number += 1
+            if len(line) == most and line[-1] not in "\r\n":
+                raise SnapshotError(f"line {number} is too long for a certificate")
+            if line[0].isspace() and not line.strip():  # blank lines start with a space
+                blank += 1
+                if blank > limits.max_blank_lines:
+                    raise SnapshotError(f"more than {limits.max_blank_lines} blank lines")
+            yield line
+    except _UNREADABLE as exc:
+        raise _unreadable(exc, number) from exc
 
 
-def _jsonl_records(lines: Iterator[_Line]) -> Iterator[Record]:
+def _jsonl_records(
+    lines: Iterator[Line], shape: Callable[[dict[str, object]], _T]
+) -> Iterator[tuple[int, _T] | RowError]:
     for number, line in lines:
         if line is None:
             yield RowError(number, "line too long for a certificate")
         elif line.strip():
-            yield _json_record(number, line)
+            yield _json_record(number, line, shape)
 
 
-def _json_record(number: int, line: str) -> Record:
+def _json_record(
+    number: int, line: str, shape: Callable[[dict[str, object]], _T]
+) -> tuple[int, _T] | RowError:
     try:
         value = json.loads(line, object_pairs_hook=unique_members)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return RowError(number, f"not valid JSON: {exc}")
     if not isinstance(value, dict):
         return RowError(number, f"expected a JSON object, found {type(value).__name__}")
-    return number, value
+    return number, shape(value)
+
+
+def _json_fields(value: dict[str, object]) -> Mapping[str, object]:
+    return value
+
+
+def _json_values(value: dict[str, object]) -> Values:
+    return tuple(map(value.get, COLUMNS))
 
 
 def unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:

@@ -39,7 +39,8 @@ _TEXT_FIELDS = ("holder", "manufacturer", "factory", "product_name", "status_rea
 _TEXT_CAP, _MODEL_CAP, _MODELS_CAP, _CERT_NO_CAP = 512, 256, 2000, 64
 _FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
 _ISO_DATE = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_status_of = functools.lru_cache(maxsize=64)(parse_status)  # labels repeat on every row
+# Labels repeat on every row; records.py's fast path shares the cache.
+status_of = functools.lru_cache(maxsize=64)(parse_status)
 
 
 def certificate_row(line: int, fields: Mapping[str, object], today: date) -> SnapshotRow | RowError:
@@ -123,7 +124,7 @@ def _cert_no(value: object, today: date) -> str:
 
 def _status(value: object) -> Status:
     label = _str(value, "status")
-    status = _status_of(label)
+    status = status_of(label)
     if status is None:
         raise _RowInvalid(
             f"status {_show(label)} is not a known label "
@@ -166,13 +167,13 @@ def _models(value: object) -> tuple[str, ...]:
 def _date(value: object, name: str) -> date | None:
     text = _str(value, name)
     try:
-        return _parse_date(text)
+        return parse_date(text)
     except ValueError:
         raise _RowInvalid(f"{name} {_show(text)} is not a date written YYYY-MM-DD") from None
 
 
 @functools.lru_cache(maxsize=4096)  # registries hold a few thousand distinct dates
-def _parse_date(text: str) -> date | None:
+def parse_date(text: str) -> date | None:
     text = text.strip()
     if not text:
         return None

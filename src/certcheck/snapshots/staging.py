@@ -1,20 +1,23 @@
 """Staging a snapshot for an import: its rows bulk-loaded into a temporary table, checked there.
 
-Parsing runs in a thread one batch ahead of the database, which takes the previous batch at the
-same time: one streaming COPY per segment on PostgreSQL, `executemany` on SQLite (whose driver
-lets go of the GIL while it writes). Python does nothing per row but read it and build a tuple.
+The rows are converted on the event loop in slices of a few milliseconds, each followed by a
+yield, so a serving process keeps answering real-time checks throughout (a parsing thread
+would not help: Python work holds the GIL either way, and the loop would wait for it). The
+database takes each slice while the next is made: one streaming COPY per segment on
+PostgreSQL, one multi-row INSERT per batch on SQLite, which runs without the GIL in
+aiosqlite's thread. Python does nothing per row but make its record (records.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
+import functools
 import itertools
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, delete, exists, func, insert, select, text
@@ -22,11 +25,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.db.tables import certificates
-from certcheck.registry.rows import row_values
-from certcheck.snapshots.reader import RowError, SnapshotRow
+from certcheck.registry.rows import FIELDS
+from certcheck.snapshots.reader import RowError, SnapshotRow, SnapshotRows
+from certcheck.snapshots.records import Record, record_of
 
-_BATCH = 5_000  # rows parsed per thread hop
-_COPY_BATCHES = 10  # batches per COPY statement: each stays far inside the statement deadline
+# Python work between two yields to the event loop: a request that arrives meanwhile waits
+# for the rest of this slice and the next one (it is queued behind the import's next step).
+_SLICE_SECONDS = 0.002
+_COPY_ROWS = 50_000  # rows per COPY statement: each stays far inside the statement deadline
+# Rows per SQLite INSERT (SQLite allows 32766 bound parameters since 3.32, 999 before). Its
+# thread binds them holding the GIL, stopping the event loop meanwhile (about 2 ms), then
+# waits for the GIL once per statement: fewer, larger statements wait less in all.
+_INSERT_ROWS = 2_000 if sqlite3.sqlite_version_info >= (3, 32) else 60
 
 _staging_meta = MetaData()
 staging = Table(
@@ -50,11 +60,8 @@ kept = Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
-CERT_COLUMNS = [c.name for c in certificates.columns]
+CERT_COLUMNS = [*FIELDS, "digest"]  # a record's order (records.py), the table's too
 _STAGED = ["line", *CERT_COLUMNS]
-_fields = itemgetter(*CERT_COLUMNS)
-_DATES = ("issued_on", "expires_on", "status_changed_on")
-Record = tuple[Any, ...]
 
 
 @dataclass
@@ -66,20 +73,6 @@ class Staged:
     kept: int = 0
     _unreadable_numbers: int = field(default=0, repr=False)
 
-    def take(self, batch: _Batch) -> list[Record]:
-        self.rows += batch.rows
-        self._unreadable_numbers += len(batch.records) - batch.rows
-        for error in batch.errors:
-            self.reject(error)
-        return batch.records
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    records: list[Record]
-    errors: list[RowError]
-    rows: int  # readable rows among the records; the rest are unreadable rows' numbers
-
 
 async def stage(
     conn: AsyncConnection, parsed: Iterator[SnapshotRow | RowError], staged: Staged
@@ -88,20 +81,67 @@ async def stage(
     for table in (staging, kept):
         await conn.run_sync(_recreate, table)
     postgres = conn.dialect.name == "postgresql"
-    convert = _converter(parsed, postgres)
-    async with contextlib.aclosing(_prefetched(convert)) as batches:
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        await (_copy(driver, batches, staged) if postgres else _insert(driver, batches, staged))
+    items = (
+        parsed.records(postgres=postgres)
+        if isinstance(parsed, SnapshotRows)
+        else (
+            item if isinstance(item, RowError) else record_of(item, postgres=postgres)
+            for item in parsed
+        )
+    )
+    slices = _Slices(items, staged)
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    await (_copy(driver, slices) if postgres else _insert(driver, slices))
     if staged._unreadable_numbers:
         numbers = select(staging.c.line, staging.c.cert_no).where(staging.c.digest.is_(None))
         await conn.execute(insert(kept).from_select(["line", "cert_no"], numbers))
         await conn.execute(delete(staging).where(staging.c.digest.is_(None)))
     if postgres:
-        await conn.execute(text("ANALYZE import_staging"))
+        # The row count and the numbers' statistics are what the joins below are planned on;
+        # sampling every column of a million wide rows took 0.4 s.
+        await conn.execute(text("ANALYZE import_staging (cert_no)"))
     else:
         await conn.execute(text("CREATE INDEX import_staging_cert_no ON import_staging (cert_no)"))
     await _drop_duplicates(conn, staged)
     staged.kept = await _keep_unreadable(conn)
+
+
+class _Slices:
+    """The staging records, a slice of about `_SLICE_SECONDS` of work at a time.
+
+    A row that could not be read is rejected here; one whose number could be read leaves a
+    record of that number alone (digest NULL), which `stage` moves to `import_kept`.
+    """
+
+    def __init__(self, items: Iterator[Record | RowError], staged: Staged) -> None:
+        self._items, self._staged = items, staged
+        self._size = 64  # rows in the next slice: adapts to how long a row takes
+        self._numbers_only = (None,) * (len(CERT_COLUMNS) - 1)
+
+    def take(self) -> list[Record] | None:
+        """The next slice's records (none if all its rows were bad); None at the end."""
+        started = time.perf_counter()
+        taken = list(itertools.islice(self._items, self._size))
+        if not taken:
+            return None
+        records = [item for item in taken if type(item) is tuple]
+        self._staged.rows += len(records)
+        if len(records) != len(taken):
+            for error in taken:
+                if isinstance(error, RowError):
+                    self._reject(error, records)
+        # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self._size = max(
+            16, min(4 * _INSERT_ROWS, 2 * self._size, int(self._size * _SLICE_SECONDS / elapsed))
+        )
+        return records
+
+    def _reject(self, error: RowError, records: list[Record]) -> None:
+        self._staged.reject(error)
+        if error.cert_no is not None:
+            records.append((error.line, error.cert_no, *self._numbers_only))
+            self._staged._unreadable_numbers += 1
 
 
 def _recreate(sync: Connection, table: Table) -> None:
@@ -109,92 +149,73 @@ def _recreate(sync: Connection, table: Table) -> None:
     table.create(sync)
 
 
-def _converter(
-    parsed: Iterator[SnapshotRow | RowError], postgres: bool
-) -> Callable[[], _Batch | None]:
-    """The next batch of staging records (None at the end); runs in a worker thread."""
-    record = _pg_record if postgres else _sqlite_record
-    empty = (None,) * (len(CERT_COLUMNS) - 1)
-
-    def convert() -> _Batch | None:
-        records: list[Record] = []
-        errors: list[RowError] = []
-        for item in itertools.islice(parsed, _BATCH):
-            if isinstance(item, SnapshotRow):
-                records.append(record(item))
-            else:
-                errors.append(item)
-        if not records and not errors:
-            return None
-        rows = len(records)
-        records += [(e.line, e.cert_no, *empty) for e in errors if e.cert_no is not None]
-        return _Batch(records, errors, rows)
-
-    return convert
-
-
-def _pg_record(row: SnapshotRow) -> Record:
-    values = row_values(row.certificate)
-    values["models"] = json.dumps(values["models"])  # asyncpg takes JSON as text
-    return (row.line, *_fields(values))
-
-
-def _sqlite_record(row: SnapshotRow) -> Record:
-    # Stored as SQLAlchemy's JSON and Date types store them: JSON text, ISO dates.
-    values = row_values(row.certificate)
-    values["models"] = json.dumps(values["models"])
-    for name in _DATES:
-        day: date | None = values[name]
-        if day is not None:
-            values[name] = day.isoformat()
-    return (row.line, *_fields(values))
-
-
-async def _prefetched(convert: Callable[[], _Batch | None]) -> AsyncGenerator[_Batch, None]:
-    """Each batch, the next one being made in a thread while the caller writes this one.
-
-    Parsing is CPU work: done off the event loop, a serving process keeps answering.
-    """
-    loop = asyncio.get_running_loop()
-    pending = loop.run_in_executor(None, convert)
-    try:
-        # Shielded: cancelled, the thread goes on with the input anyway; the finally waits.
-        while (batch := await asyncio.shield(pending)) is not None:
-            pending = loop.run_in_executor(None, convert)
-            yield batch
-    finally:
-        # The caller closes the input after us: no thread may still be reading it then.
-        if not pending.done():
-            await asyncio.wait([pending])
-        if not pending.cancelled():
-            pending.exception()  # retrieved: the failure that matters is already raised
-
-
-async def _copy(driver: Any, batches: AsyncIterator[_Batch], staged: Staged) -> None:
+async def _copy(driver: Any, slices: _Slices) -> None:
     ended = False
 
     async def segment() -> AsyncIterator[Record]:
         nonlocal ended
-        for _ in range(_COPY_BATCHES):
-            batch = await anext(batches, None)
-            if batch is None:
+        rows = 0
+        while rows < _COPY_ROWS:
+            records = slices.take()
+            if records is None:
                 ended = True
                 return
-            for record in staged.take(batch):
+            for record in records:
                 yield record
+            rows += len(records)
+            await asyncio.sleep(0)  # asyncpg encodes and sends without yielding: we do
 
     while not ended:
         await driver.copy_records_to_table("import_staging", records=segment(), columns=_STAGED)
 
 
-async def _insert(driver: Any, batches: AsyncIterator[_Batch], staged: Staged) -> None:
-    marks = ", ".join("?" for _ in _STAGED)
-    sql = f"INSERT INTO import_staging ({', '.join(_STAGED)}) VALUES ({marks})"  # nosec B608
-    async for batch in batches:
-        await driver.executemany(sql, staged.take(batch))
+async def _insert(driver: Any, slices: _Slices) -> None:
+    """Multi-row INSERTs, made while SQLite writes the ones before: two at most in its queue,
+    so that its thread, which must wait for the GIL after each, never waits for us."""
+    writes: collections.deque[asyncio.Future[Any]] = collections.deque()
+    pending: list[Record] = []
+    try:
+        while (records := slices.take()) is not None:
+            pending += records
+            while len(pending) >= _INSERT_ROWS:
+                await _write(driver, pending[:_INSERT_ROWS], writes)
+                del pending[:_INSERT_ROWS]
+            await asyncio.sleep(0)
+        if pending:
+            await _write(driver, pending, writes)
+        while writes:
+            await writes.popleft()
+    finally:
+        # Failed part-way (a broken file): the transaction rolls back after the last write.
+        if writes:
+            await asyncio.wait(writes)
+        for write in writes:
+            if not write.cancelled():
+                write.exception()  # retrieved: the failure that matters is already raised
+
+
+async def _write(driver: Any, records: list[Record], writes: collections.deque[Any]) -> None:
+    """Queues the INSERT of `records` once fewer than two are queued; leaves it running."""
+    if len(writes) >= 2:
+        await writes.popleft()
+    flat = list(itertools.chain.from_iterable(records))
+    # One hop to aiosqlite's thread: execute() and a cursor's close() would be two.
+    writes.append(asyncio.ensure_future(driver.execute_fetchall(_insert_sql(len(records)), flat)))
+
+
+@functools.lru_cache(maxsize=4)  # the full batch's text, and the last, shorter one's
+def _insert_sql(rows: int) -> str:
+    row = f"({', '.join('?' for _ in _STAGED)})"
+    values = ", ".join(itertools.repeat(row, rows))
+    return f"INSERT INTO import_staging ({', '.join(_STAGED)}) VALUES {values}"  # nosec B608
 
 
 async def _drop_duplicates(conn: AsyncConnection, staged: Staged) -> None:
+    # Most snapshots have none: one aggregate over the numbers (on SQLite, a walk of their
+    # index) says so for a fraction of the cost of looking for each row's earlier twin.
+    doubled = select(staging.c.cert_no).group_by(staging.c.cert_no).having(func.count() > 1)
+    if await conn.scalar(doubled.limit(1)) is None:
+        return
     # EXISTS, not `line NOT IN (SELECT min(line) ... GROUP BY cert_no)`: PostgreSQL runs a NOT IN
     # whose subquery outgrows work_mem as a nested loop, quadratic in the snapshot's size.
     earlier = staging.alias("earlier")
