@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     everything = catalogue(sizes)
     if args.list:
         print(
-            "\n".join(f"{s.name:22} {s.unit:8} baseline: {s.baseline or '-'}" for s in everything)
+            "\n".join(f"{s.name:32} {s.unit:8} baseline: {s.baseline or '-'}" for s in everything)
         )
         return 0
     chosen = (

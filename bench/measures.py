@@ -4,6 +4,7 @@ each figure has its own CPU and peak RSS), warms it up, then measures one load."
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import resource
 import sys
 import time
@@ -38,7 +39,9 @@ Measure = Callable[[Workload, dict[str, Figure]], Figure]
 
 
 @contextlib.contextmanager
-def _server(wl: Workload, app: str, db: str | None, workers: int) -> Iterator[Served]:
+def _server(
+    wl: Workload, app: str, db: str | None, workers: int, settings: dict[str, str] | None = None
+) -> Iterator[Served]:
     if app == "bare":
         with served({}, wl.workdir, uvicorn_app("bench.baselines.bare_asgi:app"), "/") as svc:
             yield svc
@@ -50,7 +53,8 @@ def _server(wl: Workload, app: str, db: str | None, workers: int) -> Iterator[Se
         with served(env, wl.workdir, uvicorn_app("bench.baselines.naive_orm:app"), "/docs") as svc:
             yield svc
         return
-    with served(registry.env, wl.workdir, certcheck_serve("--workers", str(workers))) as svc:
+    env = registry.env | (settings or {})
+    with served(env, wl.workdir, certcheck_serve("--workers", str(workers))) as svc:
         yield svc
 
 
@@ -82,11 +86,14 @@ def _prime(wl: Workload, svc: Served, db: str, workers: int) -> None:
         httpx.post(url, content=body, headers=headers, timeout=300).raise_for_status()
 
 
-def closed(app: str, db: str | None, bodies: str, workers: int = 1) -> Measure:
-    """Throughput (req/s) under wrk's closed loop: 32 connections, one thread."""
+def closed(
+    app: str, db: str | None, bodies: str, workers: int = 1, settings: dict[str, str] | None = None
+) -> Measure:
+    """Throughput (req/s) under wrk's closed loop: 32 connections, one thread; `settings`:
+    CERTCHECK_ settings for this scenario's server only."""
 
     def measure(wl: Workload, _round: dict[str, Figure]) -> Figure:
-        with _server(wl, app, db, workers) as svc:
+        with _server(wl, app, db, workers, settings) as svc:
             if app == "certcheck" and bodies == "hot" and db is not None:
                 _prime(wl, svc, db, workers)
             url, path, headers = f"{svc.base}/v1/verify", wl.bodies(bodies), _headers(wl, db)
@@ -164,16 +171,18 @@ def load_registry(db: str, loader: str) -> Measure:
     return measure
 
 
-def recheck(db: str, path: str, other: str) -> Measure:
+def recheck(db: str, path: str, other: str, settings: dict[str, str] | None = None) -> Measure:
     """Seconds for the listings through a job or through batches; `other` must agree."""
 
     def measure(wl: Workload, this_round: dict[str, Figure]) -> Figure:
         registry, listings = wl.registry(db), wl.listings()
         # The batch path's server runs no job workers: it only answers the batches.
         env = registry.env | ({"CERTCHECK_JOB_WORKERS": "0"} if path == "batch" else {})
+        env |= settings or {}
         client = resource.getrusage(resource.RUSAGE_SELF)  # the client runs in this process
         wall = time.perf_counter()
-        with served(env, wl.workdir, certcheck_serve()) as svc:
+        # One process, as every other figure here (`serve` alone starts one per core).
+        with served(env, wl.workdir, certcheck_serve("--workers", "1")) as svc:
             window = CpuWindow(svc.pid)
             window.start()
             done: Rechecked = (
@@ -195,5 +204,16 @@ def recheck(db: str, path: str, other: str) -> Measure:
             rss_mib=window.peak_rss_mib,
             detail=detail,
         )
+
+    return measure
+
+
+def same_as(source: str) -> Measure:
+    """The figure `source` measured in this round, again: a row of its own for a second
+    ratio (the same figure against another baseline) without measuring it twice."""
+
+    def measure(_wl: Workload, this_round: dict[str, Figure]) -> Figure:
+        figure = this_round[source]
+        return dataclasses.replace(figure, detail={**figure.detail, "same_as": source})
 
     return measure

@@ -128,6 +128,23 @@ class Workload:
             self._files[name] = path
         return self._files[name]
 
+    def distinct_batches(self, count: int) -> Path:
+        """Batch bodies (one a line) asking for `count` different certificates of the
+        registry (all of them if it holds fewer), each once: what fills a cache."""
+        name = f"batch-distinct-{count}"
+        if name not in self._files:
+            certs = self._certs()
+            chosen = random.Random(f"{name}-20261202").sample(certs, min(count, len(certs)))
+            size = self.sizes.batch_items
+            lines = [
+                _batch([_verify(c) for c in chosen[start : start + size]])
+                for start in range(0, len(chosen), size)
+            ]
+            path = self.workdir / f"bodies-{name}.ndjson"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            self._files[name] = path
+        return self._files[name]
+
     def listings(self) -> Path:
         if "listings" not in self._files:
             path = self.workdir / "listings.ndjson"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench import measures as m
+from bench.memory import cache_full
 from bench.prepare import Sizes
 
 RSS_TARGET = 300.0  # MiB per worker with the million-certificate registry
@@ -26,7 +27,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
-    unit: str  # "req/s", "items/s" or "s"
+    unit: str  # "req/s", "items/s", "s" or "MiB"
     measure: m.Measure
     baseline: str | None = None  # the ratio's denominator, measured in the same round
     targets: tuple[Target, ...] = ()
@@ -34,7 +35,7 @@ class Scenario:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.unit == "s"
+        return self.unit in ("s", "MiB")
 
 
 def _rss() -> Target:
@@ -47,6 +48,10 @@ def _ratio(bound: float, of: str) -> Target:
 
 def catalogue(sizes: Sizes) -> list[Scenario]:
     p99 = Target("p99_ms", "<", 10.0, "p99 <10 ms")
+    # CERTCHECK_CHECK_RECORDS=off exists to measure what check records cost: the same load
+    # without them is the baseline of a row that repeats the figure measured with them.
+    off = {"CERTCHECK_CHECK_RECORDS": "off"}
+    full = Target("value", "<", RSS_TARGET + 0.5, f"≤{RSS_TARGET:.0f} MiB")
     # 30 s for a million lines; a smaller run gets its share (a quick run: indicative only).
     job_bound = 30.0 * sizes.recheck_lines / 1_000_000
     job = Target("value", "<", job_bound, f"<{job_bound:g} s")
@@ -57,8 +62,17 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
         s("naive-orm-sqlite", "req/s", m.closed("naive", "sqlite", "cold")),
         s("verify-warm-pg", "req/s", m.closed("certcheck", "postgresql", "hot"), "bare",
           (_ratio(0.40, "bare"),)),
+        s("verify-warm-pg-records-off", "req/s",
+          m.closed("certcheck", "postgresql", "hot", settings=off), "bare"),
+        s("records-verify-pg", "req/s", m.same_as("verify-warm-pg"), "verify-warm-pg-records-off",
+          (_ratio(0.9, "records off"),), needs=("verify-warm-pg",)),
         s("verify-warm-sqlite", "req/s", m.closed("certcheck", "sqlite", "hot"), "bare",
           (_ratio(0.40, "bare"),)),
+        s("verify-warm-sqlite-records-off", "req/s",
+          m.closed("certcheck", "sqlite", "hot", settings=off), "bare"),
+        s("records-verify-sqlite", "req/s", m.same_as("verify-warm-sqlite"),
+          "verify-warm-sqlite-records-off", (_ratio(0.9, "records off"),),
+          needs=("verify-warm-sqlite",)),
         s("verify-cold-pg", "req/s", m.closed("certcheck", "postgresql", "cold"), "naive-orm-pg",
           (_ratio(2.5, "naive"), _rss())),
         s("verify-cold-sqlite", "req/s", m.closed("certcheck", "sqlite", "cold"),
@@ -73,6 +87,7 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
           targets=(p99,), needs=("verify-cold-pg",)),
         s("latency-warm-sqlite", "req/s", m.latency("verify-warm-sqlite", "sqlite", "hot"),
           targets=(p99,), needs=("verify-warm-sqlite",)),
+        s("cache-full-pg", "MiB", cache_full("postgresql"), targets=(full,)),
         s("batch-warm-pg", "items/s", m.batch("postgresql", "batch-warm"), "bare",
           (_ratio(4, "bare req/s"),)),
         s("batch-cold-pg", "items/s", m.batch("postgresql", "batch-cold"), "bare",
@@ -86,9 +101,19 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
         s("recheck-batch-pg", "s", m.recheck("postgresql", "batch", "recheck-job-pg")),
         s("recheck-job-pg", "s", m.recheck("postgresql", "job", "recheck-batch-pg"),
           "recheck-batch-pg", (job, _rss())),
+        s("recheck-job-pg-records-off", "s",
+          m.recheck("postgresql", "job", "recheck-batch-pg", settings=off), "recheck-batch-pg"),
+        s("records-recheck-pg", "s", m.same_as("recheck-job-pg"), "recheck-job-pg-records-off",
+          (_ratio(0.8, "records off"),), needs=("recheck-job-pg",)),
         s("recheck-batch-sqlite", "s", m.recheck("sqlite", "batch", "recheck-job-sqlite")),
         s("recheck-job-sqlite", "s", m.recheck("sqlite", "job", "recheck-batch-sqlite"),
           "recheck-batch-sqlite", (job, _rss())),
+        s("recheck-job-sqlite-records-off", "s",
+          m.recheck("sqlite", "job", "recheck-batch-sqlite", settings=off),
+          "recheck-batch-sqlite"),
+        s("records-recheck-sqlite", "s", m.same_as("recheck-job-sqlite"),
+          "recheck-job-sqlite-records-off", (_ratio(0.8, "records off"),),
+          needs=("recheck-job-sqlite",)),
     ]  # fmt: skip
 
 

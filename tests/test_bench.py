@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.measures import Figure, same_as
+from bench.prepare import QUICK
+from bench.scenarios import catalogue, select
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -54,3 +57,28 @@ def _env() -> dict[str, str]:
     # The sources under test first, as pytest has them, whatever the shell's PYTHONPATH says.
     paths = [str(REPOSITORY / "src"), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+class TestRecordsScenarios:
+    """The check-record rows repeat a figure against the same load without records."""
+
+    def test_a_records_row_brings_its_measurement_and_its_baseline(self) -> None:
+        everything = catalogue(QUICK)
+        chosen = [s.name for s in select(everything, ["records-verify-pg"], baselines=True)]
+        # In catalogue order: the measured figure and its records-off twin before the row.
+        assert chosen == [
+            "bare",
+            "verify-warm-pg",
+            "verify-warm-pg-records-off",
+            "records-verify-pg",
+        ]
+        by_name = {s.name: s for s in everything}
+        assert by_name["records-recheck-pg"].baseline == "recheck-job-pg-records-off"
+        assert by_name["cache-full-pg"].lower_is_better
+
+    def test_the_row_reports_the_figure_measured_in_its_round(self) -> None:
+        measured = Figure(1234.0, p99_ms=5.0, detail={"loop": "closed"})
+        again = same_as("verify-warm-pg")(None, {"verify-warm-pg": measured})  # type: ignore[arg-type]
+        assert again.value == 1234.0
+        assert again.p99_ms == 5.0
+        assert again.detail == {"loop": "closed", "same_as": "verify-warm-pg"}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from certcheck.serving import available_cores, cgroup_cpu_quota
+
 _FROZEN = """
 import gc
 from certcheck.serving import served_app
@@ -25,3 +27,38 @@ def test_start_up_objects_are_out_of_the_collectors_sight(tmp_path: Path) -> Non
     # Full collections during bulk work then walk only what was made since (issue #10).
     assert int(frozen) > 50_000
     assert app_tracked == "False"
+
+
+class TestWorkerCount:
+    """`serve` without --workers starts one process per core it may use (issue 12)."""
+
+    def test_no_quota_means_every_core_of_the_affinity(self, tmp_path: Path) -> None:
+        limits = tmp_path / "cpu.max"
+        limits.write_text("max 100000\n")
+        assert cgroup_cpu_quota(str(limits)) is None
+        assert available_cores() == min(len(os.sched_getaffinity(0)), _quota_or_many())
+
+    def test_a_quota_is_rounded_up_to_whole_cores(self, tmp_path: Path) -> None:
+        limits = tmp_path / "cpu.max"
+        limits.write_text("150000 100000\n")
+        assert cgroup_cpu_quota(str(limits)) == 2
+        limits.write_text("20000 100000\n")  # a fifth of a core still gets one worker
+        assert cgroup_cpu_quota(str(limits)) == 1
+
+    def test_no_cgroup_file_means_no_quota(self, tmp_path: Path) -> None:
+        assert cgroup_cpu_quota(str(tmp_path / "absent")) is None
+
+    def test_help_names_the_default_and_the_setting(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "certcheck", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert "CERTCHECK_WORKERS" in done.stdout
+        assert "one per CPU core available" in done.stdout
+
+
+def _quota_or_many() -> int:
+    return cgroup_cpu_quota() or 1 << 20

@@ -6,15 +6,13 @@ Shared by the HTTP endpoints, the CLI and the re-check jobs, so all of them deci
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from ulid import ULID
-
-from certcheck.observability.metrics import DECISIONS
+from certcheck.ids import new_ulid
+from certcheck.observability.metrics import decisions
 from certcheck.registry.store import RegistryInfo, RegistryStore
 from certcheck.verification.catalogue import Catalogue
 from certcheck.verification.decision import MALFORMED_DECISION, decide
@@ -60,7 +58,7 @@ class Check:
 def malformed(given: str | None, detail: str, registry_as_of: datetime, now: datetime) -> Check:
     """The one way a MALFORMED answer is made: for a number that cannot be a certificate
     number, or a job line that is not a verify request (`given` None, `detail` says why)."""
-    return Check(str(ULID()), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
+    return Check(new_ulid(now), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
 
 
 class Checker:
@@ -80,17 +78,19 @@ class Checker:
             ),
         )
         wanted = {no for no in numbers if no is not None}
-        found = await self.store.lookup(wanted) if wanted else {}
+        found = await self.store.lookup(wanted, now=now) if wanted else {}
         checks = await in_slices(
             list(zip(listings, numbers, strict=True)),
             lambda pair: self._one(
                 pair[0], pair[1], found.get(pair[1]) if pair[1] else None, info, now, today
             ),
         )
-        for (verdict, reason), count in Counter(
-            (c.decision.verdict, c.decision.reason) for c in checks
-        ).items():
-            DECISIONS.labels(decision=verdict.value, reason=reason.value).inc(count)
+        counts: dict[tuple[str, str], int] = {}
+        for c in checks:
+            key = (c.decision.verdict.value, c.decision.reason.value)
+            counts[key] = counts.get(key, 0) + 1
+        for (verdict, reason), count in counts.items():
+            decisions(verdict, reason).inc(count)
         return checks
 
     def _one(
@@ -113,7 +113,7 @@ class Checker:
         )
         decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
         return Check(
-            check_id=str(ULID()),
+            check_id=new_ulid(now),
             cert_no=cert_no,
             decision=decision,
             certificate=certificate,

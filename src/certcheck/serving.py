@@ -40,6 +40,26 @@ def served_app() -> FastAPI:
     return app
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity, bounded by a cgroup v2 CPU quota
+    (a container limited to 2 CPUs on a 64-core host must not start 64 workers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores or 1, quota) if quota is not None else cores or 1)
+
+
+def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    # "max 100000" is no limit; "150000 100000" is 1.5 CPUs, rounded up to 2 workers.
+    try:
+        with open(path, encoding="ascii") as limits:
+            quota, period = limits.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, -(-int(quota) // int(period)))
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The listening address, bound the way uvicorn binds it; raises OSError if it cannot be."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

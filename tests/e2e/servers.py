@@ -58,7 +58,8 @@ def running_server(
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "certcheck", "serve", "--port", str(port), *args],
-            env={**os.environ, **env},
+            # One process unless a test says otherwise: `serve` defaults to one per core.
+            env={**os.environ, "CERTCHECK_WORKERS": "1", **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=workdir,

@@ -47,7 +47,8 @@ async def db_upgrade(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> int:
+def serve(settings: Settings, *, host: str, port: int, workers: int | None, demo: bool) -> int:
+    """`workers` None: one per core available (serving.available_cores)."""
     from certcheck import serving
 
     # Bound before anything is printed or loaded: a port in use fails here, in one line.
@@ -59,7 +60,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, demo: bool)
         key = asyncio.run(_prepare(settings, demo=demo))
         if key is not None:
             print(demo_banner(key, host, port), flush=True)
-        if not serving.run(listener, workers, settings):
+        count = workers if workers is not None else serving.available_cores()
+        if not serving.run(listener, count, settings):
             raise click.ClickException("the service did not start; the log lines above say why")
     return 0
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import queue
 import sys
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -21,6 +25,67 @@ _OURS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "alembic", "alembic.runtime
 
 
 _unqueue: list[Callable[[], None]] = []
+# How long the log thread, woken by a line, waits for more before it writes them all at once.
+_GATHER_SECONDS = 0.005
+_STOP = object()
+
+
+class _LineWriter:
+    """The thread that formats and writes queued lines, a batch at a time.
+
+    logging's QueueListener wakes for every record and writes (and flushes) each on its own:
+    with a line per request, that is a thread switch, a GIL hand-over and a write per request,
+    ~15 µs of CPU on a cache-warm verify. Woken by a line, this thread waits a few
+    milliseconds, takes every line queued by then, and writes them with one call.
+    """
+
+    def __init__(
+        self, records: queue.SimpleQueue[Any], handler: logging.StreamHandler[Any]
+    ) -> None:
+        self._records = records
+        self._handler = handler
+        self._thread = threading.Thread(target=self._run, name="certcheck-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write every line queued so far, then end the thread; a second call does nothing."""
+        if self._thread.is_alive():
+            self._records.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._records.get()]
+            time.sleep(_GATHER_SECONDS)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._records.get_nowait())
+            lines = [record for record in batch if record is not _STOP]
+            self._write(lines)
+            if len(lines) < len(batch):
+                return
+
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        handler = self._handler
+        lines = []
+        for record in records:
+            if record.levelno >= handler.level and handler.filter(record):
+                try:
+                    lines.append(handler.format(record))
+                except Exception:
+                    handler.handleError(record)
+        if not lines:
+            return
+        handler.acquire()
+        try:
+            handler.stream.write("\n".join(lines) + "\n")
+            handler.stream.flush()
+        except Exception:
+            handler.handleError(records[-1])
+        finally:
+            handler.release()
 
 
 def write_directly() -> None:
@@ -51,8 +116,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     # The event loop only enqueues records; a thread formats and writes them, so a slow stderr
     # pipe never stalls request handling.
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    listener = _LineWriter(records, handler)
     listener.start()
     atexit.register(listener.stop)
     root = logging.getLogger()

@@ -6,6 +6,8 @@ Under `serve --workers N` the values live in PROMETHEUS_MULTIPROC_DIR and /metri
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # The latency objective for POST /v1/verify is 100 ms at p99: it gets a bucket of its own.
@@ -150,3 +152,22 @@ CHECK_RECORDS_WAITS = Counter(
     "certcheck_check_record_buffer_waits_total",
     "Times a request waited for room in a full buffer (CERTCHECK_CHECK_BUFFER_FULL=wait).",
 )
+
+
+# Children bound once: `labels()` builds a key and takes a lock on every call, a cost the
+# per-request paths paid several times per answer. The label values are closed sets (see above),
+# so the caches stay small; the bound is a guard, not a limit in practice.
+
+
+@functools.lru_cache(maxsize=1024)
+def request_duration(route: str, method: str, status: int) -> Histogram:
+    return REQUEST_DURATION.labels(route=route, method=method, status=str(status))
+
+
+@functools.lru_cache(maxsize=256)
+def decisions(decision: str, reason: str) -> Counter:
+    return DECISIONS.labels(decision=decision, reason=reason)
+
+
+CACHE_HITS = CACHE_LOOKUPS.labels(result="hit")
+CACHE_MISSES = CACHE_LOOKUPS.labels(result="miss")

@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from ulid import ULID
 
-from certcheck.observability.metrics import REQUEST_DURATION
+from certcheck.ids import new_ulid
+from certcheck.observability.metrics import request_duration
 
 log = logging.getLogger("certcheck.request")
 
@@ -55,15 +55,13 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if _ACCEPTABLE_ID.fullmatch(text):
                 return text
-    return str(ULID())
+    return new_ulid()
 
 
 def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
     route: Any = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
-    REQUEST_DURATION.labels(route=template, method=scope["method"], status=str(status)).observe(
-        seconds
-    )
+    request_duration(template, scope["method"], status).observe(seconds)
     state = scope.get("state", {})
     log.info(
         "request",

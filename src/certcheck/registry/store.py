@@ -26,7 +26,8 @@ from certcheck.db.deadline import Deadline
 from certcheck.db.tables import certificates, registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.observability.metrics import (
-    CACHE_LOOKUPS,
+    CACHE_HITS,
+    CACHE_MISSES,
     REGISTRY_AGE,
     REGISTRY_CERTIFICATES,
     REGISTRY_GENERATION,
@@ -141,9 +142,12 @@ class RegistryStore:
                 log.exception("registry poll failed unexpectedly")
             await asyncio.sleep(interval)
 
-    async def lookup(self, cert_nos: Collection[str]) -> dict[str, Certificate | None]:
-        """Certificates by normalised number; None where the registry has no such number."""
-        self.ensure_usable()
+    async def lookup(
+        self, cert_nos: Collection[str], *, now: datetime | None = None
+    ) -> dict[str, Certificate | None]:
+        """Certificates by normalised number; None where the registry has no such number.
+        `now`: the caller's clock reading, if it has one (saves reading it again)."""
+        self.ensure_usable(now)
         found: dict[str, Certificate | None] = {}
         missing: list[str] = []
         for no in dict.fromkeys(cert_nos):  # a number asked twice is looked up once
@@ -155,9 +159,10 @@ class RegistryStore:
                 found[no] = cached
         self.cache_hits += len(found)
         self.cache_misses += len(missing)
-        CACHE_LOOKUPS.labels(result="hit").inc(len(found))
-        CACHE_LOOKUPS.labels(result="miss").inc(len(missing))
+        if found:
+            CACHE_HITS.inc(len(found))
         if missing:
+            CACHE_MISSES.inc(len(missing))
             found.update(await self._fetch(missing))
         return found
 

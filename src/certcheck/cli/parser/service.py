@@ -31,9 +31,14 @@ from certcheck.sync import fake_upstream as fake_upstream_module
 )
 @click.option(
     "--workers",
-    default=1,
     type=click.IntRange(min=1),
-    help="Processes sharing the port, each with its own cache and job workers.",
+    envvar="CERTCHECK_WORKERS",
+    show_envvar=True,
+    default=None,
+    show_default="one per CPU core available",
+    help="Processes sharing the port, each with its own cache and job workers. A process "
+    "uses one core at most (the GIL), so the default gives each core one: the cores this "
+    "process may run on (CPU affinity), fewer under a cgroup CPU quota (a container's limit).",
 )
 @click.option(
     "--demo",
@@ -41,7 +46,7 @@ from certcheck.sync import fake_upstream as fake_upstream_module
     help="Use ./certcheck.db whatever CERTCHECK_DATABASE_URL says, load 10,000 synthetic "
     "certificates, create a key with every scope and print it with a ready curl line.",
 )
-def serve(host: str, port: int, workers: int, demo: bool) -> int:
+def serve(host: str, port: int, workers: int | None, demo: bool) -> int:
     """Run the HTTP service; applies pending migrations first.
 
     Logs are JSON lines on stderr. SIGTERM drains: /readyz fails for

@@ -1,0 +1,74 @@
+"""Server memory with the certificate cache full: the scenario behind the RSS target.
+
+A server (one worker) is sent batches asking for as many different certificates as its cache
+holds (CERTCHECK_CACHE_SIZE, 200,000 by default; all of the registry if it is smaller), each
+once, so every one is read from the database and kept. Its resident set is then what a worker
+costs at its largest in steady state: the figure is VmRSS with the cache full, and the row's
+RSS column the peak (VmHWM) while filling it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+from bench._common import BenchError, certcheck_serve, served
+from bench.measures import Figure, Measure
+from bench.prepare import Workload
+from bench.procstat import CpuWindow
+
+_DEFAULT_CACHE_SIZE = 200_000  # config.py's default
+# Entries must not expire while the cache fills (the default TTL is 60 s; a loaded machine
+# takes longer than that to read 200,000 certificates).
+_FILLING = {"CERTCHECK_CACHE_TTL": "3600"}
+_MISSES = re.compile(r'^certcheck_registry_cache_lookups_total\{result="miss"\} ([\d.e+]+)$', re.M)
+
+
+def cache_full(db: str) -> Measure:
+    def measure(wl: Workload, _round: dict[str, Figure]) -> Figure:
+        registry = wl.registry(db)
+        size = int(wl.settings.get("CERTCHECK_CACHE_SIZE", _DEFAULT_CACHE_SIZE))
+        bodies = wl.distinct_batches(size)
+        env = registry.env | _FILLING
+        started = time.perf_counter()
+        with served(env, wl.workdir, certcheck_serve("--workers", "1")) as svc:
+            window = CpuWindow(svc.pid)
+            window.start()
+            asked = _fill(svc.base, registry.key, bodies)
+            window.stop()
+            misses = _cache_misses(svc.base)
+            rss = _current_rss_mib(svc.pid)
+        if misses < asked:
+            raise BenchError(f"{asked} certificates asked, but only {misses} read and cached")
+        seconds = round(time.perf_counter() - started, 1)
+        detail = {"cache_size": size, "certificates": asked, "fill_seconds": seconds}
+        return Figure(rss, server_cpu=window.cores, rss_mib=window.peak_rss_mib, detail=detail)
+
+    return measure
+
+
+def _fill(base: str, key: str, bodies: Path) -> int:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    asked = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+        for body in bodies.read_bytes().splitlines():
+            if body:
+                client.post("/v1/verify/batch", content=body).raise_for_status()
+                asked += body.count(b'"cert_no"')
+    return asked
+
+
+def _cache_misses(base: str) -> int:
+    text = httpx.get(f"{base}/metrics", timeout=30).raise_for_status().text
+    found = _MISSES.search(text)
+    return int(float(found.group(1))) if found else 0
+
+
+def _current_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError("no VmRSS in /proc: memory needs Linux")

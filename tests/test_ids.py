@@ -1,0 +1,37 @@
+"""certcheck.ids: ULIDs that python-ulid reads back, in order, with the caller's time."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, datetime
+
+from ulid import ULID
+
+from certcheck.ids import new_ulid
+
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
+
+
+def test_ids_are_ulids_carrying_the_given_time() -> None:
+    at = datetime(2026, 12, 2, 7, 30, 15, 123456, tzinfo=UTC)
+    made = new_ulid(at)
+    assert _ULID.fullmatch(made)
+    parsed = ULID.from_str(made)
+    assert str(parsed) == made  # the same text python-ulid writes for the same value
+    assert parsed.milliseconds == int(at.timestamp() * 1000)
+
+
+def test_ids_made_in_one_millisecond_are_distinct_and_in_order() -> None:
+    at = datetime(2026, 12, 2, 7, 31, tzinfo=UTC)
+    made = [new_ulid(at) for _ in range(5_000)]
+    assert len(set(made)) == len(made)
+    assert made == sorted(made)
+    values = [int(ULID.from_str(m)) for m in made]
+    assert all(b - a == 1 for a, b in itertools.pairwise(values))
+    assert {ULID.from_str(m).milliseconds for m in made} == {int(at.timestamp() * 1000)}
+
+
+def test_without_a_time_the_clock_is_read() -> None:
+    before = int(datetime.now(UTC).timestamp() * 1000)
+    assert ULID.from_str(new_ulid()).milliseconds >= before - 1

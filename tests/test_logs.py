@@ -1,0 +1,54 @@
+"""The log thread writes every queued line, in order, a batch at a time (issue 12)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import logging.handlers
+import queue
+import time
+from typing import Any
+
+from certcheck.observability.logs import _LineWriter
+
+
+def _writer(level: int = logging.INFO) -> tuple[_LineWriter, logging.Logger, io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    logger = logging.getLogger(f"certcheck.test.logs.{time.monotonic_ns()}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(logging.handlers.QueueHandler(records))
+    writer = _LineWriter(records, handler)
+    writer.start()
+    return writer, logger, out
+
+
+def test_every_line_queued_before_stop_is_written_in_order() -> None:
+    writer, logger, out = _writer()
+    for n in range(2_000):
+        logger.info("line %d", n)
+    writer.stop()
+    assert out.getvalue().splitlines() == [f"INFO line {n}" for n in range(2_000)]
+    writer.stop()  # a second stop (atexit after write_directly) does nothing
+
+
+def test_lines_below_the_handlers_level_are_left_out() -> None:
+    writer, logger, out = _writer(logging.WARNING)
+    logger.info("quiet")
+    logger.warning("loud")
+    writer.stop()
+    assert out.getvalue() == "WARNING loud\n"
+
+
+def test_a_line_arrives_within_milliseconds_without_a_stop() -> None:
+    writer, logger, out = _writer()
+    logger.info("soon")
+    deadline = time.monotonic() + 5
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert out.getvalue() == "INFO soon\n"
+    writer.stop()
