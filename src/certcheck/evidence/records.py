@@ -16,7 +16,7 @@ from typing import Any
 
 from certcheck.checking import Check
 from certcheck.registry.rows import certificate_to_snapshot_dict
-from certcheck.verification.records import Certificate
+from certcheck.verification.records import Certificate, Listing
 
 
 class Source(enum.StrEnum):
@@ -34,6 +34,13 @@ class Requested:
     manufacturer: str | None = None
     listing_id: str | None = None
     merchant_id: str | None = None
+
+    @classmethod
+    def of(cls, listing: Listing, listing_id: str | None, merchant_id: str | None) -> Requested:
+        """A listing's claims with the ids that came beside them (a job line, a watched one)."""
+        return cls(
+            listing.product_code, listing.model, listing.manufacturer, listing_id, merchant_id
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,4 @@ _NOTHING = Requested()  # a line that could not be read: nothing of it is known
 
 
 def _requested(item: Parsed) -> Requested:
-    listing = item.listing
-    return Requested(
-        product_code=listing.product_code,
-        model=listing.model,
-        manufacturer=listing.manufacturer,
-        listing_id=item.listing_id,
-        merchant_id=item.merchant_id,
-    )
+    return Requested.of(item.listing, item.listing_id, item.merchant_id)

@@ -63,11 +63,4 @@ async def produce_checks(
 
 
 def _requested(watched: Watched) -> Requested:
-    asked = watched.listing
-    return Requested(
-        product_code=asked.product_code,
-        model=asked.model,
-        manufacturer=asked.manufacturer,
-        listing_id=watched.listing_id,
-        merchant_id=watched.merchant_id,
-    )
+    return Requested.of(watched.listing, watched.listing_id, watched.merchant_id)
