@@ -69,7 +69,7 @@ def measure(kind: str, listings: int, workdir: Path) -> dict[str, Any]:
         with served(env, workdir, certcheck_serve("--workers", "1")) as server:
             upload = _upload(server.base, key, lines)
             job = through_job(server.base, key, lines, listings).seconds
-            revoked = _revoked(rows, target, workdir / "revoked.csv.gz")
+            revoked = revoked_snapshot(rows, target, workdir / "revoked.csv.gz")
             started = time.perf_counter()
             cli(env, "import", str(revoked))
             imported = time.perf_counter() - started
@@ -98,7 +98,8 @@ def _registry(env: dict[str, str], workdir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(rows))
 
 
-def _revoked(rows: list[dict[str, str]], cert_no: str, path: Path) -> Path:
+def revoked_snapshot(rows: list[dict[str, str]], cert_no: str, path: Path) -> Path:
+    """`rows` (a snapshot's CSV rows) written to `path` with `cert_no` revoked."""
     with gzip.open(path, "wt", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()

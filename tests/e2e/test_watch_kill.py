@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.watch import revoked_snapshot
 from sqlalchemy import func, select
 
 from certcheck.db.engine import create_engine
@@ -45,14 +46,6 @@ def _registry(env: dict[str, str], tmp_path: Path) -> list[dict[str, str]]:
     assert cli(env, "import", str(snapshot)).returncode == 0
     with gzip.open(snapshot, "rt", encoding="utf-8", newline="") as rows:
         return list(csv.DictReader(rows))
-
-
-def _revoked(rows: list[dict[str, str]], cert_no: str, path: Path) -> Path:
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({**r, "status": "revoked"} if r["cert_no"] == cert_no else r for r in rows)
-    return path
 
 
 def _stored_events(database_url: str) -> int:
@@ -108,7 +101,9 @@ class TestKillMidRound:
             )
             assert put.status_code == 200, put.text
             hold.touch()
-            imported = cli(env, "import", str(_revoked(rows, target, tmp_path / "revoked.csv.gz")))
+            imported = cli(
+                env, "import", str(revoked_snapshot(rows, target, tmp_path / "revoked.csv.gz"))
+            )
             assert imported.returncode == 0, imported.stderr
             _wait_for(first.output, "watch round held before its commit", 60)
             assert _stored_events(database_url) == 0  # the round is mid-way, nothing committed
