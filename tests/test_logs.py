@@ -52,3 +52,27 @@ def test_a_line_arrives_within_milliseconds_without_a_stop() -> None:
         time.sleep(0.001)
     assert out.getvalue() == "INFO soon\n"
     writer.stop()
+
+
+def test_a_line_made_without_a_record_is_the_formatters_line() -> None:
+    """info_line's cheap lines (the request log line) are the JSON logging's own would be."""
+    from certcheck.observability import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure_logging()
+        logs.write_directly()  # the stream handler, with the JSON formatter, is the root's now
+        formatter = root.handlers[0].formatter
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert formatter is not None
+    fields = {"request_id": "r1", "status": 200, "duration_ms": 0.25, "platform": '商城 "x"'}
+    line = logs._Line("certcheck.request", "request", fields)
+    record = logging.LogRecord(
+        "certcheck.request", logging.INFO, __file__, 1, "request", None, None
+    )
+    record.__dict__.update(fields)
+    record.created = line.created
+    assert line.text() == formatter.format(record)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from certcheck import __version__, startup
 from certcheck.api import openapi, problems
 from certcheck.api.deps import State
-from certcheck.api.limits import BodyCaps, RequestLimits
+from certcheck.api.limits import BodyCaps, InFlight, RequestLimits
 from certcheck.api.ratelimit import KeyRateLimiter
 from certcheck.api.routes import (
     checks,
@@ -25,6 +27,7 @@ from certcheck.api.routes import (
     watch,
     webhook,
 )
+from certcheck.api.verify_lane import VerifyLane
 from certcheck.checking import Checker
 from certcheck.config import AuthMode, Settings
 from certcheck.db.deadline import Deadline
@@ -38,9 +41,26 @@ from certcheck.verification.catalogue import load_catalogue
 log = logging.getLogger(__name__)
 
 
+class CertcheckApp(FastAPI):
+    """The FastAPI app, with POST /v1/verify's common case answered in front of it."""
+
+    lane: VerifyLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.lane is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/v1/verify"
+            and scope["method"] == "POST"
+        ):
+            await self.lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, handle_signals: bool = False) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(
+    app = CertcheckApp(
         title="certcheck",
         version=__version__,
         summary="Real-time verification of China Compulsory Certification (3C) certificates.",
@@ -61,13 +81,16 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.include_router(health.router)
     app.include_router(lookup.router)
     app.include_router(exposition.router)
+    in_flight = InFlight(settings.max_in_flight)
     app.add_middleware(
         RequestLimits,
         caps=BodyCaps.from_settings(settings),
         max_in_flight=settings.max_in_flight,
         database_budget=settings.db_timeout,
+        in_flight=in_flight,
     )
     app.add_middleware(RequestObserver)
+    app.lane = VerifyLane(app, functools.partial(FastAPI.__call__, app), in_flight)
     return app
 
 

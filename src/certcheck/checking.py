@@ -41,6 +41,8 @@ _R = TypeVar("_R")
 async def in_slices(items: Sequence[_T], work: Callable[[_T], _R]) -> list[_R]:
     """`[work(item) for item in items]`, letting other requests run every SLICE items or
     SLICE_SECONDS, whichever comes first."""
+    if len(items) <= _STEP:  # one check's listing: nothing to slice
+        return [work(item) for item in items]
     done: list[_R] = []
     began, since = time.perf_counter(), 0
     for start in range(0, len(items), _STEP):

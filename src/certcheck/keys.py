@@ -147,6 +147,17 @@ class KeyStore:
             return None
         return row.principal
 
+    def cached(self, token: str) -> Principal | None:
+        """The key's principal when the cache holds it confirmed; None when only
+        `authenticate` can tell (not cached, unknown, revoked, or a wrong secret)."""
+        parts = _split(token)
+        if parts is None:
+            return None
+        row = self._cache.get(parts[0])
+        if row is None or not hmac.compare_digest(row.secret_hash, _digest(parts[1])):
+            return None
+        return row.principal
+
     async def _lookup(self, key_id: str) -> _KeyRow | None:
         try:
             row = await self._deadline.call(lambda: self._load(key_id))

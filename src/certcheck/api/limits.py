@@ -56,15 +56,33 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+class InFlight:
+    """Requests in progress, one count for the whole process: the middleware below and the
+    verify lane in front of the app (api/verify_lane.py) share it."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.bound
+
+
 class RequestLimits:
     def __init__(
-        self, app: ASGIApp, *, caps: BodyCaps, max_in_flight: int, database_budget: float
+        self,
+        app: ASGIApp,
+        *,
+        caps: BodyCaps,
+        max_in_flight: int,
+        database_budget: float,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
         self.caps = caps
-        self.max_in_flight = max_in_flight
         self.database_budget = database_budget
-        self.in_flight = 0
+        self.in_flight = in_flight or InFlight(max_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,15 +92,15 @@ class RequestLimits:
         if scope["path"] in _EXEMPT:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight.full:
             await _respond(scope, receive, send, _overloaded())
             return
-        self.in_flight += 1
+        self.in_flight.count += 1
         try:
             with request_budget(self.database_budget):
                 await self._capped(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.count -= 1
 
     async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
         cap = self.caps.for_path(scope["path"])

@@ -147,17 +147,13 @@ async def _validate_items(value: Any, model: type[BaseModel]) -> Any:
     return {**value, "items": await in_slices(items, validated)}
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media, _, params = content_type.partition(";")
     charset = params.strip().lower().removeprefix("charset=").strip('"')
     return media.strip().lower() == "application/json" and charset in ("", "utf-8")
 
 
-# A route's own way to answer the common case without FastAPI's dependency solving and response
-# validation: given the request (its key checked, its media type JSON) and FastAPI's handler, it
-# answers, or hands the request to that handler (which then answers exactly as it always did).
 RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
-FastHandler = Callable[[Request, RouteHandler], Coroutine[Any, Any, Response]]
 
 
 class StrictJsonRoute(APIRoute):
@@ -166,14 +162,12 @@ class StrictJsonRoute(APIRoute):
 
     required_scope: ClassVar[Scope | None] = None
     items_model: ClassVar[type[BaseModel] | None] = None
-    fast: ClassVar[FastHandler | None] = None
 
     def get_route_handler(self) -> RouteHandler:
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
         authorise = None if self.required_scope is None else require(self.required_scope)
-        fast = type(self).fast
 
         async def strict_handler(request: Request) -> Response:
             if authorise is not None:
@@ -186,24 +180,19 @@ class StrictJsonRoute(APIRoute):
                     limiter=state["limiter"],
                     credentials=await _bearer(request),
                 )
-            if not _is_json(request.headers.get("content-type", "")):
+            if not is_json(request.headers.get("content-type", "")):
                 raise UnsupportedMediaType("send the body as application/json (UTF-8)")
             strict = _StrictJsonRequest(request.scope, request.receive)
             strict.items_model = self.items_model
-            # Overridden dependencies (tests do this) go through FastAPI, which honours them.
-            if fast is not None and not getattr(request.app, "dependency_overrides", None):
-                return await fast(strict, handler)
             return await handler(strict)
 
         return strict_handler
 
 
 def strict_json_route(
-    scope: Scope, *, items: type[BaseModel] | None = None, fast: FastHandler | None = None
+    scope: Scope, *, items: type[BaseModel] | None = None
 ) -> type[StrictJsonRoute]:
     """A StrictJsonRoute whose API key must carry `scope`, checked from the headers alone;
-    with `items`, the body's `items` are validated as that model a slice at a time; with
-    `fast`, that function answers (see FastHandler)."""
-    answer = staticmethod(fast) if fast else None
-    attributes = {"required_scope": scope, "items_model": items, "fast": answer}
+    with `items`, the body's `items` are validated as that model a slice at a time."""
+    attributes = {"required_scope": scope, "items_model": items}
     return type(f"StrictJsonRoute_{scope.value}", (StrictJsonRoute,), attributes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import logging.handlers
 import queue
@@ -25,9 +26,50 @@ _OURS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "alembic", "alembic.runtime
 
 
 _unqueue: list[Callable[[], None]] = []
+# The log thread's queue while lines are JSON (configure_logging): `info_line` puts its lines
+# there directly. None otherwise, and once write_directly has run.
+_json_queue: queue.SimpleQueue[Any] | None = None
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 # How long the log thread, woken by a line, waits for more before it writes them all at once.
 _GATHER_SECONDS = 0.005
 _STOP = object()
+
+
+class _Line:
+    """An INFO line of plain JSON values, made without a LogRecord: what the request log line
+    needs, at a tenth of the cost of `Logger.info` with `extra` (a record, a caller lookup, a
+    copy for the queue, python-json-logger's walk of the record's attributes)."""
+
+    __slots__ = ("created", "fields", "logger", "message")
+    levelno = logging.INFO
+
+    def __init__(self, logger: str, message: str, fields: dict[str, Any]) -> None:
+        self.created = time.time()
+        self.logger = logger
+        self.message = message
+        self.fields = fields
+
+    def text(self) -> str:
+        # The keys and their order are those of the JsonFormatter configure_logging sets up.
+        head = {
+            "time": time.strftime(_TIME_FORMAT, time.localtime(self.created)),
+            "level": "INFO",
+            "logger": self.logger,
+            "message": self.message,
+        }
+        return json.dumps(head | self.fields)
+
+
+def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """`logger.info(message, extra=fields)`, cheaply when lines are JSON: `fields` must hold
+    plain JSON values (str, int, float, bool, None). The line skips the logger's own filters
+    and handlers (certcheck sets none: every line goes to the root's queue)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    if _json_queue is None:
+        logger.info(message, extra=fields)
+    else:
+        _json_queue.put(_Line(logger.name, message, fields))
 
 
 class _LineWriter:
@@ -67,11 +109,14 @@ class _LineWriter:
             if len(lines) < len(batch):
                 return
 
-    def _write(self, records: list[logging.LogRecord]) -> None:
+    def _write(self, records: list[logging.LogRecord | _Line]) -> None:
         handler = self._handler
         lines = []
         for record in records:
-            if record.levelno >= handler.level and handler.filter(record):
+            if isinstance(record, _Line):
+                if record.levelno >= handler.level:
+                    lines.append(record.text())
+            elif record.levelno >= handler.level and handler.filter(record):
                 try:
                     lines.append(handler.format(record))
                 except Exception:
@@ -83,7 +128,8 @@ class _LineWriter:
             handler.stream.write("\n".join(lines) + "\n")
             handler.stream.flush()
         except Exception:
-            handler.handleError(records[-1])
+            plain = [r for r in records if isinstance(r, logging.LogRecord)]
+            handler.handleError(plain[-1] if plain else logging.makeLogRecord({"msg": lines[-1]}))
         finally:
             handler.release()
 
@@ -95,6 +141,8 @@ def write_directly() -> None:
     again, which kills it before atexit handlers run, and queued lines (the last of them
     "Application shutdown complete") would be lost.
     """
+    global _json_queue
+    _json_queue = None
     for unqueue in _unqueue:
         unqueue()
     _unqueue.clear()
@@ -102,13 +150,14 @@ def write_directly() -> None:
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     """Called once by the CLI; importing certcheck configures nothing."""
+    global _json_queue
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                datefmt="%Y-%m-%dT%H:%M:%S%z",
+                datefmt=_TIME_FORMAT,
                 reserved_attrs=_NOT_FIELDS,
             )
         )
@@ -119,6 +168,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     records: queue.SimpleQueue[Any] = queue.SimpleQueue()
     listener = _LineWriter(records, handler)
     listener.start()
+    _json_queue = records if json_lines else None
     atexit.register(listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]

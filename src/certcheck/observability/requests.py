@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certcheck.ids import new_ulid
+from certcheck.observability.logs import info_line
 from certcheck.observability.metrics import request_duration
 
 log = logging.getLogger("certcheck.request")
@@ -30,7 +31,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -46,10 +47,11 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _record(scope, status, time.perf_counter() - started, request_id)
+            record(scope, status, time.perf_counter() - started, request_id)
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is short and plain, else a new id."""
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER.encode():
             text: str = value.decode("latin-1")
@@ -58,14 +60,16 @@ def _request_id(scope: Scope) -> str:
     return new_ulid()
 
 
-def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+def record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    """The request's histogram observation and log line."""
     route: Any = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
     request_duration(template, scope["method"], status).observe(seconds)
     state = scope.get("state", {})
-    log.info(
+    info_line(
+        log,
         "request",
-        extra={
+        {
             "request_id": request_id,
             "method": scope["method"],
             "route": template,

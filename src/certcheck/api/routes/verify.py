@@ -14,14 +14,12 @@ from pydantic import TypeAdapter
 
 from certcheck.api.convert import certificate_out, listing_of, requested_of, verify_response
 from certcheck.api.deps import (
-    PRINCIPAL_SCOPE_KEY,
     BatchKey,
     CheckerDep,
     EvidenceDep,
     SettingsDep,
     StoreDep,
     VerifyKey,
-    lifespan_state,
 )
 from certcheck.api.schemas import (
     BatchRequest,
@@ -32,12 +30,11 @@ from certcheck.api.schemas import (
     VerifyResponse,
 )
 from certcheck.api.strict_json import (
-    RouteHandler,
     StrictJsonRoute,
     strict_json_route,
     too_many_items,
 )
-from certcheck.checking import SLICE, Checker, in_slices
+from certcheck.checking import SLICE, Check, Checker, in_slices
 from certcheck.errors import CertificateNotFound, MalformedNumber
 from certcheck.evidence.records import Checked, Source
 from certcheck.evidence.service import Evidence
@@ -64,39 +61,26 @@ async def verify_one(
     request: Request,
 ) -> VerifyResponse:
     """Decide whether one listing may go on sale."""
-    return await _decided(body, checker, evidence, key, request)
+    check = await decided(body, checker, evidence, key, request.scope["state"])
+    return verify_response(check, body.listing_id)
 
 
-async def _decided(
-    body: VerifyRequest, checker: Checker, evidence: Evidence, key: Principal, request: Request
-) -> VerifyResponse:
+async def decided(
+    body: VerifyRequest,
+    checker: Checker,
+    evidence: Evidence,
+    key: Principal,
+    state: dict[str, Any],
+) -> Check:
+    """One verify request's check, recorded; `state` is the request's, whose decision and
+    reason the request log line reads (observability/requests.py)."""
     (check,) = await checker.check((listing_of(body),))
     if evidence.recorder.enabled:
         record = Checked(check, requested_of(body), Source.VERIFY, key.platform)
         await evidence.recorder.add((record,))
-    state = request.scope["state"]  # read by the request log line (observability/requests.py)
     state["decision"] = check.decision.verdict.value
     state["reason"] = check.decision.reason.value
-    return verify_response(check, body.listing_id)
-
-
-async def _verify_fast(request: Request, route: RouteHandler) -> Response:
-    """POST /v1/verify without FastAPI's dependency solving and response validation: the body
-    parsed once (strictly) and validated once, the answer serialised once, straight to bytes.
-    Anything but a valid body goes to the route's FastAPI handler, which answers it exactly as
-    it always did: 422 with FastAPI's error list, 400 for JSON that is not strict or that
-    json.loads cannot take (a 5,000-digit number, deep nesting), an empty body as a missing one.
-    """
-    if not await request.body():
-        return await route(request)
-    try:
-        body = VerifyRequest.model_validate(await request.json())
-    except Exception:  # answered by the route, which fails the same way
-        return await route(request)
-    state = lifespan_state(request)
-    key = request.scope[PRINCIPAL_SCOPE_KEY]  # set by the strict route before this runs
-    answer = await _decided(body, state["checker"], state["evidence"], key, request)
-    return Response(answer.__pydantic_serializer__.to_json(answer), media_type="application/json")
+    return check
 
 
 async def verify_batch(
@@ -160,7 +144,7 @@ router.add_api_route(
     verify_one,
     methods=["POST"],
     responses={**_UNAVAILABLE, 413: {"description": "PAYLOAD_TOO_LARGE"}},
-    route_class_override=strict_json_route(Scope.VERIFY, fast=_verify_fast),
+    route_class_override=strict_json_route(Scope.VERIFY),
 )
 router.add_api_route(
     "/verify/batch",

@@ -1,0 +1,92 @@
+"""A verify answer as JSON bytes, made straight from the check.
+
+What `VerifyResponse`'s serializer writes, byte for byte (tests/api/test_answers.py holds the
+two equal), without building the response and certificate models first: on a cache-warm check
+those two models and their serialisation cost more than the decision. Every value that is not
+a fixed name or a ULID goes through pydantic's own encoder; a certificate's part is encoded
+once and reused while the same certificate object is served.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+from pydantic_core import to_json
+
+from certcheck.api.convert import certificate_out
+from certcheck.checking import Check
+from certcheck.verification.records import Certificate, Reason
+
+# Certificates served recently, by identity: the registry store hands out the same object for
+# a number until it reloads it, so an entry is checked with `is` and never outlives its object.
+_CERTIFICATES_KEPT = 16_384
+
+_NULL = b"null"
+
+
+class _CertificateJson:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[int, tuple[Certificate, bytes]] = {}
+
+    def __call__(self, certificate: Certificate) -> bytes:
+        entry = self._entries.get(id(certificate))
+        if entry is not None and entry[0] is certificate:
+            return entry[1]
+        out = certificate_out(certificate)
+        text = out.__pydantic_serializer__.to_json(out)
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]  # the oldest: first in, first out
+        self._entries[id(certificate)] = (certificate, text)
+        return text
+
+
+_certificate_json = _CertificateJson(_CERTIFICATES_KEPT)
+
+
+@functools.lru_cache(maxsize=256)
+def _reasons_json(reasons: tuple[Reason, ...]) -> bytes:
+    return to_json([reason.value for reason in reasons])
+
+
+@functools.lru_cache(maxsize=16)
+def _time_json(moment: datetime) -> bytes:
+    # The registry's as-of time: the same for every check until the next import or sync.
+    return to_json(moment)
+
+
+def _text(value: str | None) -> bytes:
+    return _NULL if value is None else to_json(value)
+
+
+def verify_json(check: Check, listing_id: str | None) -> bytes:
+    decision = check.decision
+    certificate = _NULL if check.certificate is None else _certificate_json(check.certificate)
+    return b"".join(
+        (
+            b'{"check_id":"',
+            check.check_id.encode(),
+            b'","listing_id":',
+            _text(listing_id),
+            b',"cert_no":',
+            _text(check.cert_no),
+            b',"decision":"',
+            decision.verdict.value.encode(),
+            b'","reason":"',
+            decision.reason.value.encode(),
+            b'","reasons":',
+            _reasons_json(decision.reasons),
+            b',"certificate":',
+            certificate,
+            b',"registry_as_of":',
+            _time_json(check.registry_as_of),
+            b',"checked_at":',
+            to_json(check.checked_at),
+            b',"cert_no_given":',
+            _text(check.given),
+            b',"detail":',
+            _text(check.detail),
+            b"}",
+        )
+    )
