@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import TypeAdapter
 
+from certcheck.api.answers import verify_json
 from certcheck.api.convert import certificate_out, listing_of, requested_of, verify_response
 from certcheck.api.deps import (
     BatchKey,
@@ -101,30 +101,31 @@ async def verify_batch(
                 lambda pair: Checked(pair[0], requested_of(pair[1]), Source.BATCH, key.platform),
             )
         )
-    results = await in_slices(
-        list(zip(checks, body.items, strict=True)),
-        lambda pair: verify_response(pair[0], pair[1].listing_id),
-    )
-    counts = Counter(r.decision for r in results)
+    counts = Counter(check.decision.verdict for check in checks)
     summary = Summary(
         allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
     )
-    return await _batch_json(results, summary)
+    return await _batch_json(checks, body.items, summary)
 
 
-_RESULTS = TypeAdapter(list[VerifyResponse])
-
-
-async def _batch_json(results: list[VerifyResponse], summary: Summary) -> Response:
-    """BatchResponse as JSON, serialised in slices and sent as them: in one piece, 10,000
-    results hold the event loop for longer than a real-time check may wait, and joining their
-    parts costs a copy of the whole 5 MB."""
+async def _batch_json(
+    checks: list[Check], items: list[VerifyRequest], summary: Summary
+) -> Response:
+    """BatchResponse as JSON, written a slice of results at a time (api/answers.py) and sent
+    as those slices: in one piece, 10,000 results hold the event loop for longer than a
+    real-time check may wait, and joining their parts costs a copy of the whole 5 MB."""
     parts = [b'{"results":[']
-    for start in range(0, len(results), SLICE):
+    for start in range(0, len(checks), SLICE):
         if start:
             await asyncio.sleep(0)
             parts.append(b",")
-        parts.append(_RESULTS.dump_json(results[start : start + SLICE])[1:-1])
+        end = start + SLICE
+        parts.append(
+            b",".join(
+                verify_json(check, item.listing_id)
+                for check, item in zip(checks[start:end], items[start:end], strict=True)
+            )
+        )
     parts.append(b'],"summary":%b}' % summary.model_dump_json().encode())
     length = str(sum(len(part) for part in parts))
     return StreamingResponse(
