@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import logging.handlers
@@ -52,12 +53,18 @@ class _Line:
     def text(self) -> str:
         # The keys and their order are those of the JsonFormatter configure_logging sets up.
         head = {
-            "time": time.strftime(_TIME_FORMAT, time.localtime(self.created)),
+            "time": _second(int(self.created)),
             "level": "INFO",
             "logger": self.logger,
             "message": self.message,
         }
         return json.dumps(head | self.fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    # Lines come hundreds a second: the time text is made once per second, not once per line.
+    return time.strftime(_TIME_FORMAT, time.localtime(second))
 
 
 def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
