@@ -41,8 +41,12 @@ def engines(
     endpoints) with long ones, so bulk work can never starve a check."""
     engine = create_engine(settings.database_url, pool_size=_BULK_POOL)
     stack.push_async_callback(engine.dispose)
+    # Every real-time use is a single statement (a look-up, or the one-row insert of a first
+    # signing key), so none needs a transaction around it.
     realtime = create_engine(
-        settings.database_url, deadlines=Deadlines.realtime(settings.db_timeout)
+        settings.database_url,
+        deadlines=Deadlines.realtime(settings.db_timeout),
+        single_statements=True,
     )
     stack.push_async_callback(realtime.dispose)
     stack.push_async_callback(settle, settings.db_timeout)  # runs before the disposes

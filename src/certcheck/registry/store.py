@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy import Select, any_, bindparam, select
+from sqlalchemy import ColumnElement, Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -41,6 +41,20 @@ log = logging.getLogger(__name__)
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _SQLITE_CHUNK = 5_000
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+def _lookup(match: ColumnElement[bool]) -> Select[Any]:
+    # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
+    return (
+        select(registry_state.c.generation.label("_generation"), *certificates.c)
+        .select_from(registry_state.outerjoin(certificates, match))
+        .where(registry_state.c.id == 1)
+    )
+
+
+# Built once: making the statement cost more than running it on a cache-missing check.
+_BY_ARRAY = _lookup(certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String))))
+_BY_LIST = _lookup(certificates.c.cert_no.in_(bindparam("nos", expanding=True)))
 
 
 class _Missing(enum.Enum):
@@ -179,7 +193,7 @@ class RegistryStore:
     async def _read(self, cert_nos: list[str]) -> list[Any]:
         async with self._engine.connect() as conn:
             if self._postgres:
-                result = await conn.execute(self._query(), {"nos": cert_nos})
+                result = await conn.execute(_BY_ARRAY, {"nos": cert_nos})
                 return list(result.mappings())
             return await self._read_chunks(conn, cert_nos)
 
@@ -191,21 +205,9 @@ class RegistryStore:
             rows: list[Any] = []
             for start in range(0, len(cert_nos), _SQLITE_CHUNK):
                 chunk = cert_nos[start : start + _SQLITE_CHUNK]
-                rows.extend((await conn.execute(self._query(chunk))).mappings())
+                rows.extend((await conn.execute(_BY_LIST, {"nos": chunk})).mappings())
             if len({row["_generation"] for row in rows}) <= 1:
                 return rows
-
-    def _query(self, chunk: list[str] | None = None) -> Select[Any]:
-        # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
-        if chunk is None:
-            match = certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String)))
-        else:
-            match = certificates.c.cert_no.in_(chunk)
-        return (
-            select(registry_state.c.generation.label("_generation"), *certificates.c)
-            .select_from(registry_state.outerjoin(certificates, match))
-            .where(registry_state.c.id == 1)
-        )
 
     def _remember(self, asked: Iterable[str], rows: list[Any]) -> dict[str, Certificate | None]:
         if not rows:
