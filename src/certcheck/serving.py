@@ -12,8 +12,10 @@ import socket
 import tempfile
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
+from certcheck import listening
 from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.observability.exposition import MULTIPROC_ENV
@@ -79,12 +81,19 @@ def bind_failure(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
+class QuiescingServer(uvicorn.Server):
+    """Stops taking connections and accepts the queued ones before it closes the listener
+    (listening.py): a client whose connect() succeeded is answered, never reset."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await listening.quiesce(sockets or [])
+        await super().shutdown(sockets)
+
+
 def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
     """Serve on `listener`, bound by `bind` before migrations and the demo banner.
 
     False when the service could not start (the log says why)."""
-    import uvicorn
-
     host, port = listener.getsockname()[:2]
     if workers > 1:
         _prepare_multiprocess_metrics()
@@ -99,11 +108,13 @@ def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
     if workers == 1:
         # Handed over: no window for another process, and no app startup before the bind.
         log.info("listening on http://%s:%d", host, port)
-        server = uvicorn.Server(uvicorn.Config(_APP, host=host, port=port, **options))
+        server = QuiescingServer(uvicorn.Config(_APP, host=host, port=port, **options))
         server.run(sockets=[listener])
         return server.started
     # uvicorn's worker supervisor binds the address itself, at once and before any worker
     # starts; it is not handed ours because its constructor differs between releases.
+    # Its workers share the listener with it and do not quiesce it (a worker also stops when
+    # the supervisor restarts it alone): connections queued when it exits are reset.
     listener.close()
     uvicorn.run(_APP, host=host, port=port, **options)  # exits non-zero if workers cannot start
     return True

@@ -3,7 +3,9 @@ then let uvicorn stop accepting, finish in-flight requests and run the lifespan 
 
 While draining, every answer carries `Connection: close` (api/limits.py), so a keep-alive
 client moves on between two requests rather than meet a connection closed under its request;
-connections still idle at the end get a moment to bring a request (http_protocol.py)."""
+connections still idle at the end get a moment to bring a request (http_protocol.py), and
+the listener takes no new connection but accepts the queued ones before it closes, so none is
+reset (listening.py; one process per `serve` only)."""
 
 from __future__ import annotations
 
