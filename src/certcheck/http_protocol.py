@@ -84,6 +84,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = process_limits()
         self._timer: asyncio.TimerHandle | None = None
+        self._timing_body = False  # the timer is the body's tick (else the headers' deadline)
+        # Set by the parser's callbacks, acted on once the data received has been parsed: most
+        # requests arrive whole in one read and never need a timer of their own.
+        self._awaiting: str | None = None  # "headers", "body" or None (between requests)
         self._in_headers = True
         self._header_bytes = 0
         self._body_bytes = 0
@@ -107,6 +111,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._in_headers and self._header_bytes > self.limits.max_header_bytes:
             self._refuse(431, "HEADERS_TOO_LARGE", self._too_large())
+        elif self._refused:
+            return
+        elif self._awaiting == "headers" and self._timer is None:
+            self._set_timer(self.limits.header_timeout, self._headers_late)
+        elif self._awaiting == "body" and not self._timing_body:
+            self._set_timer(_TICK, self._body_tick)
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # a refusal below already answered and closed
@@ -115,8 +125,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Parser callbacks.
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._timer is None:  # the next request on a kept-alive connection
-            self._set_timer(self.limits.header_timeout, self._headers_late)
+        self._awaiting = "headers"  # on a kept-alive connection, its deadline starts now
 
     def on_headers_complete(self) -> None:
         size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
@@ -125,7 +134,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise ConnectionAbortedError("headers too large")  # stops the parser
         self._in_headers = False
         self._body_bytes, self._body_seconds = 0, 0.0
-        self._set_timer(_TICK, self._body_tick)
+        self._awaiting = "body"
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False  # answer it, then close
@@ -135,7 +144,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._set_timer(None)
+        self._awaiting = None
+        if self._timer is not None:
+            self._set_timer(None)
         self._in_headers, self._header_bytes = True, 0
         super().on_message_complete()
 
@@ -157,6 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None if delay is None else self.loop.call_later(delay, callback)
+        self._timing_body = callback == self._body_tick
 
     def _headers_late(self) -> None:
         self._timer = None

@@ -88,6 +88,21 @@ class TestHeaderDeadline:
             assert time.monotonic() - started < HEADER_TIMEOUT + 3
         assert answer.startswith(b"HTTP/1.1 408 ")
 
+    def test_a_kept_alive_connection_trickling_its_next_request_is_cut_off(
+        self, server: Server
+    ) -> None:
+        # The deadline is armed once a read leaves a request unfinished, not at every request.
+        with connect(server) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            first = b""
+            while b"\r\n\r\n" not in first or not first.endswith(b"}"):
+                first += slow.recv(65_536)  # the head and the JSON body may come apart
+            assert first.startswith(b"HTTP/1.1 200 "), first
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+            seconds, answer = trickle_until_closed(slow, b"X", limit=HEADER_TIMEOUT + 10)
+        assert seconds < HEADER_TIMEOUT + 3
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+
     def test_keep_alive_requests_each_get_the_full_deadline(self, server: Server) -> None:
         with httpx.Client(base_url=server.base) as client:
             for _ in range(3):
