@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Dialect, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck.checking import Check
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
 from certcheck.evidence import aggregates, partitions
-from certcheck.evidence.records import COLUMNS, Checked, as_json, row_of
-from certcheck.evidence.tally import Tally, tally
+from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, as_json, rows_of
+from certcheck.evidence.tally import Tally, tally_lines
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
@@ -39,9 +40,28 @@ class Batch:
     tally: Tally
 
 
-def batch_of(items: Sequence[Checked]) -> Batch:
+def batch_of(items: Iterable[Checked]) -> Batch:
     """CPU only: the buffer makes it in a worker thread, off the event loop."""
-    return Batch([row_of(item) for item in items], tally(items))
+    grouped: dict[tuple[str, Source, str | None], list[tuple[Check, Requested]]] = {}
+    for item in items:
+        key = (item.platform, item.source, item.job_id)
+        lines = grouped.get(key)
+        if lines is None:
+            grouped[key] = lines = []
+        lines.append((item.check, item.requested))
+    rows: list[tuple[Any, ...]] = []
+    counted = Tally()
+    for (platform, source, job_id), lines in grouped.items():
+        rows += rows_of(lines, platform, source, job_id)
+        tally_lines(lines, platform, source, counted)
+    return Batch(rows, counted)
+
+
+def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
+    """The records of a job's lines: batch_of without a Checked per line. CPU only."""
+    counted = Tally()
+    tally_lines(lines, platform, Source.JOB, counted)
+    return Batch(rows_of(lines, platform, Source.JOB, job_id), counted)
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
@@ -62,7 +82,7 @@ def _ready(batch: Batch, dialect: Dialect) -> _Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
     if dialect.name == "postgresql":
         records = list(batch.rows)
-        days = {partitions.day_of(row[1]) for row in records}
+        days = {partitions.day_of(at) for at in {row[1] for row in records}}
     else:
         # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
         # through its bind processors on the event loop (db/bulk.py).
@@ -91,6 +111,8 @@ async def write_all(engine: AsyncEngine, batch: Batch) -> None:
 
 async def _write(conn: AsyncConnection, ready: _Ready) -> None:
     if conn.dialect.name == "postgresql":
+        # COPY, not a JSON text as the aggregates (jsonrows.py): a record's certificate is
+        # JSON already, and escaping it into more JSON cost more than asyncpg's encoding.
         driver = await bulk.driver(conn)
         await driver.copy_records_to_table(
             "check_records", records=_sliced(ready.records), columns=COLUMNS
