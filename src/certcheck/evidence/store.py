@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.checking import Check
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
-from certcheck.evidence import aggregates, partitions
+from certcheck.evidence import aggregates, collector, partitions
 from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, as_json, rows_of
 from certcheck.evidence.tally import Tally, tally_lines
 
@@ -51,17 +51,19 @@ def batch_of(items: Iterable[Checked]) -> Batch:
         lines.append((item.check, item.requested))
     rows: list[tuple[Any, ...]] = []
     counted = Tally()
-    for (platform, source, job_id), lines in grouped.items():
-        rows += rows_of(lines, platform, source, job_id)
-        tally_lines(lines, platform, source, counted)
+    with collector.paused():
+        for (platform, source, job_id), lines in grouped.items():
+            rows += rows_of(lines, platform, source, job_id)
+            tally_lines(lines, platform, source, counted)
     return Batch(rows, counted)
 
 
 def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
     """The records of a job's lines: batch_of without a Checked per line. CPU only."""
     counted = Tally()
-    tally_lines(lines, platform, Source.JOB, counted)
-    return Batch(rows_of(lines, platform, Source.JOB, job_id), counted)
+    with collector.paused():
+        tally_lines(lines, platform, Source.JOB, counted)
+        return Batch(rows_of(lines, platform, Source.JOB, job_id), counted)
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
@@ -80,6 +82,11 @@ class _Ready:
 
 def _ready(batch: Batch, dialect: Dialect) -> _Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
+    with collector.paused():
+        return _made_ready(batch, dialect)
+
+
+def _made_ready(batch: Batch, dialect: Dialect) -> _Ready:
     if dialect.name == "postgresql":
         records = list(batch.rows)
         days = {partitions.day_of(at) for at in {row[1] for row in records}}
