@@ -215,10 +215,12 @@ async def fold(conn: AsyncConnection, ready: Ready) -> None:
     """Add a tally, made `ready`, to the aggregates, inside `conn`'s transaction."""
     driver = await bulk.driver(conn)
     if isinstance(ready, _PostgresReady):
+        # The counters last: every writer updates the same few, and holds them until it
+        # commits; the others wait for them meanwhile.
         for sql, rows in (
-            (_PG_COUNTS, ready.counts),
             (_PG_MEMBERS, ready.members),
             (_PG_SIGNALS, ready.signals),
+            (_PG_COUNTS, ready.counts),
         ):
             if rows is not None:
                 await driver.execute(sql, rows)

@@ -72,7 +72,7 @@ async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ready:
+class Ready:
     """A batch as the driver takes it, made in a worker thread (`_ready`)."""
 
     records: list[tuple[Any, ...]]  # PostgreSQL: the rows, for COPY; SQLite: for its driver
@@ -80,13 +80,13 @@ class _Ready:
     fold: aggregates.Ready
 
 
-def _ready(batch: Batch, dialect: Dialect) -> _Ready:
+def _ready(batch: Batch, dialect: Dialect) -> Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
     with collector.paused():
         return _made_ready(batch, dialect)
 
 
-def _made_ready(batch: Batch, dialect: Dialect) -> _Ready:
+def _made_ready(batch: Batch, dialect: Dialect) -> Ready:
     if dialect.name == "postgresql":
         records = list(batch.rows)
         days = {partitions.day_of(at) for at in {row[1] for row in records}}
@@ -94,11 +94,28 @@ def _made_ready(batch: Batch, dialect: Dialect) -> _Ready:
         # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
         # through its bind processors on the event loop (db/bulk.py).
         records, days = bulk.per_dialect(_insert, dialect).rows(batch.rows), set()
-    return _Ready(records, days, aggregates.ready(batch.tally, dialect))
+    return Ready(records, days, aggregates.ready(batch.tally, dialect))
 
 
 def _insert(dialect: Dialect) -> bulk.Statement:
     return bulk.statement(insert(check_records), dialect, COLUMNS)
+
+
+def job_ready(
+    lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str, dialect: Dialect
+) -> Ready:
+    """A job chunk's records, ready to write (`write_ready`). CPU only: a worker thread."""
+    return _ready(job_batch(lines, platform, job_id), dialect)
+
+
+async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:
+    """The day partitions `ready`'s records go in; outside any write transaction."""
+    await partitions.ensure(engine, ready.days)
+
+
+async def write_ready(conn: AsyncConnection, ready: Ready) -> None:
+    """Insert records made ready and fold their tally on `conn`, inside its transaction."""
+    await _write(conn, ready)
 
 
 async def write(conn: AsyncConnection, batch: Batch) -> None:
@@ -116,7 +133,7 @@ async def write_all(engine: AsyncEngine, batch: Batch) -> None:
         await _write(conn, ready)
 
 
-async def _write(conn: AsyncConnection, ready: _Ready) -> None:
+async def _write(conn: AsyncConnection, ready: Ready) -> None:
     if conn.dialect.name == "postgresql":
         # COPY, not a JSON text as the aggregates (jsonrows.py): a record's certificate is
         # JSON already, and escaping it into more JSON cost more than asyncpg's encoding.
