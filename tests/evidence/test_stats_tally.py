@@ -229,14 +229,16 @@ _items = st.lists(
 def test_every_check_counts_once_and_every_id_is_a_member(items: list[Checked]) -> None:
     out = tally(items)
     assert sum(out.counts.values()) == len(items)
-    listed = {(m.platform, m.member) for m in out.members if m.kind == LISTING}
+    members = [Member._make(row) for row in out.members]
+    listed = {(m.platform, m.member) for m in members if m.kind == LISTING}
     assert listed == {
         (i.platform, i.requested.listing_id) for i in items if i.requested.listing_id is not None
     }
     numbered = Counter((i.platform, i.check.cert_no) for i in items if i.check.cert_no)
+    signals = {SignalKey._make(key): delta for key, delta in out.signals.items()}
     many = {
         (k.platform, k.cert_no): d.checks
-        for k, d in out.signals.items()
+        for k, d in signals.items()
         if k.kind == SignalKind.MANY_MERCHANTS
     }
     assert many == dict(numbered)

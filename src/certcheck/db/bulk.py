@@ -35,16 +35,25 @@ class Statement:
         """`rows` (values in `columns` order) as the driver takes them: each value through its
         column type's bind processor for the dialect, as conn.execute would. CPU only: call it
         in a worker thread."""
-        processors = self.processors
-        if not any(processors):
+        processed = [(at, process) for at, process in enumerate(self.processors) if process]
+        if not processed:
             return [tuple(row) for row in rows]
-        return [
-            tuple(
-                value if process is None or value is None else process(value)
-                for process, value in zip(processors, row, strict=True)
-            )
-            for row in rows
-        ]
+        # The rows of a batch share their few times and days (every check of a job's chunk
+        # has the same `checked_at` object): each distinct object is processed once. By
+        # identity, not equality: equal times in different zones need not process alike.
+        seen: list[dict[int, tuple[Any, Any]]] = [{} for _ in processed]
+        out = []
+        for row in rows:
+            values = list(row)
+            for (at, process), memo in zip(processed, seen, strict=True):
+                value = values[at]
+                if value is not None:
+                    known = memo.get(id(value))
+                    if known is None:  # kept with the value: its id is not reused meanwhile
+                        known = memo[id(value)] = (value, process(value))
+                    values[at] = known[1]
+            out.append(tuple(values))
+        return out
 
 
 def statement(stmt: ClauseElement, dialect: Dialect, columns: Sequence[str]) -> Statement:

@@ -1,29 +1,33 @@
 """Folding a Tally into the statistics and signal tables, and forgetting them with the records.
 
 Upserts (INSERT ... ON CONFLICT) in the transaction that writes the records, so the figures
-and the records they count commit together. Rows go in primary-key order: two processes
-folding at once on PostgreSQL lock the same counters in the same order and cannot deadlock.
-The rows are made ready for the driver in a worker thread (`ready`, called by store.py) and
-sent with the driver's executemany (db/bulk.py): `fold` does no per-row work on the loop.
+and the records they count commit together. The rows are made ready for the driver in a
+worker thread (`ready`, called by store.py), so `fold` does no per-row work on the event loop:
+
+- PostgreSQL: one statement per table, its rows read from one JSON text (jsonrows.py), in
+  primary-key order: two processes folding at once lock the same rows in the same order and
+  cannot deadlock. The merchants new to a signal are counted by the same statement.
+- SQLite (one writer at a time): the driver's executemany of ready rows (db/bulk.py), which
+  was cheaper there than reading JSON (json_extract parses a row once per column).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Dialect, String, and_, case, delete, exists, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.db import bulk
 from certcheck.db.tables import check_counts, check_members, signal_counts, signal_merchants
+from certcheck.evidence import jsonrows
 from certcheck.evidence.tally import EVIDENCE_IDS, CountKey, Member, SignalKey, Tally
 from certcheck.verification.numbers import today_in_shanghai
 
@@ -33,26 +37,61 @@ _COUNT_COLUMNS = (*CountKey._fields, "checks")
 _SIGNAL_COLUMNS = (*SignalKey._fields, "checks", "merchants", "evidence", "last_checked_at")
 _MERCHANTS_AT = _SIGNAL_COLUMNS.index("merchants")
 _MERCHANT_COLUMNS = (*SignalKey._fields, "merchant_id")
-_K = TypeVar("_K", bound=tuple[Any, ...])
+_KEY = ", ".join(SignalKey._fields)
+
+
+def _by_position(columns: int) -> str:
+    return ", ".join(map(str, range(1, columns + 1)))
+
+
+_PG_COUNTS = (
+    f"INSERT INTO check_counts AS t ({', '.join(_COUNT_COLUMNS)}) "
+    + jsonrows.rows_from(("date", *(None,) * 5, "bigint"))
+    + f" ORDER BY {_by_position(len(CountKey._fields))} "
+    f"ON CONFLICT ({', '.join(CountKey._fields)}) DO UPDATE SET checks = t.checks + excluded.checks"
+)
+_PG_MEMBERS = (
+    f"INSERT INTO check_members ({', '.join(Member._fields)}) "
+    + jsonrows.rows_from(("date", *(None,) * 6))
+    + f" ORDER BY {_by_position(len(Member._fields))} ON CONFLICT DO NOTHING"
+)
+# Each row of the JSON: the signal's key, checks, evidence, last_checked_at and its merchants
+# (a list). A merchant counts for the transaction that inserted it: the rows `new` returns,
+# which leave out one another process inserted first (waited for until that one commits).
+_PG_SIGNALS = (
+    "WITH u AS (SELECT e->>0 AS platform, e->>1 AS cert_no, e->>2 AS kind, "
+    "(e->>3)::bigint AS checks, e->>4 AS evidence, (e->>5)::timestamptz AS last_checked_at, "
+    "e->6 AS merchants FROM jsonb_array_elements($1::jsonb) AS e), "
+    f"new AS (INSERT INTO signal_merchants ({', '.join(_MERCHANT_COLUMNS)}) "
+    "SELECT u.platform, u.cert_no, u.kind, m.merchant_id FROM u "
+    "CROSS JOIN LATERAL jsonb_array_elements_text(u.merchants) AS m(merchant_id) "
+    f"ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING RETURNING {_KEY}), "
+    f"gained AS (SELECT {_KEY}, count(*) AS merchants FROM new GROUP BY {_KEY}) "
+    f"INSERT INTO signal_counts AS t ({', '.join(_SIGNAL_COLUMNS)}) "
+    "SELECT u.platform, u.cert_no, u.kind, u.checks, coalesce(g.merchants, 0), u.evidence, "
+    f"u.last_checked_at FROM u LEFT JOIN gained AS g USING ({_KEY}) ORDER BY 1, 2, 3 "
+    f"ON CONFLICT ({_KEY}) DO UPDATE SET checks = t.checks + excluded.checks, "
+    "merchants = t.merchants + excluded.merchants, "
+    # The batch's ids before the older ones; ids are of one width, so cutting at 20 ids'
+    # worth of characters keeps whole ids.
+    f"evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {_EVIDENCE_CHARS}), "
+    "last_checked_at = greatest(t.last_checked_at, excluded.last_checked_at)"
+)
 
 
 @dataclass(frozen=True, slots=True)
-class _Statements:
-    """The upserts of one dialect, compiled once (bulk.per_dialect)."""
+class _SqliteStatements:
+    """SQLite's upserts, compiled once (bulk.per_dialect)."""
 
     counts: bulk.Statement
     members: bulk.Statement
     signals: bulk.Statement
-    merchants: bulk.Statement  # RETURNING the keys of the merchants new to their signal
 
     @classmethod
-    def of(cls, dialect: Dialect) -> _Statements:
-        # Both dialects spell the upsert alike; only the construct's home differs.
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        counts = insert(check_counts)
-        signals = insert(signal_counts)
-        s, excluded, m = signal_counts.c, signals.excluded, signal_merchants.c
-        merchants = insert(signal_merchants).on_conflict_do_nothing()
+    def of(cls, dialect: Dialect) -> _SqliteStatements:
+        counts = sqlite.insert(check_counts)
+        signals = sqlite.insert(signal_counts)
+        s, excluded = signal_counts.c, signals.excluded
         return cls(
             counts=bulk.statement(
                 counts.on_conflict_do_update(
@@ -63,7 +102,7 @@ class _Statements:
                 _COUNT_COLUMNS,
             ),
             members=bulk.statement(
-                insert(check_members).on_conflict_do_nothing(), dialect, Member._fields
+                sqlite.insert(check_members).on_conflict_do_nothing(), dialect, Member._fields
             ),
             signals=bulk.statement(
                 signals.on_conflict_do_update(
@@ -71,9 +110,8 @@ class _Statements:
                     set_={
                         "checks": s.checks + excluded.checks,
                         "merchants": s.merchants + excluded.merchants,
-                        # The batch's ids before the older ones; ids are of one width, so
-                        # cutting at 20 ids' worth of characters keeps whole ids. Constants
-                        # are literal: a bound one would be a parameter of every row.
+                        # As _PG_SIGNALS. Constants are literal: a bound one would be a
+                        # parameter of every row.
                         "evidence": func.substr(
                             excluded.evidence + literal_column("' '", String) + s.evidence,
                             literal_column("1"),
@@ -91,9 +129,6 @@ class _Statements:
                 dialect,
                 _SIGNAL_COLUMNS,
             ),
-            merchants=bulk.statement(
-                merchants.returning(m.platform, m.cert_no, m.kind), dialect, _MERCHANT_COLUMNS
-            ),
         )
 
 
@@ -109,49 +144,63 @@ _SQLITE_MERCHANTS = (
 
 
 @dataclass(frozen=True, slots=True)
-class Ready:
-    """A tally's rows, in primary-key order and ready for the driver: made by `ready` in a
-    worker thread, so folding does no per-row work on the event loop."""
+class _PostgresReady:
+    """Each statement's JSON text (None: no rows)."""
 
-    statements: _Statements
+    counts: str | None
+    members: str | None
+    signals: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _SqliteReady:
+    """Each statement's rows, ready for the driver."""
+
     counts: list[tuple[Any, ...]]
     members: list[tuple[Any, ...]]
-    merchants: list[tuple[Any, ...]]  # SQLite: one parameter set, the JSON array
+    merchants: str | None  # the JSON array _SQLITE_MERCHANTS reads
     signals: list[tuple[Any, ...]]  # their `merchants` 0 until the new merchants are known
 
 
+Ready = _PostgresReady | _SqliteReady
+
+
 def ready(tally: Tally, dialect: Dialect) -> Ready:
-    """CPU only: call it in a worker thread."""
-    st = bulk.per_dialect(_Statements.of, dialect)
-    merchants = st.merchants.rows(
-        (*key, merchant) for key, merchant in _in_order(tally.signal_merchants)
-    )
-    return Ready(
-        statements=st,
-        counts=st.counts.rows((*key, n) for key, n in _in_order(tally.counts.items())),
-        members=st.members.rows(_in_order(tally.members)),
-        merchants=(
-            merchants
-            if dialect.name == "postgresql" or not merchants
-            else [(_json_array(merchants),)]
-        ),
+    """A tally as its database takes it. CPU only: call it in a worker thread."""
+    counts = [(*key, n) for key, n in tally.counts.items()]
+    if dialect.name == "postgresql":
+        by_signal: dict[tuple[str, str, str], list[str]] = {}
+        for key, merchant in tally.signal_merchants:
+            listed = by_signal.get(key)
+            if listed is None:
+                by_signal[key] = [merchant]
+            else:
+                listed.append(merchant)
+        nobody: list[str] = []
+        signals = [
+            (*key, d.checks, " ".join(d.evidence), d.last_checked_at, by_signal.get(key, nobody))
+            for key, d in tally.signals.items()
+        ]
+        members = list(tally.members)
+        return _PostgresReady(
+            counts=jsonrows.encode(counts) if counts else None,
+            members=jsonrows.encode(members) if members else None,
+            signals=jsonrows.encode(signals) if signals else None,
+        )
+    st = bulk.per_dialect(_SqliteStatements.of, dialect)
+    merchants = [(*key, merchant) for key, merchant in tally.signal_merchants]
+    return _SqliteReady(
+        counts=st.counts.rows(counts),
+        members=st.members.rows(tally.members),
+        merchants=_json_array(merchants) if merchants else None,
         signals=st.signals.rows(
-            (*key, delta.checks, 0, " ".join(delta.evidence), delta.last_checked_at)
-            for key, delta in _in_order(tally.signals.items())
+            (*key, d.checks, 0, " ".join(d.evidence), d.last_checked_at)
+            for key, d in tally.signals.items()
         ),
     )
 
 
-# The work above runs in a thread, but holds the GIL (so the event loop's thread waits) for
-# the whole of any one call into C: sorting 20,000 keys or serialising 10,000 rows at once
-# takes 10-60 ms on a busy machine. In runs of this many, the interpreter can switch between.
-_RUN = 1_000
-
-
-def _in_order(items: Iterable[_K]) -> Iterator[_K]:
-    """`items` sorted; heapq.merge is Python, so the GIL can pass between two items."""
-    listed = list(items)
-    return heapq.merge(*(sorted(listed[at : at + _RUN]) for at in range(0, len(listed), _RUN)))
+_RUN = 1_000  # rows per json.dumps call: the GIL can pass between two
 
 
 def _json_array(rows: Sequence[tuple[Any, ...]]) -> str:
@@ -164,31 +213,28 @@ def _json_array(rows: Sequence[tuple[Any, ...]]) -> str:
 
 async def fold(conn: AsyncConnection, ready: Ready) -> None:
     """Add a tally, made `ready`, to the aggregates, inside `conn`'s transaction."""
-    st = ready.statements
+    driver = await bulk.driver(conn)
+    if isinstance(ready, _PostgresReady):
+        # The counters last: every writer updates the same few, and holds them until it
+        # commits; the others wait for them meanwhile.
+        for sql, rows in (
+            (_PG_MEMBERS, ready.members),
+            (_PG_SIGNALS, ready.signals),
+            (_PG_COUNTS, ready.counts),
+        ):
+            if rows is not None:
+                await driver.execute(sql, rows)
+        return
+    st = bulk.per_dialect(_SqliteStatements.of, conn.dialect)
     await bulk.executemany(conn, st.counts, ready.counts)
     await bulk.executemany(conn, st.members, ready.members)
     signals = ready.signals
-    new = await _new_merchants(conn, ready)
-    if new:
-        signals = await asyncio.to_thread(_with_merchants, signals, new)
+    if ready.merchants is not None:
+        async with driver.execute(_SQLITE_MERCHANTS, (ready.merchants,)) as cursor:
+            new: Sequence[Sequence[Any]] = await cursor.fetchall()
+        if new:
+            signals = await asyncio.to_thread(_with_merchants, signals, new)
     await bulk.executemany(conn, st.signals, signals)
-
-
-async def _new_merchants(conn: AsyncConnection, ready: Ready) -> Sequence[Sequence[Any]]:
-    """Insert the merchants; the keys of those that were new, one per merchant. Only rows
-    this transaction inserted come back: a merchant another process inserted first (on
-    PostgreSQL, this waits for its commit) counts there and not here."""
-    if not ready.merchants:
-        return []
-    driver = await bulk.driver(conn)
-    if conn.dialect.name == "postgresql":
-        found: Sequence[Sequence[Any]] = await driver.fetchmany(
-            ready.statements.merchants.sql, ready.merchants
-        )
-        return found
-    async with driver.execute(_SQLITE_MERCHANTS, ready.merchants[0]) as cursor:
-        rows: Sequence[Sequence[Any]] = await cursor.fetchall()
-    return rows
 
 
 def _with_merchants(

@@ -9,14 +9,14 @@ from __future__ import annotations
 import enum
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from certcheck.checking import Check
 from certcheck.registry.rows import certificate_to_snapshot_dict
-from certcheck.verification.records import Certificate, Listing
+from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
 
 class Source(enum.StrEnum):
@@ -97,6 +97,58 @@ def row_of(item: Checked) -> tuple[Any, ...]:
         None if certificate is None else certificate_text(certificate),
         check.registry_as_of,
     )
+
+
+def rows_of(
+    lines: Iterable[tuple[Check, Requested]], platform: str, source: Source, job_id: str | None
+) -> list[tuple[Any, ...]]:
+    """row_of for many checks of one platform, source and job (a job's chunk, say): what is
+    the same for many of them is made once (a certificate's JSON once per certificate)."""
+    source_value = source.value
+    # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
+    # cannot be reused by another meanwhile.
+    texts: dict[int, tuple[Certificate, str]] = {}
+    reasons_text: dict[tuple[Reason, ...], str] = {}
+    verdicts = _VERDICTS
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for check, asked in lines:
+        decision = check.decision
+        reasons = decision.reasons
+        said = reasons_text.get(reasons)
+        if said is None:
+            said = reasons_text[reasons] = " ".join(reason.value for reason in reasons)
+        certificate = check.certificate
+        if certificate is None:
+            text = None
+        else:
+            known = texts.get(id(certificate))
+            if known is None:
+                known = texts[id(certificate)] = (certificate, certificate_text(certificate))
+            text = known[1]
+        append(
+            (
+                check.check_id,
+                check.checked_at,
+                platform,
+                source_value,
+                job_id,
+                check.cert_no,
+                asked.product_code,
+                asked.model,
+                asked.manufacturer,
+                asked.listing_id,
+                asked.merchant_id,
+                verdicts[decision.verdict],
+                said,
+                text,
+                check.registry_as_of,
+            )
+        )
+    return rows
+
+
+_VERDICTS = {verdict: verdict.value for verdict in Verdict}
 
 
 # Most checks ask for numbers checked a moment ago: the same cached Certificate objects come back

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Dialect, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck.checking import Check
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
-from certcheck.evidence import aggregates, partitions
-from certcheck.evidence.records import COLUMNS, Checked, as_json, row_of
-from certcheck.evidence.tally import Tally, tally
+from certcheck.evidence import aggregates, collector, partitions
+from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, as_json, rows_of
+from certcheck.evidence.tally import Tally, tally_lines
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
@@ -39,9 +40,30 @@ class Batch:
     tally: Tally
 
 
-def batch_of(items: Sequence[Checked]) -> Batch:
+def batch_of(items: Iterable[Checked]) -> Batch:
     """CPU only: the buffer makes it in a worker thread, off the event loop."""
-    return Batch([row_of(item) for item in items], tally(items))
+    grouped: dict[tuple[str, Source, str | None], list[tuple[Check, Requested]]] = {}
+    for item in items:
+        key = (item.platform, item.source, item.job_id)
+        lines = grouped.get(key)
+        if lines is None:
+            grouped[key] = lines = []
+        lines.append((item.check, item.requested))
+    rows: list[tuple[Any, ...]] = []
+    counted = Tally()
+    with collector.paused():
+        for (platform, source, job_id), lines in grouped.items():
+            rows += rows_of(lines, platform, source, job_id)
+            tally_lines(lines, platform, source, counted)
+    return Batch(rows, counted)
+
+
+def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
+    """The records of a job's lines: batch_of without a Checked per line. CPU only."""
+    counted = Tally()
+    with collector.paused():
+        tally_lines(lines, platform, Source.JOB, counted)
+        return Batch(rows_of(lines, platform, Source.JOB, job_id), counted)
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
@@ -50,7 +72,7 @@ async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ready:
+class Ready:
     """A batch as the driver takes it, made in a worker thread (`_ready`)."""
 
     records: list[tuple[Any, ...]]  # PostgreSQL: the rows, for COPY; SQLite: for its driver
@@ -58,20 +80,42 @@ class _Ready:
     fold: aggregates.Ready
 
 
-def _ready(batch: Batch, dialect: Dialect) -> _Ready:
+def _ready(batch: Batch, dialect: Dialect) -> Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
+    with collector.paused():
+        return _made_ready(batch, dialect)
+
+
+def _made_ready(batch: Batch, dialect: Dialect) -> Ready:
     if dialect.name == "postgresql":
         records = list(batch.rows)
-        days = {partitions.day_of(row[1]) for row in records}
+        days = {partitions.day_of(at) for at in {row[1] for row in records}}
     else:
         # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
         # through its bind processors on the event loop (db/bulk.py).
         records, days = bulk.per_dialect(_insert, dialect).rows(batch.rows), set()
-    return _Ready(records, days, aggregates.ready(batch.tally, dialect))
+    return Ready(records, days, aggregates.ready(batch.tally, dialect))
 
 
 def _insert(dialect: Dialect) -> bulk.Statement:
     return bulk.statement(insert(check_records), dialect, COLUMNS)
+
+
+def job_ready(
+    lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str, dialect: Dialect
+) -> Ready:
+    """A job chunk's records, ready to write (`write_ready`). CPU only: a worker thread."""
+    return _ready(job_batch(lines, platform, job_id), dialect)
+
+
+async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:
+    """The day partitions `ready`'s records go in; outside any write transaction."""
+    await partitions.ensure(engine, ready.days)
+
+
+async def write_ready(conn: AsyncConnection, ready: Ready) -> None:
+    """Insert records made ready and fold their tally on `conn`, inside its transaction."""
+    await _write(conn, ready)
 
 
 async def write(conn: AsyncConnection, batch: Batch) -> None:
@@ -89,8 +133,10 @@ async def write_all(engine: AsyncEngine, batch: Batch) -> None:
         await _write(conn, ready)
 
 
-async def _write(conn: AsyncConnection, ready: _Ready) -> None:
+async def _write(conn: AsyncConnection, ready: Ready) -> None:
     if conn.dialect.name == "postgresql":
+        # COPY, not a JSON text as the aggregates (jsonrows.py): a record's certificate is
+        # JSON already, and escaping it into more JSON cost more than asyncpg's encoding.
         driver = await bulk.driver(conn)
         await driver.copy_records_to_table(
             "check_records", records=_sliced(ready.records), columns=COLUMNS

@@ -7,16 +7,16 @@ the tables in the transaction that writes the records, so a request never reads 
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
 
-from certcheck.evidence.records import Checked
+from certcheck.checking import Check
+from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.verification.catalogue import clean_code
 from certcheck.verification.numbers import today_in_shanghai
-from certcheck.verification.records import Reason
+from certcheck.verification.records import Reason, Verdict
 
 EVIDENCE_IDS = 20  # check ids kept per signal (evidence.md: at most 20)
 LISTING, MERCHANT = "L", "M"
@@ -73,12 +73,18 @@ class SignalDelta:
     last_checked_at: datetime | None = None
 
 
+# A batch makes thousands of membership rows and signal keys: they are plain tuples in the
+# column order of Member and SignalKey (making a NamedTuple costs a Python call each).
+MemberRow = tuple[date, str, str, str, str, str, str]
+SignalId = tuple[str, str, str]
+
+
 @dataclass(slots=True)
 class Tally:
     counts: dict[CountKey, int] = field(default_factory=dict)
-    members: set[Member] = field(default_factory=set)
-    signals: dict[SignalKey, SignalDelta] = field(default_factory=dict)
-    signal_merchants: set[tuple[SignalKey, str]] = field(default_factory=set)
+    members: set[MemberRow] = field(default_factory=set)
+    signals: dict[SignalId, SignalDelta] = field(default_factory=dict)
+    signal_merchants: set[tuple[SignalId, str]] = field(default_factory=set)
 
 
 def product_code_of(item: Checked) -> str:
@@ -95,40 +101,108 @@ def signal_kinds(item: Checked) -> list[SignalKind]:
     reason that says the claim is not covered (any of its reasons, not only the first)."""
     if item.check.cert_no is None:
         return []
-    reasons = item.check.decision.reasons
-    return [SignalKind.MANY_MERCHANTS, *(_MISMATCHES[r] for r in reasons if r in _MISMATCHES)]
+    return [SignalKind(kind) for kind in _kinds_of(item.check.decision.reasons)]
+
+
+# Enum members' `.value` is a Python-level descriptor; a dict lookup is not. The members are
+# str, so each maps to a plain str of its value.
+_PLAIN: dict[str, str] = {
+    member: member.value for kind in (Reason, Verdict, Source, SignalKind) for member in kind
+}
+_KINDS: dict[tuple[Reason, ...], tuple[str, ...]] = {}
+
+
+def _kinds_of(reasons: tuple[Reason, ...]) -> tuple[str, ...]:
+    """signal_kinds' values for a check of a number with these reasons (few combinations)."""
+    kinds = _KINDS.get(reasons)
+    if kinds is None:
+        mismatches = (_MISMATCHES[r].value for r in reasons if r in _MISMATCHES)
+        kinds = _KINDS[reasons] = (SignalKind.MANY_MERCHANTS.value, *mismatches)
+    return kinds
 
 
 def tally(items: Iterable[Checked]) -> Tally:
     """What `items` add: counters per key, membership rows, signal counters and evidence."""
-    out = Tally()
-    counts: defaultdict[CountKey, int] = defaultdict(int)
-    ids: defaultdict[SignalKey, list[str]] = defaultdict(list)
+    grouped: dict[tuple[str, Source], list[tuple[Check, Requested]]] = {}
     for item in items:
-        check, asked = item.check, item.requested
-        day = today_in_shanghai(check.checked_at)
-        code = product_code_of(item)
-        reason = check.decision.reason.value
-        key = CountKey(
-            day, item.platform, code, item.source.value, reason, check.decision.verdict.value
-        )
-        counts[key] += 1
-        for kind, member in ((LISTING, asked.listing_id), (MERCHANT, asked.merchant_id)):
-            if member is not None:
-                out.members.add(
-                    Member(day, item.platform, kind, member, code, reason, item.source.value)
-                )
-        for signal in signal_kinds(item):
-            skey = SignalKey(item.platform, str(check.cert_no), signal.value)
-            delta = out.signals.setdefault(skey, SignalDelta())
-            delta.checks += 1
-            ids[skey].append(check.check_id)
-            if delta.last_checked_at is None or check.checked_at > delta.last_checked_at:
-                delta.last_checked_at = check.checked_at
-            if asked.merchant_id is not None:
-                out.signal_merchants.add((skey, asked.merchant_id))
-    out.counts = dict(counts)
-    for skey, check_ids in ids.items():
-        # ULIDs sort by the time they were made: the newest first.
-        out.signals[skey].evidence = sorted(check_ids, reverse=True)[:EVIDENCE_IDS]
+        key = (item.platform, item.source)
+        lines = grouped.get(key)
+        if lines is None:
+            grouped[key] = lines = []
+        lines.append((item.check, item.requested))
+    out = Tally()
+    for (platform, source), lines in grouped.items():
+        tally_lines(lines, platform, source, out)
     return out
+
+
+def tally_lines(
+    lines: Iterable[tuple[Check, Requested]], platform: str, source: Source, into: Tally
+) -> None:
+    """Add to `into` what checks of one platform and source add (a job's chunk, say). One
+    loop with everything it looks up made once per distinct value: this runs for every
+    line of every job."""
+    plain, kinds_of = _PLAIN, _kinds_of
+    source_value = plain[source]
+    counts: dict[tuple[date, str, str, str, str, str], int] = {}
+    members_add = into.members.add
+    merchants_add = into.signal_merchants.add
+    groups: dict[SignalId, list[Check]] = {}
+    days: dict[datetime, date] = {}
+    claims: dict[str | None, str] = {}
+    for check, asked in lines:
+        at = check.checked_at
+        day = days.get(at)
+        if day is None:
+            day = days[at] = today_in_shanghai(at)
+        certificate = check.certificate
+        if certificate is not None:
+            code = certificate.product_code
+        else:
+            claim = asked.product_code
+            code = claims.get(claim)  # type: ignore[assignment]
+            if code is None:
+                code = claims[claim] = clean_code(claim)
+        decision = check.decision
+        reasons = decision.reasons
+        reason = plain[reasons[0]]
+        key = (day, platform, code, source_value, reason, plain[decision.verdict])
+        counts[key] = counts.get(key, 0) + 1
+        listing, merchant = asked.listing_id, asked.merchant_id
+        if listing is not None:
+            members_add((day, platform, LISTING, listing, code, reason, source_value))
+        if merchant is not None:
+            members_add((day, platform, MERCHANT, merchant, code, reason, source_value))
+        cert_no = check.cert_no
+        if cert_no is not None:
+            for kind in kinds_of(reasons):
+                skey = (platform, cert_no, kind)
+                group = groups.get(skey)
+                if group is None:
+                    groups[skey] = [check]
+                else:
+                    group.append(check)
+                if merchant is not None:
+                    merchants_add((skey, merchant))
+    for key, n in counts.items():
+        count_key = CountKey._make(key)
+        into.counts[count_key] = into.counts.get(count_key, 0) + n
+    for skey, checks in groups.items():
+        _add_signal(into.signals, skey, checks)
+
+
+def _add_signal(signals: dict[SignalId, SignalDelta], skey: SignalId, checks: list[Check]) -> None:
+    delta = signals.get(skey)
+    if delta is None:
+        delta = signals[skey] = SignalDelta()
+    if len(checks) == 1 and not delta.evidence:  # most keys of a batch: one check
+        check = checks[0]
+        delta.checks, delta.evidence, delta.last_checked_at = 1, [check.check_id], check.checked_at
+        return
+    delta.checks += len(checks)
+    # ULIDs sort by the time they were made: the newest first.
+    ids = delta.evidence + [check.check_id for check in checks]
+    delta.evidence = sorted(ids, reverse=True)[:EVIDENCE_IDS]
+    newest = max(check.checked_at for check in checks)
+    if delta.last_checked_at is None or newest > delta.last_checked_at:
+        delta.last_checked_at = newest

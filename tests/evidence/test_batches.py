@@ -1,0 +1,101 @@
+"""The fast paths that make a batch of records: the same rows and figures as the plain ones.
+
+job_batch (a job's chunk) and batch_of (the buffer) make rows with rows_of and figures with
+tally_lines, each distinct value once; here they are held to row_of, one check at a time, and to
+each other. Pure: no database (the writes are tested in test_stats_store.py on both).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
+
+from certcheck.db import bulk
+from certcheck.db.tables import check_records
+from certcheck.evidence import collector, store
+from certcheck.evidence.records import COLUMNS, Checked, Source, row_of
+from certcheck.evidence.tally import tally
+from tests.evidence.test_stats_store import random_checks
+
+
+def job_lines(seed: int, count: int) -> list[Checked]:
+    """Checks as one job's chunk makes them: one platform, source and job."""
+    return [
+        Checked(item.check, item.requested, Source.JOB, "shop-a", "rj_1")
+        for item in random_checks(seed, count)
+    ]
+
+
+def test_a_job_batch_is_each_check_made_alone() -> None:
+    items = job_lines(seed=3, count=300)
+
+    batch = store.job_batch([(i.check, i.requested) for i in items], "shop-a", "rj_1")
+
+    assert batch.rows == [row_of(item) for item in items]
+    assert batch.tally == tally(items)
+    assert batch == store.batch_of(items)
+
+
+def test_a_mixed_batch_has_every_check_once() -> None:
+    items = random_checks(seed=5, count=300)  # platforms and sources mixed
+
+    batch = store.batch_of(items)
+
+    assert sorted(batch.rows) == sorted(row_of(item) for item in items)
+    assert sum(batch.tally.counts.values()) == len(items)
+
+
+def test_bind_processors_run_once_per_object_and_alike() -> None:
+    dialect = sqlite_dialect()
+    statement = bulk.statement(insert(check_records), dialect, COLUMNS)
+    rows = [row_of(item) for item in random_checks(seed=7, count=50)]
+    moment = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    # The same instant in another zone: equal, but an object of its own.
+    beijing = moment.astimezone(timezone(timedelta(hours=8)))
+    shared = [(*row[:1], moment, *row[2:14], beijing) for row in rows]
+
+    made = statement.rows(shared)
+
+    processors = statement.processors
+    assert made == [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in shared
+    ]
+
+
+class TestCollectorPause:
+    def test_resumes_when_the_last_holder_is_done(self) -> None:
+        assert gc.isenabled()
+        inside = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            with collector.paused():
+                inside.set()
+                release.wait(5)
+
+        other = threading.Thread(target=hold)
+        other.start()
+        inside.wait(5)
+        with collector.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other thread still holds it
+        release.set()
+        other.join(5)
+        assert gc.isenabled()
+
+    def test_leaves_a_disabled_collector_disabled(self) -> None:
+        gc.disable()
+        try:
+            with collector.paused():
+                pass
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
