@@ -10,23 +10,27 @@ from pathlib import Path
 from certcheck.serving import available_cores, cgroup_cpu_quota
 
 _FROZEN = """
-import gc
+import gc, sys
 from certcheck.serving import served_app
 app = served_app()
-print(gc.get_freeze_count(), any(o is app for o in gc.get_objects()))
+print(gc.get_freeze_count(), any(o is app for o in gc.get_objects()), sys.getswitchinterval())
 """
 
 
-def test_start_up_objects_are_out_of_the_collectors_sight(tmp_path: Path) -> None:
+def test_start_up_objects_are_out_of_the_collectors_sight_and_threads_switch_often(
+    tmp_path: Path,
+) -> None:
     # A process of its own: the factory configures logging and freezes the whole heap.
     env = {**os.environ, "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
     done = subprocess.run(
         [sys.executable, "-c", _FROZEN], env=env, capture_output=True, text=True, check=True
     )
-    frozen, app_tracked = done.stdout.split()
+    frozen, app_tracked, switch_interval = done.stdout.split()
     # Full collections during bulk work then walk only what was made since (issue #10).
     assert int(frozen) > 50_000
     assert app_tracked == "False"
+    # The event loop waits at most 1 ms, not 5, for a computing thread to let go of the GIL.
+    assert float(switch_interval) == 0.001
 
 
 class TestWorkerCount:

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from typing import Any
 
@@ -23,6 +24,7 @@ from certcheck.observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
 _APP = "certcheck.serving:served_app"
+_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 
 
 def served_app() -> FastAPI:
@@ -39,6 +41,11 @@ def served_app() -> FastAPI:
     # the loop for ~0.1-0.2 s during bulk batches (gc.freeze is meant for this; see its docs).
     gc.collect()
     gc.freeze()
+    # The event loop shares the interpreter with threads that compute (check records made
+    # ready for the database, the log writer, the SQLite driver). Waiting for one of them to
+    # let go of the GIL took up to the default 5 ms each time the loop woke, several times a
+    # request: the open-loop p99 went from under 10 ms to ~30 ms with records on.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     return app
 
 
