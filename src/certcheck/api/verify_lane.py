@@ -82,12 +82,17 @@ class VerifyLane:
         scope[PRINCIPAL_SCOPE_KEY] = principal
         state_dict: dict[str, Any] = scope["state"]
         state_dict["platform"] = principal.platform
-        messages, body = await _read(receive, length)
-        request = None if body is None else _parsed(body)
-        if request is None:
-            await self._handover(scope, _replaying(messages, receive), send)
-            return
-        await self._answer(scope, receive, send, state, principal, request)
+        started = time.perf_counter()
+        self._in_flight.count += 1  # as RequestLimits counts it: from before the body is read
+        try:
+            messages, body = await _read(receive, length)
+            request = None if body is None else _parsed(body)
+            if request is not None:
+                await self._answer(scope, receive, send, state, principal, request, started)
+                return
+        finally:
+            self._in_flight.count -= 1
+        await self._handover(scope, _replaying(messages, receive), send)
 
     async def _answer(
         self,
@@ -97,37 +102,48 @@ class VerifyLane:
         state: State,
         principal: Principal,
         request: VerifyRequest,
+        started: float,
     ) -> None:
-        started = time.perf_counter()
         request_id = request_id_of(scope)
         scope["state"]["request_id"] = request_id
         scope["route"] = _Template
-        self._in_flight.count += 1
+        status = 500  # as the app's request log says of an answer that was never sent
+        try:
+            status = await self._decide_and_send(scope, receive, send, state, principal, request)
+        finally:
+            record(scope, status, time.perf_counter() - started, request_id)
+
+    async def _decide_and_send(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: State,
+        principal: Principal,
+        request: VerifyRequest,
+    ) -> int:
+        request_id = scope["state"]["request_id"]
         try:
             with request_budget(state["settings"].db_timeout):
                 check = await decided(
                     request, state["checker"], state["evidence"], principal, scope["state"]
                 )
         except Exception as exc:
-            status = await self._problem(scope, receive, send, exc, request_id)
-        else:
-            body = verify_json(check, request.listing_id)
-            status = 200
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-length", b"%d" % len(body)),
-                        (b"content-type", _JSON),
-                        (b"x-request-id", request_id.encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-        finally:
-            self._in_flight.count -= 1
-        record(scope, status, time.perf_counter() - started, request_id)
+            return await self._problem(scope, receive, send, exc, request_id)
+        body = verify_json(check, request.listing_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", b"%d" % len(body)),
+                    (b"content-type", _JSON),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return 200
 
     async def _problem(
         self, scope: Scope, receive: Receive, send: Send, exc: Exception, request_id: str
