@@ -118,9 +118,18 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+# The database deadline of tests that do not test deadlines (those set theirs explicitly).
+# Late in a full run on a loaded 2-core machine, a first look-up on PostgreSQL took over the
+# 2 s default twice in two runs (a key check answered 503); a functional test must not fail
+# on the machine's stall. Cause not found yet: see the closing note of session 5.
+FUNCTIONAL_DB_TIMEOUT = 10.0
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, max_registry_age=3600)
+    return Settings(
+        database_url=database_url, max_registry_age=3600, db_timeout=FUNCTIONAL_DB_TIMEOUT
+    )
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from certcheck.app import CertcheckApp
 from certcheck.config import Settings
 from certcheck.keys import Scope as KeyScope
-from tests.conftest import load, make_key
+from tests.conftest import FUNCTIONAL_DB_TIMEOUT, load, make_key
 from tests.factories import cert
 
 VALID = "2024010901234567"
@@ -40,7 +40,12 @@ class Counted:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, max_registry_age=3600, rate_limit="3/minute")
+    return Settings(
+        database_url=database_url,
+        max_registry_age=3600,
+        rate_limit="3/minute",
+        db_timeout=FUNCTIONAL_DB_TIMEOUT,
+    )
 
 
 @pytest.fixture

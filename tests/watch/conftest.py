@@ -8,13 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
 from certcheck.keys import Scope
-from tests.conftest import make_key
+from tests.conftest import FUNCTIONAL_DB_TIMEOUT, make_key
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, max_registry_age=3600, job_chunk_lines=3, watch_processor=False
+        database_url=database_url,
+        max_registry_age=3600,
+        job_chunk_lines=3,
+        watch_processor=False,
+        db_timeout=FUNCTIONAL_DB_TIMEOUT,
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from certcheck.config import Settings
 from tests.api.helpers import assert_problem
+from tests.conftest import FUNCTIONAL_DB_TIMEOUT
 from tests.watch.webhook_helpers import register, status
 
 PUBLIC = "https://8.8.8.8/certcheck/events?key=1"  # an address literal: no DNS needed
@@ -85,7 +86,10 @@ class TestPrivateAllowed:
     @pytest.fixture
     def settings(self, database_url: str) -> Settings:
         return Settings(
-            database_url=database_url, watch_processor=False, webhook_allow_private=True
+            database_url=database_url,
+            watch_processor=False,
+            webhook_allow_private=True,
+            db_timeout=FUNCTIONAL_DB_TIMEOUT,
         )
 
     async def test_http_and_loopback_are_accepted_with_the_setting(
