@@ -85,9 +85,8 @@ def create_app(settings: Settings | None = None, *, handle_signals: bool = False
     app.add_middleware(
         RequestLimits,
         caps=BodyCaps.from_settings(settings),
-        max_in_flight=settings.max_in_flight,
-        database_budget=settings.db_timeout,
         in_flight=in_flight,
+        database_budget=settings.db_timeout,
     )
     app.add_middleware(RequestObserver)
     app.lane = VerifyLane(app, functools.partial(FastAPI.__call__, app), in_flight)

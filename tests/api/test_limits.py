@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from certcheck.api.limits import BodyCaps, RequestLimits
+from certcheck.api.limits import BodyCaps, InFlight, RequestLimits
 from certcheck.api.strict_json import loads_strict
 from certcheck.config import Settings
 from certcheck.errors import TooManyItems
@@ -190,7 +190,10 @@ class TestDraining:
     async def test_every_answer_closes_the_connection_while_draining(self, path: str) -> None:
         lifecycle = Lifecycle()
         limits = RequestLimits(
-            _ok, caps=BodyCaps(json=1_024, verify=1_024), max_in_flight=10, database_budget=1.0
+            _ok,
+            caps=BodyCaps(json=1_024, verify=1_024),
+            in_flight=InFlight(10),
+            database_budget=1.0,
         )
 
         async def with_state(scope: Scope, receive: Receive, send: Send) -> None:

@@ -75,14 +75,13 @@ class RequestLimits:
         app: ASGIApp,
         *,
         caps: BodyCaps,
-        max_in_flight: int,
+        in_flight: InFlight,
         database_budget: float,
-        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
         self.caps = caps
         self.database_budget = database_budget
-        self.in_flight = in_flight or InFlight(max_in_flight)
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

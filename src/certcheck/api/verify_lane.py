@@ -109,41 +109,30 @@ class VerifyLane:
         scope["route"] = _Template
         status = 500  # as the app's request log says of an answer that was never sent
         try:
-            status = await self._decide_and_send(scope, receive, send, state, principal, request)
+            try:
+                with request_budget(state["settings"].db_timeout):
+                    check = await decided(
+                        request, state["checker"], state["evidence"], principal, scope["state"]
+                    )
+            except Exception as exc:
+                status = await self._problem(scope, receive, send, exc, request_id)
+                return
+            body = verify_json(check, request.listing_id)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", b"%d" % len(body)),
+                        (b"content-type", _JSON),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            status = 200
         finally:
             record(scope, status, time.perf_counter() - started, request_id)
-
-    async def _decide_and_send(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        state: State,
-        principal: Principal,
-        request: VerifyRequest,
-    ) -> int:
-        request_id = scope["state"]["request_id"]
-        try:
-            with request_budget(state["settings"].db_timeout):
-                check = await decided(
-                    request, state["checker"], state["evidence"], principal, scope["state"]
-                )
-        except Exception as exc:
-            return await self._problem(scope, receive, send, exc, request_id)
-        body = verify_json(check, request.listing_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", b"%d" % len(body)),
-                    (b"content-type", _JSON),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return 200
 
     async def _problem(
         self, scope: Scope, receive: Receive, send: Send, exc: Exception, request_id: str

@@ -43,7 +43,7 @@ _SQLITE_CHUNK = 5_000
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
-def _lookup(match: ColumnElement[bool]) -> Select[Any]:
+def _lookup_query(match: ColumnElement[bool]) -> Select[Any]:
     # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
     return (
         select(registry_state.c.generation.label("_generation"), *certificates.c)
@@ -53,8 +53,8 @@ def _lookup(match: ColumnElement[bool]) -> Select[Any]:
 
 
 # Built once: making the statement cost more than running it on a cache-missing check.
-_BY_ARRAY = _lookup(certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String))))
-_BY_LIST = _lookup(certificates.c.cert_no.in_(bindparam("nos", expanding=True)))
+_BY_ARRAY = _lookup_query(certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String))))
+_BY_LIST = _lookup_query(certificates.c.cert_no.in_(bindparam("nos", expanding=True)))
 
 
 class _Missing(enum.Enum):
