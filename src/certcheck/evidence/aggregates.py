@@ -47,7 +47,7 @@ def _by_position(columns: int) -> str:
 _PG_COUNTS = (
     f"INSERT INTO check_counts AS t ({', '.join(_COUNT_COLUMNS)}) "
     + jsonrows.rows_from(("date", *(None,) * 5, "bigint"))
-    + f" ORDER BY {_by_position(len(CountKey._fields))} "
+    + f" ORDER BY {_by_position(len(CountKey._fields))} "  # nosec B608 - names from constants
     f"ON CONFLICT ({', '.join(CountKey._fields)}) DO UPDATE SET checks = t.checks + excluded.checks"
 )
 _PG_MEMBERS = (
@@ -59,7 +59,7 @@ _PG_MEMBERS = (
 # (a list). A merchant counts for the transaction that inserted it: the rows `new` returns,
 # which leave out one another process inserted first (waited for until that one commits).
 _PG_SIGNALS = (
-    "WITH u AS (SELECT e->>0 AS platform, e->>1 AS cert_no, e->>2 AS kind, "
+    "WITH u AS (SELECT e->>0 AS platform, e->>1 AS cert_no, e->>2 AS kind, "  # nosec B608 - names from constants
     "(e->>3)::bigint AS checks, e->>4 AS evidence, (e->>5)::timestamptz AS last_checked_at, "
     "e->6 AS merchants FROM jsonb_array_elements($1::jsonb) AS e), "
     f"new AS (INSERT INTO signal_merchants ({', '.join(_MERCHANT_COLUMNS)}) "
