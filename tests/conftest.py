@@ -98,10 +98,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 async def _truncate(url: str) -> None:
+    # DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE's new files for 20 tables
+    # cost 135 ms a test against 3 ms (the suite runs ~1,000 tests on PostgreSQL).
     engine = create_engine(url)
     async with engine.begin() as conn:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(table.delete())
+        sequences = await conn.scalars(
+            text("SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S'")
+        )
+        for sequence in sequences.all():
+            await conn.execute(text("SELECT setval(:s, 1, false)"), {"s": sequence})
     await engine.dispose()
 
 

@@ -160,7 +160,12 @@ def expected(endpoint: Endpoint, caller: str) -> int:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, max_registry_age=3600, job_workers=0, job_max_unfinished=1000
+        database_url=database_url,
+        max_registry_age=3600,
+        job_workers=0,
+        job_max_unfinished=1000,
+        # Sixteen calls wait for a check's record to be readable: flush often.
+        check_flush_seconds=0.05,
     )
 
 

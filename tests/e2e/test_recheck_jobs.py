@@ -24,8 +24,8 @@ from tests.e2e.servers import cli, running_server
 
 pytestmark = pytest.mark.e2e
 
-LINES = 100_000
-LEASE_SECONDS = 10  # long enough for a chunk on a loaded machine: a lost lease redoes it
+LINES = 30_000
+LEASE_SECONDS = 5  # several times a 1,000-line chunk on a loaded machine: a lost lease redoes it
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "CERTCHECK_DATABASE_URL": database_url,
         "HOME": str(tmp_path),
-        "CERTCHECK_JOB_CHUNK_LINES": "2500",
+        "CERTCHECK_JOB_CHUNK_LINES": "1000",
         "CERTCHECK_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
         "CERTCHECK_JOB_POLL_INTERVAL": "0.2",
     }
@@ -72,7 +72,7 @@ def leased_chunks(database_url: str, *, expired: bool = False) -> int:
 
 
 def poll(url: str, headers: dict[str, str], until: Any) -> dict[str, Any]:
-    deadline = time.monotonic() + 600  # generous: 100,000 lines on a loaded machine
+    deadline = time.monotonic() + 600  # generous: 30,000 lines on a loaded machine
     while time.monotonic() < deadline:
         job: dict[str, Any] = httpx.get(url, headers=headers).json()
         if until(job):
