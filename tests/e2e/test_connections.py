@@ -20,17 +20,24 @@ HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+# One server for the module: no test here stops it or reads what another left behind, and
+# each start costs seconds (two commands and a process).
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("connections")
+
+
+@pytest.fixture(scope="module")
+def env(workdir: Path) -> dict[str, str]:
     return {
-        "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'conn.db'}",
+        "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'conn.db'}",
         "CERTCHECK_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
         "CERTCHECK_BODY_TIMEOUT": str(BODY_TIMEOUT),
         "CERTCHECK_BODY_MIN_RATE": "1000",
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def key(env: dict[str, str]) -> str:
     full = {**os.environ, **env}
     assert cli(full, "db", "upgrade").returncode == 0
@@ -38,9 +45,9 @@ def key(env: dict[str, str]) -> str:
     return created.stdout.strip()
 
 
-@pytest.fixture
-def server(env: dict[str, str], key: str, tmp_path: Path) -> Iterator[Server]:
-    with running_server(env, tmp_path) as process:
+@pytest.fixture(scope="module")
+def server(env: dict[str, str], key: str, workdir: Path) -> Iterator[Server]:
+    with running_server(env, workdir) as process:
         yield process
 
 

@@ -27,15 +27,24 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {"CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"}
 
 
-@pytest.fixture
-def key(env: dict[str, str], tmp_path: Path) -> str:
-    full = {**os.environ, **env}
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A migrated database with a registry and a key, made once (four commands take seconds);
+    each test serves a copy of it."""
+    database = tmp_path_factory.mktemp("prepared") / "ops.db"
+    full = {**os.environ, "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
     assert cli(full, "db", "upgrade").returncode == 0
-    snapshot = tmp_path / "registry.csv"
+    snapshot = database.with_name("registry.csv")
     assert cli(full, "demo-registry", str(snapshot), "--count", "100").returncode == 0
     assert cli(full, "import", str(snapshot)).returncode == 0
     created = cli(full, "keys", "create", "--platform", "ops-shop", "--scope", "verify")
-    return created.stdout.strip()
+    return database, created.stdout.strip()
+
+
+@pytest.fixture
+def key(prepared: tuple[Path, str], tmp_path: Path) -> str:
+    shutil.copy(prepared[0], tmp_path / "ops.db")  # where `env` points
+    return prepared[1]
 
 
 @pytest.fixture
