@@ -5,6 +5,11 @@ holds (CERTCHECK_CACHE_SIZE, 200,000 by default; all of the registry if it is sm
 once, so every one is read from the database and kept. Its resident set is then what a worker
 costs at its largest in steady state: the figure is VmRSS with the cache full, and the row's
 RSS column the peak (VmHWM) while filling it.
+
+Then the same server answers the hot set open loop, at half the rate `verify-warm-pg` reached
+in the round, as `latency-warm-pg` does with an empty cache: the row's p50 and p99. A full
+cache is what a worker holds in production, and every object in it is one more for each full
+pass of Python's cyclic garbage collector, which holds the event loop while it runs.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench._common import BenchError, certcheck_serve, served
+from bench.load import open_loop
 from bench.measures import Figure, Measure
 from bench.prepare import Workload
 from bench.procstat import CpuWindow
@@ -27,8 +34,8 @@ _FILLING = {"CERTCHECK_CACHE_TTL": "3600"}
 _MISSES = re.compile(r'^certcheck_registry_cache_lookups_total\{result="miss"\} ([\d.e+]+)$', re.M)
 
 
-def cache_full(db: str) -> Measure:
-    def measure(wl: Workload, _round: dict[str, Figure]) -> Figure:
+def cache_full(db: str, rate_of: str) -> Measure:
+    def measure(wl: Workload, this_round: dict[str, Figure]) -> Figure:
         registry = wl.registry(db)
         size = int(wl.settings.get("CERTCHECK_CACHE_SIZE", _DEFAULT_CACHE_SIZE))
         bodies = wl.distinct_batches(size)
@@ -39,13 +46,31 @@ def cache_full(db: str) -> Measure:
             window.start()
             asked = _fill(svc.base, registry.key, bodies)
             window.stop()
+            seconds = round(time.perf_counter() - started, 1)
             misses = _cache_misses(svc.base)
             rss = _current_rss_mib(svc.pid)
+            rate = this_round[rate_of].value / 2
+            headers = {"Authorization": f"Bearer {registry.key}"}
+            url, hot = f"{svc.base}/v1/verify", wl.bodies("hot")
+            load = open_loop(url, hot, rate=rate, seconds=wl.sizes.seconds, headers=headers)
         if misses < asked:
             raise BenchError(f"{asked} certificates asked, but only {misses} read and cached")
-        seconds = round(time.perf_counter() - started, 1)
-        detail = {"cache_size": size, "certificates": asked, "fill_seconds": seconds}
-        return Figure(rss, server_cpu=window.cores, rss_mib=window.peak_rss_mib, detail=detail)
+        detail: dict[str, Any] = {
+            "cache_size": size,
+            "certificates": asked,
+            "fill_seconds": seconds,
+            "loop": "open",
+            "target_rate": rate,
+            **load.detail,
+        }
+        return Figure(
+            rss,
+            p50_ms=load.p50_ms,
+            p99_ms=load.p99_ms,
+            server_cpu=window.cores,
+            rss_mib=window.peak_rss_mib,
+            detail=detail,
+        )
 
     return measure
 
