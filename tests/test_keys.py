@@ -78,6 +78,79 @@ class TestCache:
         assert await keys.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
 
 
+class TestRefreshAhead:
+    """`cached` (the fast lane's look-up) renews a key in use past half its TTL, once, in the
+    background; what the database says then replaces the entry."""
+
+    async def test_a_key_in_use_does_not_expire(self, engine: AsyncEngine) -> None:
+        _, token = await new_key(engine)
+        clock = Clock()
+        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+        assert await keys.authenticate(token) is not None  # confirmed at 1,000
+        clock.now += TTL * 0.4
+        assert keys.cached(token) is not None
+        await keys.refreshed()  # nothing started before half the TTL
+        clock.now += TTL * 0.2  # 0.6 TTL: the look-up starts, the answer is the cached one
+        assert keys.cached(token) is not None
+        await keys.refreshed()
+        clock.now += TTL * 0.6  # past the first entry's expiry, within the renewed one's
+        principal = keys.cached(token)
+        assert principal is not None
+        assert principal.platform == "shop"
+        await keys.close()
+
+    async def test_only_one_look_up_at_a_time_and_none_before_half_the_ttl(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _, token = await new_key(engine)
+        clock = Clock()
+        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+        assert await keys.authenticate(token) is not None
+        loads: list[str] = []
+        load = keys._load
+
+        async def counted(key_id: str) -> object:
+            loads.append(key_id)
+            return await load(key_id)
+
+        monkeypatch.setattr(keys, "_load", counted)
+        clock.now += TTL * 0.49
+        assert all(keys.cached(token) is not None for _ in range(50))
+        await keys.refreshed()
+        assert loads == []
+        clock.now += TTL * 0.02
+        assert all(keys.cached(token) is not None for _ in range(50))
+        await keys.refreshed()
+        assert len(loads) == 1
+        await keys.close()
+
+    async def test_a_revocation_found_by_the_refresh_takes_effect_before_the_ttl(
+        self, engine: AsyncEngine
+    ) -> None:
+        key_id, token = await new_key(engine)
+        clock = Clock()
+        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+        assert await keys.authenticate(token) is not None
+        assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process revokes
+        clock.now += TTL * 0.6
+        assert keys.cached(token) is not None  # still trusted, as before: within the TTL
+        await keys.refreshed()
+        assert keys.cached(token) is None
+        assert await keys.authenticate(token) is None
+        await keys.close()
+
+    async def test_close_cancels_a_look_up_in_flight(self, engine: AsyncEngine) -> None:
+        _, token = await new_key(engine)
+        clock = Clock()
+        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+        assert await keys.authenticate(token) is not None
+        clock.now += TTL * 0.6
+        assert keys.cached(token) is not None  # starts a look-up, not yet run
+        await keys.close()
+        clock.now += TTL * 0.6  # the first entry expired, and no look-up renewed it
+        assert keys.cached(token) is None
+
+
 class TestDatabaseDeadline:
     async def test_a_database_that_never_answers_is_given_up_on_after_db_timeout(self) -> None:
         with silent_port() as port:

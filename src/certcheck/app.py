@@ -123,17 +123,19 @@ async def _start(
     workers = startup.job_workers(stack, settings, engine, checker)
     watcher = startup.watch_processor(stack, settings, engine, checker)
     startup.webhook_delivery(stack, settings, engine)
+    keys = KeyStore(
+        realtime,
+        cache_ttl=settings.key_cache_ttl,
+        stale_if_error=settings.key_stale_if_error,
+        deadline=deadline,
+    )
+    stack.push_async_callback(keys.close)
     return State(
         settings=settings,
         engine=engine,
         realtime=realtime,
         store=store,
-        keys=KeyStore(
-            realtime,
-            cache_ttl=settings.key_cache_ttl,
-            stale_if_error=settings.key_stale_if_error,
-            deadline=deadline,
-        ),
+        keys=keys,
         checker=checker,
         lifecycle=lifecycle,
         limiter=KeyRateLimiter(settings.rate_limit),
