@@ -34,6 +34,16 @@ async def new_key(engine: AsyncEngine, *scopes: Scope) -> tuple[str, str]:
     return await KeyStore(engine, cache_ttl=0).create("shop", frozenset(scopes or Scope))
 
 
+async def confirmed(engine: AsyncEngine) -> tuple[str, str, Clock, KeyStore]:
+    """A new key (id, token) and a store with the cache TTL whose clock the test moves, in
+    which the database has just confirmed the key."""
+    key_id, token = await new_key(engine)
+    clock = Clock()
+    keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
+    assert await keys.authenticate(token) is not None
+    return key_id, token, clock, keys
+
+
 class TestCache:
     async def test_an_entry_expiring_during_the_lookup_is_loaded_again(
         self, engine: AsyncEngine
@@ -54,10 +64,7 @@ class TestCache:
     async def test_a_revoked_key_works_until_the_ttl_then_is_refused(
         self, engine: AsyncEngine
     ) -> None:
-        key_id, token = await new_key(engine)
-        clock = Clock()
-        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-        assert await keys.authenticate(token) is not None
+        key_id, token, clock, keys = await confirmed(engine)
         assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process revokes
         clock.now += TTL - 0.1
         assert await keys.authenticate(token) is not None
@@ -83,10 +90,7 @@ class TestRefreshAhead:
     background; what the database says then replaces the entry."""
 
     async def test_a_key_in_use_does_not_expire(self, engine: AsyncEngine) -> None:
-        _, token = await new_key(engine)
-        clock = Clock()
-        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-        assert await keys.authenticate(token) is not None  # confirmed at 1,000
+        _, token, clock, keys = await confirmed(engine)  # confirmed at 1,000
         clock.now += TTL * 0.4
         assert keys.cached(token) is not None
         await keys.refreshed()  # nothing started before half the TTL
@@ -102,10 +106,7 @@ class TestRefreshAhead:
     async def test_only_one_look_up_at_a_time_and_none_before_half_the_ttl(
         self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        _, token = await new_key(engine)
-        clock = Clock()
-        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-        assert await keys.authenticate(token) is not None
+        _, token, clock, keys = await confirmed(engine)
         loads: list[str] = []
         load = keys._load
 
@@ -127,10 +128,7 @@ class TestRefreshAhead:
     async def test_a_revocation_found_by_the_refresh_takes_effect_before_the_ttl(
         self, engine: AsyncEngine
     ) -> None:
-        key_id, token = await new_key(engine)
-        clock = Clock()
-        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-        assert await keys.authenticate(token) is not None
+        key_id, token, clock, keys = await confirmed(engine)
         assert await KeyStore(engine, cache_ttl=0).revoke(key_id)  # another process revokes
         clock.now += TTL * 0.6
         assert keys.cached(token) is not None  # still trusted, as before: within the TTL
@@ -140,10 +138,7 @@ class TestRefreshAhead:
         await keys.close()
 
     async def test_close_cancels_a_look_up_in_flight(self, engine: AsyncEngine) -> None:
-        _, token = await new_key(engine)
-        clock = Clock()
-        keys = KeyStore(engine, cache_ttl=TTL, timer=clock)
-        assert await keys.authenticate(token) is not None
+        _, token, clock, keys = await confirmed(engine)
         clock.now += TTL * 0.6
         assert keys.cached(token) is not None  # starts a look-up, not yet run
         await keys.close()

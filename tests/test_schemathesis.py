@@ -26,7 +26,7 @@ from schemathesis.generation import GenerationMode
 
 from certcheck.db.engine import create_engine
 from certcheck.keys import KeyStore, Scope
-from tests.conftest import _truncate, load, run_sync
+from tests.conftest import _emptied, load, run_sync
 from tests.e2e.servers import running_server
 from tests.factories import cert
 
@@ -84,7 +84,7 @@ def served(
         url = f"sqlite+aiosqlite:///{path}"
     else:
         url = request.getfixturevalue("postgres_url")
-        run_sync(_truncate(url))
+        run_sync(_emptied(url))
     key = run_sync(_prepare(url))
     env = {
         **os.environ,
