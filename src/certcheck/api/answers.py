@@ -4,7 +4,7 @@ What `VerifyResponse`'s serializer writes, byte for byte (tests/api/test_answers
 two equal), without building the response and certificate models first: on a cache-warm check
 those two models and their serialisation cost more than the decision. Every value that is not
 a fixed name or a ULID goes through pydantic's own encoder; a certificate's part is encoded
-once and reused while the same certificate object is served.
+once and reused while the same certificate is served.
 """
 
 from __future__ import annotations
@@ -16,33 +16,19 @@ from pydantic_core import to_json
 
 from certcheck.api.convert import certificate_out
 from certcheck.checking import Check
+from certcheck.registry.cache import Memo
 from certcheck.verification.records import Certificate, Reason
-
-# Certificates served recently, by identity: the registry store hands out the same object for
-# a number until it reloads it, so an entry is checked with `is` and never outlives its object.
-_CERTIFICATES_KEPT = 16_384
 
 _NULL = b"null"
 
 
-class _CertificateJson:
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: dict[int, tuple[Certificate, bytes]] = {}
-
-    def __call__(self, certificate: Certificate) -> bytes:
-        entry = self._entries.get(id(certificate))
-        if entry is not None and entry[0] is certificate:
-            return entry[1]
-        out = certificate_out(certificate)
-        text = out.__pydantic_serializer__.to_json(out)
-        if len(self._entries) >= self._size:
-            del self._entries[next(iter(self._entries))]  # the oldest: first in, first out
-        self._entries[id(certificate)] = (certificate, text)
-        return text
+def _encoded(certificate: Certificate) -> bytes:
+    out = certificate_out(certificate)
+    return out.__pydantic_serializer__.to_json(out)
 
 
-_certificate_json = _CertificateJson(_CERTIFICATES_KEPT)
+# Most checks ask for numbers checked a moment ago: equal certificates share one encoding.
+_certificate_json = Memo(16_384, _encoded)
 
 
 @functools.lru_cache(maxsize=256)

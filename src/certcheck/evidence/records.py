@@ -7,7 +7,6 @@ Rows are built from Checks off the request path (at flush time); the JSON a plat
 from __future__ import annotations
 
 import enum
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certcheck.checking import Check
+from certcheck.registry.cache import Memo
 from certcheck.registry.rows import certificate_to_snapshot_dict
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
@@ -151,11 +151,13 @@ def rows_of(
 _VERDICTS = {verdict: verdict.value for verdict in Verdict}
 
 
-# Most checks ask for numbers checked a moment ago: the same cached Certificate objects come back
-# again and again, and making their JSON was most of a record's cost (~6 of 7 us).
-@functools.lru_cache(maxsize=16_384)
-def certificate_text(cert: Certificate) -> str:
+def _text(cert: Certificate) -> str:
     return json.dumps(certificate_json(cert))
+
+
+# Most checks ask for numbers checked a moment ago: the same certificates come back again and
+# again, and making their JSON was most of a record's cost (~6 of 7 us).
+certificate_text = Memo(16_384, _text)
 
 
 def certificate_json(cert: Certificate) -> dict[str, Any]:

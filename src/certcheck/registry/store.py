@@ -8,14 +8,12 @@ same statement as the certificates, so an answer from an older registry is never
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cachetools import TTLCache
 from sqlalchemy import ColumnElement, Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +30,7 @@ from certcheck.observability.metrics import (
     REGISTRY_CERTIFICATES,
     REGISTRY_GENERATION,
 )
+from certcheck.registry.cache import NOT_CACHED, CertificateCache
 from certcheck.registry.compact import compact
 from certcheck.registry.rows import certificate_from_row
 from certcheck.verification.records import Certificate, Status
@@ -55,10 +54,6 @@ def _lookup_query(match: ColumnElement[bool]) -> Select[Any]:
 # Built once: making the statement cost more than running it on a cache-missing check.
 _BY_ARRAY = _lookup_query(certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String))))
 _BY_LIST = _lookup_query(certificates.c.cert_no.in_(bindparam("nos", expanding=True)))
-
-
-class _Missing(enum.Enum):
-    NOT_CACHED = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +82,7 @@ class RegistryStore:
     ) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
-        self._cache: TTLCache[str, Certificate | None] = TTLCache(cache_size or 1, cache_ttl)
+        self._cache = CertificateCache(cache_size, cache_ttl)
         self._max_age = max_age
         self.deadline = deadline or Deadline(db_timeout, abandon=self._postgres)
         self._info: RegistryInfo | None = None
@@ -164,10 +159,10 @@ class RegistryStore:
         self.ensure_usable(now)
         found: dict[str, Certificate | None] = {}
         missing: list[str] = []
+        cache, moment = self._cache, self._cache.now()
         for no in dict.fromkeys(cert_nos):  # a number asked twice is looked up once
-            # One get, not `in` then `[]`: an entry may expire between the two.
-            cached = self._cache.get(no, _Missing.NOT_CACHED)
-            if cached is _Missing.NOT_CACHED:
+            cached = cache.get(no, moment)
+            if cached is NOT_CACHED:
                 missing.append(no)
             else:
                 found[no] = cached
@@ -228,7 +223,7 @@ class RegistryStore:
             self._newest_seen = generation
             self._cache.clear()
         if self._info is not None and generation == self._info.generation == self._newest_seen:
-            self._cache.update(answers)
+            self._cache.put(answers)
         return answers
 
     def _adopt(self, info: RegistryInfo | None) -> None:

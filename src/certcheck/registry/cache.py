@@ -1,0 +1,152 @@
+"""The certificate cache: answers by number for a while, with nothing the cyclic collector walks.
+
+A full cache holds 200,000 entries. Kept as objects (a `Certificate` each, and cachetools'
+link object each), every full pass of the collector walked ~400,000 of them: 340-390 ms of
+held event loop, every few seconds while check records were buffered. Here an entry is exact
+tuples of strings, dates and a float, which CPython stops tracking at their first young
+collection, in an OrderedDict, whose order is kept in plain C memory: a full pass walks one
+dict. The price is a `Certificate` made again on each hit (~2.5 us), so what is worth keeping
+per certificate (its JSON) is kept by its values (`Memo`), not by the object.
+
+Every entry lives the same TTL, so insertion order is expiry order: the expired and the oldest
+beyond the size are both at the front, and a number answered again moves to the back.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+from certcheck.verification.records import Certificate, Status
+
+_STATUS = {status.value: status for status in Status}
+T = TypeVar("T")
+
+Values = tuple[Any, ...]
+
+
+class Missing(enum.Enum):
+    NOT_CACHED = enum.auto()
+
+
+NOT_CACHED: Final = Missing.NOT_CACHED
+
+
+class CertificateCache:
+    def __init__(
+        self, size: int, ttl: float, *, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._timer = timer
+        # number -> (expires, values), or (expires,) when the registry has no such number (an
+        # absence is an answer too).
+        self._entries: OrderedDict[str, tuple[float] | tuple[float, Values]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def now(self) -> float:
+        return self._timer()
+
+    def get(self, cert_no: str, now: float) -> Certificate | Missing | None:
+        """The cached answer for `cert_no`, or NOT_CACHED; `now` from `self.now()`."""
+        entry = self._entries.get(cert_no)
+        if entry is None or entry[0] <= now:
+            return NOT_CACHED
+        return None if len(entry) == 1 else certificate_of(entry[1])
+
+    def put(self, answers: Mapping[str, Certificate | None]) -> None:
+        now = self._timer()
+        expires = now + self._ttl
+        entries = self._entries
+        for cert_no, cert in answers.items():
+            entries.pop(cert_no, None)  # to the back: the order stays the order of expiry
+            entries[cert_no] = (expires,) if cert is None else (expires, values_of(cert))
+        while entries:
+            first = next(iter(entries))
+            if len(entries) <= self._size and entries[first][0] > now:
+                break
+            del entries[first]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class Memo(Generic[T]):
+    """`make(certificate)` kept for the last `size` different certificates, by their values.
+    Safe to share between threads (check records are made in a worker thread)."""
+
+    def __init__(self, size: int, make: Callable[[Certificate], T]) -> None:
+        self._size = size
+        self._make = make
+        self._kept: dict[Values, T] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, cert: Certificate) -> T:
+        key = values_of(cert)
+        try:
+            return self._kept[key]
+        except KeyError:
+            pass
+        made = self._make(cert)
+        with self._lock:  # another thread's eviction between `iter` and `next` would raise
+            if len(self._kept) >= self._size:
+                del self._kept[next(iter(self._kept))]  # the oldest: first in, first out
+            self._kept[key] = made
+        return made
+
+
+def values_of(cert: Certificate) -> Values:
+    """The certificate as one exact tuple of strings, dates and None: equal for equal
+    certificates, and untracked by the collector. The status is its text: an enum member is an
+    object the collector tracks, and a tuple holding one stays tracked."""
+    return (
+        cert.cert_no,
+        cert.holder,
+        cert.manufacturer,
+        cert.factory,
+        cert.product_code,
+        cert.product_name,
+        cert.models,
+        cert.issued_on,
+        cert.expires_on,
+        cert.status.value,
+        cert.status_changed_on,
+        cert.status_reason,
+    )
+
+
+def certificate_of(values: Values) -> Certificate:
+    (
+        cert_no,
+        holder,
+        manufacturer,
+        factory,
+        product_code,
+        product_name,
+        models,
+        issued_on,
+        expires_on,
+        status,
+        status_changed_on,
+        status_reason,
+    ) = values
+    return Certificate(
+        cert_no=cert_no,
+        holder=holder,
+        manufacturer=manufacturer,
+        factory=factory,
+        product_code=product_code,
+        product_name=product_name,
+        models=models,
+        issued_on=issued_on,
+        expires_on=expires_on,
+        status=_STATUS[status],
+        status_changed_on=status_changed_on,
+        status_reason=status_reason,
+    )

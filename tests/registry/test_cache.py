@@ -1,0 +1,192 @@
+"""The certificate cache and the per-certificate memo, without a database."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import threading
+from datetime import date
+
+import pytest
+
+from certcheck.registry.cache import (
+    NOT_CACHED,
+    CertificateCache,
+    Memo,
+    certificate_of,
+    values_of,
+)
+from certcheck.verification.records import Certificate, Status
+
+
+def cert(n: int, **changes: object) -> Certificate:
+    made = Certificate(
+        cert_no=f"2024010701{n:06d}",
+        holder=f"holder {n}",
+        manufacturer=f"manufacturer {n}",
+        factory=f"factory {n}",
+        product_code="0701",
+        product_name="charger",
+        models=(f"M-{n}", f"M-{n}X"),
+        issued_on=date(2024, 1, 2),
+        expires_on=date(2029, 1, 1),
+        status=Status.VALID,
+        status_changed_on=None,
+        status_reason=None,
+    )
+    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class TestValues:
+    def test_every_field_round_trips(self) -> None:
+        every = cert(
+            7,
+            status=Status.SUSPENDED,
+            status_changed_on=date(2025, 3, 4),
+            status_reason="factory inspection failed",
+        )
+
+        assert len(values_of(every)) == len(dataclasses.fields(Certificate))
+        assert certificate_of(values_of(every)) == every
+
+    @pytest.mark.parametrize("status", list(Status))
+    def test_every_status_round_trips(self, status: Status) -> None:
+        assert certificate_of(values_of(cert(1, status=status))).status is status
+
+    def test_equal_certificates_give_equal_values_and_others_do_not(self) -> None:
+        assert values_of(cert(1)) == values_of(cert(1))
+        assert values_of(cert(1)) != values_of(cert(1, status=Status.REVOKED))
+
+    def test_values_are_left_alone_by_the_collector(self) -> None:
+        values = values_of(cert(1))
+        # Two passes: the first untracks the models tuple only after it has seen the outer one.
+        gc.collect()
+        gc.collect()
+
+        assert not gc.is_tracked(values)
+
+
+class TestCertificateCache:
+    def test_an_answer_until_it_expires(self, clock: Clock) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1)})
+
+        assert cache.get(cert(1).cert_no, clock.now + 29.9) == cert(1)
+        assert cache.get(cert(1).cert_no, clock.now + 30.0) is NOT_CACHED
+        assert cache.get(cert(2).cert_no, clock.now) is NOT_CACHED
+
+    def test_an_absence_is_kept_as_an_answer(self, clock: Clock) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({"2024010701999999": None})
+
+        assert cache.get("2024010701999999", clock.now) is None
+
+    def test_the_oldest_go_first_beyond_the_size(self, clock: Clock) -> None:
+        cache = CertificateCache(3, 30.0, timer=clock)
+        for n in range(5):
+            cache.put({cert(n).cert_no: cert(n)})
+
+        assert len(cache) == 3
+        assert [cache.get(cert(n).cert_no, clock.now) for n in range(5)] == [
+            NOT_CACHED,
+            NOT_CACHED,
+            cert(2),
+            cert(3),
+            cert(4),
+        ]
+
+    def test_a_number_answered_again_moves_to_the_back(self, clock: Clock) -> None:
+        cache = CertificateCache(2, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1)})
+        cache.put({cert(2).cert_no: cert(2)})
+        clock.now += 10
+        cache.put({cert(1).cert_no: cert(1, status=Status.REVOKED)})
+        cache.put({cert(3).cert_no: cert(3)})
+
+        assert cache.get(cert(2).cert_no, clock.now) is NOT_CACHED
+        assert cache.get(cert(1).cert_no, clock.now + 25) == cert(1, status=Status.REVOKED)
+
+    def test_expired_entries_are_dropped_when_answers_are_put(self, clock: Clock) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({cert(n).cert_no: cert(n) for n in range(4)})
+        clock.now += 31
+        cache.put({cert(9).cert_no: cert(9)})
+
+        assert len(cache) == 1
+
+    def test_size_zero_keeps_nothing(self, clock: Clock) -> None:
+        cache = CertificateCache(0, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1)})
+
+        assert len(cache) == 0
+        assert cache.get(cert(1).cert_no, clock.now) is NOT_CACHED
+
+    def test_clear(self, clock: Clock) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1)})
+        cache.clear()
+
+        assert cache.get(cert(1).cert_no, clock.now) is NOT_CACHED
+
+    def test_a_full_cache_adds_almost_nothing_for_the_collector_to_walk(self) -> None:
+        cache = CertificateCache(20_000, 30.0)
+        answers = {c.cert_no: c for c in (cert(n) for n in range(10_000))}
+        gc.collect()
+        before = len(gc.get_objects())
+
+        cache.put(answers)
+        del answers
+        gc.collect()
+
+        # Kept as objects, 10,000 certificates would add at least 10,000 tracked objects.
+        assert len(gc.get_objects()) - before < 100
+
+
+class TestMemo:
+    def test_equal_certificates_share_one_result(self) -> None:
+        made: list[Certificate] = []
+        memo = Memo(10, lambda c: made.append(c) or c.cert_no)
+
+        assert memo(cert(1)) == memo(cert(1)) == cert(1).cert_no
+        assert memo(cert(1, status=Status.REVOKED)) == cert(1).cert_no
+        assert made == [cert(1), cert(1, status=Status.REVOKED)]
+
+    def test_bounded_first_in_first_out(self) -> None:
+        made: list[str] = []
+        memo = Memo(2, lambda c: made.append(c.cert_no) or c.cert_no)
+        for n in (1, 2, 3, 2, 1):
+            memo(cert(n))
+
+        assert made == [cert(n).cert_no for n in (1, 2, 3, 1)]
+
+    def test_shared_between_threads(self) -> None:
+        memo = Memo(50, lambda c: c.holder)
+        failures: list[BaseException] = []
+
+        def use(offset: int) -> None:
+            try:
+                for n in range(2_000):
+                    assert memo(cert((n + offset) % 300)) == f"holder {(n + offset) % 300}"
+            except BaseException as failure:  # reported by the main thread
+                failures.append(failure)
+
+        threads = [threading.Thread(target=use, args=(k * 37,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert failures == []
