@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -155,22 +156,32 @@ class TestCertificateCache:
         assert len(gc.get_objects()) - before < 100
 
 
+def numbering(made: list[Certificate]) -> Callable[[Certificate], str]:
+    """A `make` for Memo that notes each certificate it is called with."""
+
+    def make(certificate: Certificate) -> str:
+        made.append(certificate)
+        return certificate.cert_no
+
+    return make
+
+
 class TestMemo:
     def test_equal_certificates_share_one_result(self) -> None:
         made: list[Certificate] = []
-        memo = Memo(10, lambda c: made.append(c) or c.cert_no)
+        memo = Memo(10, numbering(made))
 
         assert memo(cert(1)) == memo(cert(1)) == cert(1).cert_no
         assert memo(cert(1, status=Status.REVOKED)) == cert(1).cert_no
         assert made == [cert(1), cert(1, status=Status.REVOKED)]
 
     def test_bounded_first_in_first_out(self) -> None:
-        made: list[str] = []
-        memo = Memo(2, lambda c: made.append(c.cert_no) or c.cert_no)
+        made: list[Certificate] = []
+        memo = Memo(2, numbering(made))
         for n in (1, 2, 3, 2, 1):
             memo(cert(n))
 
-        assert made == [cert(n).cert_no for n in (1, 2, 3, 1)]
+        assert made == [cert(n) for n in (1, 2, 3, 1)]
 
     def test_shared_between_threads(self) -> None:
         memo = Memo(50, lambda c: c.holder)

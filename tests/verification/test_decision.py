@@ -194,6 +194,26 @@ class TestDecide:
     ) -> None:
         assert decide(listing, certificate, today=TODAY, catalogue=CATALOGUE) == expected
 
+    def test_more_certificates_than_the_normalised_forms_kept(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("certcheck.verification.decision._KEPT", 2)
+        many = [
+            _cert(models=tuple(f"XK-{n}{'0' * k}" for k in range(count)), holder=f"Holder {n}")
+            for n, count in enumerate((1, 3, 9, 20, 2, 1))
+        ]
+        for _ in range(2):
+            for n, certificate in enumerate(many):
+                covered = _claims(model=f"xk-{n}", manufacturer=f"HOLDER {n}")
+                other = _claims(model="XK-999", manufacturer="Other Co.")
+
+                assert decide(covered, certificate, today=TODAY, catalogue=CATALOGUE) == (
+                    _decision(R.VALID)
+                )
+                assert decide(other, certificate, today=TODAY, catalogue=CATALOGUE) == _decision(
+                    R.MODEL_NOT_COVERED, R.MANUFACTURER_MISMATCH
+                )
+
     def test_malformed_decision(self) -> None:
         assert Decision(Verdict.BLOCK, (R.MALFORMED,)) == MALFORMED_DECISION
         assert MALFORMED_DECISION.reason is R.MALFORMED

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import date
-from functools import lru_cache
+from typing import TypeVar
 
 from certcheck.verification.catalogue import Catalogue, Requirement, clean_code
 from certcheck.verification.numbers import is_absent
@@ -81,13 +82,40 @@ def _review_reasons(listing: Listing, certificate: Certificate) -> list[Reason]:
     return reasons
 
 
-# Certificates can list hundreds of models and the same certificates are checked over
-# and over in batches, so their normalised forms are worth keeping.
-@lru_cache(maxsize=1024)
-def _model_keys(models: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(normalise_text(model) for model in models)
+# Certificates can list hundreds of models and the same certificates are checked over and
+# over, so the normalised forms of their models and names are worth keeping: for a hot set of
+# tens of thousands of numbers (an lru_cache of 1,024 missed on nearly every check of a
+# 10,000-number hot set). Plain dicts, emptied when full: no lock, and no tracked object per
+# entry for the collector (lru_cache keeps a list per entry) but the sets of long model lists.
+_KEPT = 16_384
+_SMALL = 8  # models; a tuple up to here: `in` over it is as fast as over a set
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+_model_keys_kept: dict[tuple[str, ...], tuple[str, ...] | frozenset[str]] = {}
+_names_kept: dict[tuple[str, str | None], tuple[str, ...]] = {}
+
+
+def _kept(kept: dict[_K, _V], key: _K, make: Callable[[_K], _V]) -> _V:
+    value = kept.get(key)
+    if value is None:
+        if len(kept) >= _KEPT:
+            kept.clear()
+        value = kept[key] = make(key)
+    return value
+
+
+def _model_keys(models: tuple[str, ...]) -> tuple[str, ...] | frozenset[str]:
+    return _kept(_model_keys_kept, models, _normalised_models)
+
+
+def _normalised_models(models: tuple[str, ...]) -> tuple[str, ...] | frozenset[str]:
+    normalised = tuple(normalise_text(model) for model in models)
+    return normalised if len(normalised) <= _SMALL else frozenset(normalised)
 
 
 def _names(certificate: Certificate) -> tuple[str, ...]:
-    names = (certificate.holder, certificate.manufacturer)
+    return _kept(_names_kept, (certificate.holder, certificate.manufacturer), _normalised_names)
+
+
+def _normalised_names(names: tuple[str, str | None]) -> tuple[str, ...]:
     return tuple(normalise_text(name) for name in names if name)

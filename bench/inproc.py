@@ -1,0 +1,170 @@
+"""The app's own CPU per cache-warm verify, without a server: ASGI calls in a loop.
+
+    python -m bench.inproc [--database sqlite|postgresql] [--requests 10000] [--profile]
+
+The throughput scenarios measure the whole stack under a load generator on the same 2 cores,
+and on a shared machine their figures move by a third from one run to the next. This one
+calls the app (its lifespan running, as uvicorn runs it) with the hot set's verify requests,
+one after another, and divides the process's CPU time by the requests: what a change to the
+request path buys shows here when the load tests cannot see it. Check records are flushed as
+served (every CERTCHECK_CHECK_FLUSH_SECONDS) and once more before each round ends, so a round
+with records on pays for their writing too (on SQLite that includes the database's own work,
+which runs in this process).
+
+It prints, per database, microseconds of CPU per verify with records off and on (the least of
+`--rounds` rounds, interleaved) and their ratio; `--profile` adds cProfile's top functions of
+one more round with records on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from asgi_lifespan import LifespanManager
+
+from bench.prepare import QUICK, Workload
+
+Verify = Callable[[bytes], Awaitable[int]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), action="append")
+    parser.add_argument("--requests", type=int, default=10_000, help="per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    kinds = args.database or ["sqlite", "postgresql"]
+    _log_to_nowhere()
+    with tempfile.TemporaryDirectory(prefix="certcheck-inproc-") as tmp:
+        workload = Workload(Path(tmp), dataclasses.replace(QUICK), {}, None)
+        try:
+            bodies = [
+                line for line in workload.bodies("hot").read_bytes().splitlines() if line.strip()
+            ]
+            for kind in kinds:
+                registry = workload.registry(kind)
+                figures = asyncio.run(_measure(registry.env, registry.key, bodies, args))
+                off, on = min(figures["off"]), min(figures["on"])
+                print(
+                    f"{kind:10}  records off {off:6.1f} us  on {on:6.1f} us  "
+                    f"off/on {off / on:.2f}  (rounds off {_fmt(figures['off'])}, "
+                    f"on {_fmt(figures['on'])})"
+                )
+        finally:
+            workload.close()
+    return 0
+
+
+def _log_to_nowhere() -> None:
+    """The request log line is part of a request's cost: made and written as when served, to
+    nowhere (the handler takes the stream sys.stderr is when logging is configured)."""
+    from certcheck.observability.logs import configure_logging
+
+    stderr, sys.stderr = sys.stderr, open(os.devnull, "w")  # noqa: SIM115 - for the process
+    try:
+        configure_logging("INFO")
+    finally:
+        sys.stderr = stderr
+
+
+def _fmt(values: list[float]) -> str:
+    return " ".join(f"{v:.1f}" for v in values)
+
+
+async def _measure(
+    env: dict[str, str], key: str, bodies: list[bytes], args: argparse.Namespace
+) -> dict[str, list[float]]:
+    figures: dict[str, list[float]] = {"off": [], "on": []}
+    os.environ.update(env)
+    # Imported here: Settings reads the environment set just above.
+    from certcheck.app import create_app
+    from certcheck.config import Settings
+
+    apps = {records: create_app(Settings(check_records=records == "on")) for records in figures}
+    async with LifespanManager(apps["off"]) as off, LifespanManager(apps["on"]) as on:
+        managers = {"off": off, "on": on}
+        verifiers = {name: _verifier(m.app, key) for name, m in managers.items()}
+        for verify in verifiers.values():
+            for body in bodies:  # the hot set into the cache (and the key into its cache)
+                status = await verify(body)
+                if status != 200:
+                    raise SystemExit(f"verify answered {status}: is the registry loaded?")
+        for _ in range(args.rounds):
+            for name, verify in verifiers.items():
+                started = time.process_time()
+                for i in range(args.requests):
+                    await verify(bodies[i % len(bodies)])
+                await _flushed(managers[name])
+                figures[name].append((time.process_time() - started) / args.requests * 1e6)
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.enable()
+            for i in range(args.requests):
+                await verifiers["on"](bodies[i % len(bodies)])
+            await _flushed(managers["on"])
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+    return figures
+
+
+async def _flushed(manager: LifespanManager) -> None:
+    state: dict[str, Any] = manager._state  # the lifespan's state, as every request sees it
+    await state["evidence"].recorder.flush()
+
+
+def _verifier(app: Any, key: str) -> Verify:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {key}".encode()),
+    ]
+
+    async def verify(body: bytes) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "scheme": "http",
+            "method": "POST",
+            "root_path": "",
+            "path": "/v1/verify",
+            "raw_path": b"/v1/verify",
+            "query_string": b"",
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client never disconnects
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, send)
+        return status
+
+    return verify
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
