@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import gc
 import os
 import pstats
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.database or ["sqlite", "postgresql"]
     _log_to_nowhere()
     with tempfile.TemporaryDirectory(prefix="certcheck-inproc-") as tmp:
-        workload = Workload(Path(tmp), dataclasses.replace(QUICK), {}, None)
+        workload = Workload(Path(tmp), QUICK, {}, None)
         try:
             bodies = [
                 line for line in workload.bodies("hot").read_bytes().splitlines() if line.strip()

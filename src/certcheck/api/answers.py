@@ -16,7 +16,7 @@ from pydantic_core import to_json
 
 from certcheck.api.convert import certificate_out
 from certcheck.checking import Check
-from certcheck.registry.cache import Memo
+from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.verification.records import Certificate, Reason
 
 _NULL = b"null"
@@ -28,7 +28,7 @@ def _encoded(certificate: Certificate) -> bytes:
 
 
 # Most checks ask for numbers checked a moment ago: equal certificates share one encoding.
-_certificate_json = Memo(16_384, _encoded)
+_certificate_json = Memo(MEMO_SIZE, _encoded)
 
 
 @functools.lru_cache(maxsize=256)

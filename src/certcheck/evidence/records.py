@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from certcheck.checking import Check
-from certcheck.registry.cache import Memo
+from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.registry.rows import certificate_to_snapshot_dict
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
@@ -157,7 +157,7 @@ def _text(cert: Certificate) -> str:
 
 # Most checks ask for numbers checked a moment ago: the same certificates come back again and
 # again, and making their JSON was most of a record's cost (~6 of 7 us).
-certificate_text = Memo(16_384, _text)
+certificate_text = Memo(MEMO_SIZE, _text)
 
 
 def certificate_json(cert: Certificate) -> dict[str, Any]:

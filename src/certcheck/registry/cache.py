@@ -24,6 +24,8 @@ from typing import Any, Final, Generic, TypeVar
 from certcheck.verification.records import Certificate, Status
 
 _STATUS = {status.value: status for status in Status}
+# Certificates whose derived values a Memo keeps: a busy platform's hot set, with room to spare.
+MEMO_SIZE = 16_384
 T = TypeVar("T")
 
 Values = tuple[Any, ...]

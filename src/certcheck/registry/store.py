@@ -1,4 +1,4 @@
-"""RegistryStore: certificates by number, from an in-process TTL cache in front of the database.
+"""RegistryStore: certificates by number, from an in-process cache in front of the database.
 
 Every committed import or sync bumps `registry_state.generation`. Each process polls it about
 once a second and drops its cache when it moves, and every lookup reads the generation in the
