@@ -221,6 +221,37 @@ class TestSignals:
             9,
         )
 
+    async def test_evidence_is_a_batchs_newest_ids_before_older_ones(
+        self, engine: AsyncEngine
+    ) -> None:
+        def stored() -> Any:
+            return select(
+                signal_counts.c.checks,
+                signal_counts.c.merchants,
+                signal_counts.c.evidence,
+                signal_counts.c.last_checked_at,
+            ).where(signal_counts.c.kind == "MANY_MERCHANTS")
+
+        older = [checked(merchant="m-1", at=NOON + timedelta(seconds=n)) for n in range(30)]
+        newer = [checked(merchant="m-2", at=NOON + timedelta(hours=1, seconds=n)) for n in range(5)]
+        await write_in_batches(engine, older[::-1], size=30)  # a batch's order does not matter
+        ids = sorted((i.check.check_id for i in older), reverse=True)
+        async with engine.connect() as conn:
+            first = (await conn.execute(stored())).one()
+        assert first == (30, 1, " ".join(ids[:EVIDENCE_IDS]), older[-1].check.checked_at)
+
+        await write_in_batches(engine, newer, size=5)
+
+        newest = sorted((i.check.check_id for i in newer), reverse=True)
+        async with engine.connect() as conn:
+            then = (await conn.execute(stored())).one()
+        assert then == (
+            35,
+            2,
+            " ".join((newest + ids)[:EVIDENCE_IDS]),
+            newer[-1].check.checked_at,
+        )
+
 
 class TestConcurrentWriters:
     async def test_count_each_merchant_once_and_never_deadlock(

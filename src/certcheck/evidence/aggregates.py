@@ -1,14 +1,11 @@
-"""Folding a Tally into the statistics and signal tables, and forgetting them with the records.
+"""SQLite: folding a Tally into the statistics and signal tables; on both databases,
+forgetting them with the records.
 
 Upserts (INSERT ... ON CONFLICT) in the transaction that writes the records, so the figures
 and the records they count commit together. The rows are made ready for the driver in a
 worker thread (`ready`, called by store.py), so `fold` does no per-row work on the event loop:
-
-- PostgreSQL: one statement per table, its rows read from one JSON text (jsonrows.py), in
-  primary-key order: two processes folding at once lock the same rows in the same order and
-  cannot deadlock. The merchants new to a signal are counted by the same statement.
-- SQLite (one writer at a time): the driver's executemany of ready rows (db/bulk.py), which
-  was cheaper there than reading JSON (json_extract parses a row once per column).
+the driver's executemany of ready rows (db/bulk.py). PostgreSQL counts a batch's figures itself
+from the rows it is sent (staged.py): there the database runs on a core of its own.
 """
 
 from __future__ import annotations
@@ -27,56 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.db import bulk
 from certcheck.db.tables import check_counts, check_members, signal_counts, signal_merchants
-from certcheck.evidence import jsonrows
-from certcheck.evidence.tally import EVIDENCE_IDS, CountKey, Member, SignalKey, Tally
+from certcheck.evidence.tally import EVIDENCE_CHARS, CountKey, Member, SignalKey, Tally
 from certcheck.verification.numbers import today_in_shanghai
 
-_ID_WIDTH = 27  # a ULID and the space after it
-_EVIDENCE_CHARS = EVIDENCE_IDS * _ID_WIDTH - 1
 _COUNT_COLUMNS = (*CountKey._fields, "checks")
 _SIGNAL_COLUMNS = (*SignalKey._fields, "checks", "merchants", "evidence", "last_checked_at")
 _MERCHANTS_AT = _SIGNAL_COLUMNS.index("merchants")
 _MERCHANT_COLUMNS = (*SignalKey._fields, "merchant_id")
 _KEY = ", ".join(SignalKey._fields)
-
-
-def _by_position(columns: int) -> str:
-    return ", ".join(map(str, range(1, columns + 1)))
-
-
-_PG_COUNTS = (
-    f"INSERT INTO check_counts AS t ({', '.join(_COUNT_COLUMNS)}) "
-    + jsonrows.rows_from(("date", *(None,) * 5, "bigint"))
-    + f" ORDER BY {_by_position(len(CountKey._fields))} "  # nosec B608 - names from constants
-    f"ON CONFLICT ({', '.join(CountKey._fields)}) DO UPDATE SET checks = t.checks + excluded.checks"
-)
-_PG_MEMBERS = (
-    f"INSERT INTO check_members ({', '.join(Member._fields)}) "
-    + jsonrows.rows_from(("date", *(None,) * 6))
-    + f" ORDER BY {_by_position(len(Member._fields))} ON CONFLICT DO NOTHING"
-)
-# Each row of the JSON: the signal's key, checks, evidence, last_checked_at and its merchants
-# (a list). A merchant counts for the transaction that inserted it: the rows `new` returns,
-# which leave out one another process inserted first (waited for until that one commits).
-_PG_SIGNALS = (
-    "WITH u AS (SELECT e->>0 AS platform, e->>1 AS cert_no, e->>2 AS kind, "  # nosec B608 - names from constants
-    "(e->>3)::bigint AS checks, e->>4 AS evidence, (e->>5)::timestamptz AS last_checked_at, "
-    "e->6 AS merchants FROM jsonb_array_elements($1::jsonb) AS e), "
-    f"new AS (INSERT INTO signal_merchants ({', '.join(_MERCHANT_COLUMNS)}) "
-    "SELECT u.platform, u.cert_no, u.kind, m.merchant_id FROM u "
-    "CROSS JOIN LATERAL jsonb_array_elements_text(u.merchants) AS m(merchant_id) "
-    f"ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING RETURNING {_KEY}), "
-    f"gained AS (SELECT {_KEY}, count(*) AS merchants FROM new GROUP BY {_KEY}) "
-    f"INSERT INTO signal_counts AS t ({', '.join(_SIGNAL_COLUMNS)}) "
-    "SELECT u.platform, u.cert_no, u.kind, u.checks, coalesce(g.merchants, 0), u.evidence, "
-    f"u.last_checked_at FROM u LEFT JOIN gained AS g USING ({_KEY}) ORDER BY 1, 2, 3 "
-    f"ON CONFLICT ({_KEY}) DO UPDATE SET checks = t.checks + excluded.checks, "
-    "merchants = t.merchants + excluded.merchants, "
-    # The batch's ids before the older ones; ids are of one width, so cutting at 20 ids'
-    # worth of characters keeps whole ids.
-    f"evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {_EVIDENCE_CHARS}), "
-    "last_checked_at = greatest(t.last_checked_at, excluded.last_checked_at)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +65,12 @@ class _SqliteStatements:
                     set_={
                         "checks": s.checks + excluded.checks,
                         "merchants": s.merchants + excluded.merchants,
-                        # As _PG_SIGNALS. Constants are literal: a bound one would be a
+                        # As staged.py's. Constants are literal: a bound one would be a
                         # parameter of every row.
                         "evidence": func.substr(
                             excluded.evidence + literal_column("' '", String) + s.evidence,
                             literal_column("1"),
-                            literal_column(str(_EVIDENCE_CHARS)),
+                            literal_column(str(EVIDENCE_CHARS)),
                         ),
                         "last_checked_at": case(
                             (
@@ -144,16 +99,7 @@ _SQLITE_MERCHANTS = (
 
 
 @dataclass(frozen=True, slots=True)
-class _PostgresReady:
-    """Each statement's JSON text (None: no rows)."""
-
-    counts: str | None
-    members: str | None
-    signals: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _SqliteReady:
+class Ready:
     """Each statement's rows, ready for the driver."""
 
     counts: list[tuple[Any, ...]]
@@ -162,34 +108,12 @@ class _SqliteReady:
     signals: list[tuple[Any, ...]]  # their `merchants` 0 until the new merchants are known
 
 
-Ready = _PostgresReady | _SqliteReady
-
-
 def ready(tally: Tally, dialect: Dialect) -> Ready:
-    """A tally as its database takes it. CPU only: call it in a worker thread."""
+    """A tally as SQLite's driver takes it. CPU only: call it in a worker thread."""
     counts = [(*key, n) for key, n in tally.counts.items()]
-    if dialect.name == "postgresql":
-        by_signal: dict[tuple[str, str, str], list[str]] = {}
-        for key, merchant in tally.signal_merchants:
-            listed = by_signal.get(key)
-            if listed is None:
-                by_signal[key] = [merchant]
-            else:
-                listed.append(merchant)
-        nobody: list[str] = []
-        signals = [
-            (*key, d.checks, " ".join(d.evidence), d.last_checked_at, by_signal.get(key, nobody))
-            for key, d in tally.signals.items()
-        ]
-        members = list(tally.members)
-        return _PostgresReady(
-            counts=jsonrows.encode(counts) if counts else None,
-            members=jsonrows.encode(members) if members else None,
-            signals=jsonrows.encode(signals) if signals else None,
-        )
     st = bulk.per_dialect(_SqliteStatements.of, dialect)
     merchants = [(*key, merchant) for key, merchant in tally.signal_merchants]
-    return _SqliteReady(
+    return Ready(
         counts=st.counts.rows(counts),
         members=st.members.rows(tally.members),
         merchants=_json_array(merchants) if merchants else None,
@@ -214,17 +138,6 @@ def _json_array(rows: Sequence[tuple[Any, ...]]) -> str:
 async def fold(conn: AsyncConnection, ready: Ready) -> None:
     """Add a tally, made `ready`, to the aggregates, inside `conn`'s transaction."""
     driver = await bulk.driver(conn)
-    if isinstance(ready, _PostgresReady):
-        # The counters last: every writer updates the same few, and holds them until it
-        # commits; the others wait for them meanwhile.
-        for sql, rows in (
-            (_PG_MEMBERS, ready.members),
-            (_PG_SIGNALS, ready.signals),
-            (_PG_COUNTS, ready.counts),
-        ):
-            if rows is not None:
-                await driver.execute(sql, rows)
-        return
     st = bulk.per_dialect(_SqliteStatements.of, conn.dialect)
     await bulk.executemany(conn, st.counts, ready.counts)
     await bulk.executemany(conn, st.members, ready.members)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.registry.rows import certificate_to_snapshot_dict
+from certcheck.verification.catalogue import clean_code
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
 
@@ -100,11 +101,19 @@ def row_of(item: Checked) -> tuple[Any, ...]:
 
 
 def rows_of(
-    lines: Iterable[tuple[Check, Requested]], platform: str, source: Source, job_id: str | None
+    lines: Iterable[tuple[Check, Requested]],
+    platform: str,
+    source: Source,
+    job_id: str | None,
+    *,
+    codes: bool = False,
 ) -> list[tuple[Any, ...]]:
     """row_of for many checks of one platform, source and job (a job's chunk, say): what is
-    the same for many of them is made once (a certificate's JSON once per certificate)."""
+    the same for many of them is made once (a certificate's JSON once per certificate).
+    With `codes`, each row ends with the product code the statistics count it under: the
+    certificate's, else the listing's claim as decide() reads it ("" when neither)."""
     source_value = source.value
+    code_of = Codes() if codes else None
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
     texts: dict[int, tuple[Certificate, str]] = {}
@@ -126,29 +135,47 @@ def rows_of(
             if known is None:
                 known = texts[id(certificate)] = (certificate, certificate_text(certificate))
             text = known[1]
-        append(
-            (
-                check.check_id,
-                check.checked_at,
-                platform,
-                source_value,
-                job_id,
-                check.cert_no,
-                asked.product_code,
-                asked.model,
-                asked.manufacturer,
-                asked.listing_id,
-                asked.merchant_id,
-                verdicts[decision.verdict],
-                said,
-                text,
-                check.registry_as_of,
-            )
+        row: tuple[Any, ...] = (
+            check.check_id,
+            check.checked_at,
+            platform,
+            source_value,
+            job_id,
+            check.cert_no,
+            asked.product_code,
+            asked.model,
+            asked.manufacturer,
+            asked.listing_id,
+            asked.merchant_id,
+            verdicts[decision.verdict],
+            said,
+            text,
+            check.registry_as_of,
         )
+        if code_of is not None:
+            row = (*row, code_of(certificate, asked.product_code))
+        append(row)
     return rows
 
 
 _VERDICTS = {verdict: verdict.value for verdict in Verdict}
+
+
+class Codes:
+    """The product code the statistics count a check under: the certificate's when one was
+    found, else the listing's claim as decide() reads it (width-folded, stripped), else "".
+    One per batch: each distinct claim is cleaned once."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str | None, str] = {}
+
+    def __call__(self, certificate: Certificate | None, claim: str | None) -> str:
+        if certificate is not None:
+            return certificate.product_code
+        code = self._claims.get(claim)
+        if code is None:
+            code = self._claims[claim] = clean_code(claim)
+        return code
 
 
 def _text(cert: Certificate) -> str:

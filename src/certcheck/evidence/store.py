@@ -1,17 +1,17 @@
 """Writing check records in bulk, reading one back, and purging those past retention.
 
-PostgreSQL gets COPY (asyncpg's copy_records_to_table on the connection's own driver
-connection, so it joins the transaction in progress); SQLite one executemany on the driver
-connection. The statistics and signals of a batch (tally.py) are folded in by the same
-transaction (aggregates.py). Everything done per row is done in one worker thread before the
-writes (`_ready`): a flush of a 10,000-item batch must not hold the event loop that answers
-single checks.
+PostgreSQL gets COPY into a staging table, from which the database inserts the records and
+counts their statistics and signals itself (staged.py); SQLite one executemany on the driver
+connection, with the figures counted here (tally.py) and folded in by the same transaction
+(aggregates.py). Everything done per row is done in one worker thread before the writes
+(`_ready`): a flush of a 10,000-item batch must not hold the event loop that answers single
+checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,26 +22,47 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.checking import Check
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
-from certcheck.evidence import aggregates, collector, partitions
+from certcheck.evidence import aggregates, collector, partitions, staged
 from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, as_json, rows_of
 from certcheck.evidence.tally import Tally, tally_lines
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
 _ID_WINDOW = timedelta(days=1)
-_COPY_SLICE = 500  # COPY rows encoded between two turns of the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Checks of one platform, source and job: what their rows share is made once."""
+
+    platform: str
+    source: Source
+    job_id: str | None
+    lines: list[tuple[Check, Requested]]
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Check records ready to write: their rows (COLUMNS order) and what they add up to."""
+    """Check records to write, grouped by platform, source and job."""
 
-    rows: Sequence[tuple[Any, ...]]
-    tally: Tally
+    groups: tuple[Lines, ...]
+
+    def rows(self, *, codes: bool = False) -> list[tuple[Any, ...]]:
+        """The check_records rows (COLUMNS order; with `codes`, staged.STAGE_COLUMNS)."""
+        rows: list[tuple[Any, ...]] = []
+        for g in self.groups:
+            rows += rows_of(g.lines, g.platform, g.source, g.job_id, codes=codes)
+        return rows
+
+    def tally(self) -> Tally:
+        """What the records add to the statistics and signals (tally.py)."""
+        counted = Tally()
+        for g in self.groups:
+            tally_lines(g.lines, g.platform, g.source, counted)
+        return counted
 
 
 def batch_of(items: Iterable[Checked]) -> Batch:
-    """CPU only: the buffer makes it in a worker thread, off the event loop."""
     grouped: dict[tuple[str, Source, str | None], list[tuple[Check, Requested]]] = {}
     for item in items:
         key = (item.platform, item.source, item.job_id)
@@ -49,21 +70,12 @@ def batch_of(items: Iterable[Checked]) -> Batch:
         if lines is None:
             grouped[key] = lines = []
         lines.append((item.check, item.requested))
-    rows: list[tuple[Any, ...]] = []
-    counted = Tally()
-    with collector.paused():
-        for (platform, source, job_id), lines in grouped.items():
-            rows += rows_of(lines, platform, source, job_id)
-            tally_lines(lines, platform, source, counted)
-    return Batch(rows, counted)
+    return Batch(tuple(Lines(*key, lines) for key, lines in grouped.items()))
 
 
 def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
-    """The records of a job's lines: batch_of without a Checked per line. CPU only."""
-    counted = Tally()
-    with collector.paused():
-        tally_lines(lines, platform, Source.JOB, counted)
-        return Batch(rows_of(lines, platform, Source.JOB, job_id), counted)
+    """The records of a job's lines: batch_of without a Checked per line."""
+    return Batch((Lines(platform, Source.JOB, job_id, list(lines)),))
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
@@ -75,26 +87,31 @@ async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
 class Ready:
     """A batch as the driver takes it, made in a worker thread (`_ready`)."""
 
-    records: list[tuple[Any, ...]]  # PostgreSQL: the rows, for COPY; SQLite: for its driver
+    records: list[tuple[Any, ...]]  # PostgreSQL: staged rows, for COPY; SQLite: for its driver
     days: set[date]  # the day partitions they go in
-    fold: aggregates.Ready
+    fold: aggregates.Ready | None  # SQLite's figures; PostgreSQL folds them itself (staged.py)
 
 
 def _ready(batch: Batch, dialect: Dialect) -> Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
     with collector.paused():
-        return _made_ready(batch, dialect)
-
-
-def _made_ready(batch: Batch, dialect: Dialect) -> Ready:
-    if dialect.name == "postgresql":
-        records = list(batch.rows)
-        days = {partitions.day_of(at) for at in {row[1] for row in records}}
-    else:
+        if dialect.name == "postgresql":
+            rows = batch.rows(codes=True)
+            return Ready(rows, _days(rows), None)
         # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
         # through its bind processors on the event loop (db/bulk.py).
-        records, days = bulk.per_dialect(_insert, dialect).rows(batch.rows), set()
-    return Ready(records, days, aggregates.ready(batch.tally, dialect))
+        records = bulk.per_dialect(_insert, dialect).rows(batch.rows())
+        return Ready(records, set(), aggregates.ready(batch.tally(), dialect))
+
+
+def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
+    """The partitions' days from the first to the last check of `rows` (a flush's checks
+    are seconds apart, a job chunk's one instant): two day_of calls, not one a row."""
+    if not rows:
+        return set()
+    times = [row[1] for row in rows]
+    first, last = partitions.day_of(min(times)), partitions.day_of(max(times))
+    return {first + timedelta(days=n) for n in range((last - first).days + 1)}
 
 
 def _insert(dialect: Dialect) -> bulk.Statement:
@@ -114,18 +131,18 @@ async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:
 
 
 async def write_ready(conn: AsyncConnection, ready: Ready) -> None:
-    """Insert records made ready and fold their tally on `conn`, inside its transaction."""
+    """Insert records made ready and fold their figures on `conn`, inside its transaction."""
     await _write(conn, ready)
 
 
 async def write(conn: AsyncConnection, batch: Batch) -> None:
-    """Insert the batch's rows and fold its tally on `conn`, inside its transaction."""
-    if batch.rows:
+    """Insert the batch's records and fold their figures on `conn`, inside its transaction."""
+    if batch.groups:
         await _write(conn, await asyncio.to_thread(_ready, batch, conn.dialect))
 
 
 async def write_all(engine: AsyncEngine, batch: Batch) -> None:
-    if not batch.rows:
+    if not batch.groups:
         return
     ready = await asyncio.to_thread(_ready, batch, engine.dialect)
     await partitions.ensure(engine, ready.days)
@@ -134,25 +151,13 @@ async def write_all(engine: AsyncEngine, batch: Batch) -> None:
 
 
 async def _write(conn: AsyncConnection, ready: Ready) -> None:
-    if conn.dialect.name == "postgresql":
-        # COPY, not a JSON text as the aggregates (jsonrows.py): a record's certificate is
-        # JSON already, and escaping it into more JSON cost more than asyncpg's encoding.
-        driver = await bulk.driver(conn)
-        await driver.copy_records_to_table(
-            "check_records", records=_sliced(ready.records), columns=COLUMNS
-        )
-    else:
-        await bulk.executemany(conn, bulk.per_dialect(_insert, conn.dialect), ready.records)
+    if not ready.records:
+        return
+    if ready.fold is None:
+        await staged.write(await bulk.driver(conn), ready.records)
+        return
+    await bulk.executemany(conn, bulk.per_dialect(_insert, conn.dialect), ready.records)
     await aggregates.fold(conn, ready.fold)
-
-
-async def _sliced(rows: Sequence[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
-    """`rows`, letting the event loop run between slices: asyncpg encodes COPY's rows on the
-    loop and, given a list, all of them in one go (~30 ms for 10,000 records)."""
-    for start in range(0, len(rows), _COPY_SLICE):
-        for row in rows[start : start + _COPY_SLICE]:
-            yield row
-        await asyncio.sleep(0)
 
 
 @dataclass(frozen=True, slots=True)

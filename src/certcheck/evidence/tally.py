@@ -13,12 +13,15 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from certcheck.checking import Check
-from certcheck.evidence.records import Checked, Requested, Source
+from certcheck.evidence.records import Checked, Codes, Requested, Source
 from certcheck.verification.catalogue import clean_code
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Reason, Verdict
 
 EVIDENCE_IDS = 20  # check ids kept per signal (evidence.md: at most 20)
+# The ids are one space-separated text, newest first: ULIDs are of one width, so its first
+# EVIDENCE_CHARS characters are whole ids.
+EVIDENCE_CHARS = EVIDENCE_IDS * 27 - 1
 LISTING, MERCHANT = "L", "M"
 
 
@@ -30,7 +33,7 @@ class SignalKind(enum.StrEnum):
 
 
 # The reasons that are a claim the certificate does not cover, and the signal each feeds.
-_MISMATCHES = {
+MISMATCHES = {
     Reason.MANUFACTURER_MISMATCH: SignalKind.MANUFACTURER_MISMATCH,
     Reason.PRODUCT_MISMATCH: SignalKind.PRODUCT_MISMATCH,
     Reason.MODEL_NOT_COVERED: SignalKind.MODEL_MISMATCH,
@@ -116,7 +119,7 @@ def _kinds_of(reasons: tuple[Reason, ...]) -> tuple[str, ...]:
     """signal_kinds' values for a check of a number with these reasons (few combinations)."""
     kinds = _KINDS.get(reasons)
     if kinds is None:
-        mismatches = (_MISMATCHES[r].value for r in reasons if r in _MISMATCHES)
+        mismatches = (MISMATCHES[r].value for r in reasons if r in MISMATCHES)
         kinds = _KINDS[reasons] = (SignalKind.MANY_MERCHANTS.value, *mismatches)
     return kinds
 
@@ -149,20 +152,13 @@ def tally_lines(
     merchants_add = into.signal_merchants.add
     groups: dict[SignalId, list[Check]] = {}
     days: dict[datetime, date] = {}
-    claims: dict[str | None, str] = {}
+    code_of = Codes()
     for check, asked in lines:
         at = check.checked_at
         day = days.get(at)
         if day is None:
             day = days[at] = today_in_shanghai(at)
-        certificate = check.certificate
-        if certificate is not None:
-            code = certificate.product_code
-        else:
-            claim = asked.product_code
-            code = claims.get(claim)  # type: ignore[assignment]
-            if code is None:
-                code = claims[claim] = clean_code(claim)
+        code = code_of(check.certificate, asked.product_code)
         decision = check.decision
         reasons = decision.reasons
         reason = plain[reasons[0]]
