@@ -1,7 +1,7 @@
 """The fast paths that make a batch of records: the same rows and figures as the plain ones.
 
-job_batch (a job's chunk) and batch_of (the buffer) make rows with rows_of and, for SQLite,
-figures with tally_lines, each distinct value once; here they are held to row_of, one check at
+job_batch (a job's chunk) and batch_of (the buffer) make rows with rows_of, each distinct
+value once; here they are held to row_of, one check at
 a time, and to each other. Pure: no database (the writes are tested in test_stats_store.py on both).
 """
 
@@ -19,7 +19,8 @@ from certcheck.db.tables import check_records
 from certcheck.evidence import collector, store
 from certcheck.evidence.records import COLUMNS, Checked, Source, row_of
 from certcheck.evidence.staged import STAGE_COLUMNS
-from certcheck.evidence.tally import product_code_of, tally
+from certcheck.evidence.tally import product_code_of
+from certcheck.verification.numbers import today_in_shanghai
 from tests.evidence.test_stats_store import random_checks
 
 
@@ -37,7 +38,6 @@ def test_a_job_batch_is_each_check_made_alone() -> None:
     batch = store.job_batch([(i.check, i.requested) for i in items], "shop-a", "rj_1")
 
     assert batch.rows() == [row_of(item) for item in items]
-    assert batch.tally() == tally(items)
     assert batch == store.batch_of(items)
 
 
@@ -47,22 +47,26 @@ def test_a_mixed_batch_has_every_check_once() -> None:
     batch = store.batch_of(items)
 
     assert sorted(batch.rows()) == sorted(row_of(item) for item in items)
-    assert sum(batch.tally().counts.values()) == len(items)
 
 
-def test_staged_rows_end_with_the_code_the_statistics_count() -> None:
+def test_staged_rows_end_with_what_the_statistics_count() -> None:
     items = random_checks(seed=9, count=300)  # claimed codes None, "0901", "0902" and " "
 
-    staged = store.batch_of(items).rows(codes=True)
+    staged = store.batch_of(items).rows(staged=True)
 
     by_id = {item.check.check_id: item for item in items}
     assert len(staged) == len(items)
     assert {len(row) for row in staged} == {len(STAGE_COLUMNS)}
     for row in staged:
         item = by_id[row[0]]
-        assert row[:-1] == row_of(item)
-        assert row[-1] == product_code_of(item)
-    assert {row[-1] for row in staged} >= {"", "0901", "0902"}
+        assert row[: len(COLUMNS)] == row_of(item)
+        assert row[len(COLUMNS) :] == (
+            product_code_of(item),
+            today_in_shanghai(item.check.checked_at),
+            item.check.decision.reason.value,
+        )
+    assert {row[-3] for row in staged} >= {"", "0901", "0902"}
+    assert len({row[-2] for row in staged}) > 1
 
 
 def test_bind_processors_run_once_per_object_and_alike() -> None:

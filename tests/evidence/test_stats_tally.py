@@ -1,27 +1,26 @@
-"""tally(): what a batch of checks adds to the statistics and signals. Pure: no fixtures."""
+"""What a batch of checks adds to the statistics and signals, as the database folds it from
+the staged rows (evidence/staged.py), on both databases."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from certcheck.checking import Check
+from certcheck.db.tables import check_counts, check_members, signal_counts, signal_merchants
+from certcheck.evidence import store
 from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.evidence.tally import (
     EVIDENCE_IDS,
     LISTING,
     MERCHANT,
-    CountKey,
-    Member,
-    SignalKey,
     SignalKind,
     product_code_of,
-    tally,
 )
 from certcheck.verification.records import Certificate, Decision, Reason
 from tests.factories import cert
@@ -55,6 +54,58 @@ def checked(
     return Checked(check, asked, source, platform)
 
 
+class CountKey(NamedTuple):
+    day: date
+    platform: str
+    product_code: str
+    source: str
+    reason: str
+    decision: str
+
+
+class Member(NamedTuple):
+    day: date
+    platform: str
+    kind: str
+    member: str
+    product_code: str
+    reason: str
+    source: str
+
+
+class SignalKey(NamedTuple):
+    platform: str
+    cert_no: str
+    kind: str
+
+
+class Folded(NamedTuple):
+    counts: dict[CountKey, int]
+    members: set[Member]
+    signals: dict[SignalKey, Any]  # checks, evidence (a list), last_checked_at
+    signal_merchants: set[tuple[SignalKey, str]]
+
+
+async def folded(engine: AsyncEngine, items: list[Checked]) -> Folded:
+    """`items` written as one batch, and what the aggregate tables then hold."""
+    await store.write_all(engine, store.batch_of(items))
+    s, m = signal_counts.c, signal_merchants.c
+    async with engine.connect() as conn:
+        counts = {CountKey(*row[:-1]): row[-1] for row in await conn.execute(select(check_counts))}
+        members = {Member(*row) for row in await conn.execute(select(check_members))}
+        signals = {
+            SignalKey(*row[:3]): (row.checks, row.evidence.split(), row.last_checked_at)
+            for row in await conn.execute(
+                select(s.platform, s.cert_no, s.kind, s.checks, s.evidence, s.last_checked_at)
+            )
+        }
+        merchants = {
+            (SignalKey(*row[:3]), row[3])
+            for row in await conn.execute(select(m.platform, m.cert_no, m.kind, m.merchant_id))
+        }
+    return Folded(counts, members, signals, merchants)
+
+
 class TestDay:
     @pytest.mark.parametrize(
         ("utc", "day"),
@@ -66,8 +117,10 @@ class TestDay:
             (datetime(2026, 12, 31, 16, 0, tzinfo=UTC), date(2027, 1, 1)),
         ],
     )
-    def test_a_check_counts_on_its_china_standard_time_day(self, utc: datetime, day: date) -> None:
-        (key,) = tally([checked(at=utc)]).counts
+    async def test_a_check_counts_on_its_china_standard_time_day(
+        self, engine: AsyncEngine, utc: datetime, day: date
+    ) -> None:
+        (key,) = (await folded(engine, [checked(at=utc)])).counts
         assert key.day == day
 
 
@@ -85,17 +138,17 @@ class TestProductCode:
             (None, None, ""),
         ],
     )
-    def test_the_certificates_else_the_claim_else_none(
-        self, certificate: Certificate | None, claimed: str | None, code: str
+    async def test_the_certificates_else_the_claim_else_none(
+        self, engine: AsyncEngine, certificate: Certificate | None, claimed: str | None, code: str
     ) -> None:
         item = checked(certificate=certificate, claimed_code=claimed)
         assert product_code_of(item) == code
-        (key,) = tally([item]).counts
+        (key,) = (await folded(engine, [item])).counts
         assert key.product_code == code
 
 
 class TestCounts:
-    def test_one_counter_per_key_adding_up(self) -> None:
+    async def test_one_counter_per_key_adding_up(self, engine: AsyncEngine) -> None:
         items = [
             checked(),
             checked(),
@@ -105,7 +158,7 @@ class TestCounts:
             checked(Reason.MODEL_NOT_COVERED),
         ]
 
-        counts = tally(items).counts
+        counts = (await folded(engine, items)).counts
 
         day = date(2026, 11, 22)
         assert counts == {
@@ -117,18 +170,12 @@ class TestCounts:
             CountKey(day, "shop", "", "verify", "MODEL_NOT_COVERED", "review"): 1,
         }
 
-    def test_nothing_in_nothing_out(self) -> None:
-        empty = tally([])
-        assert (empty.counts, empty.members, empty.signals, empty.signal_merchants) == (
-            {},
-            set(),
-            {},
-            set(),
-        )
+    async def test_nothing_in_nothing_out(self, engine: AsyncEngine) -> None:
+        assert await folded(engine, []) == Folded({}, set(), {}, set())
 
 
 class TestMembers:
-    def test_listings_and_merchants_per_day_and_key(self) -> None:
+    async def test_listings_and_merchants_per_day_and_key(self, engine: AsyncEngine) -> None:
         day = date(2026, 11, 22)
         items = [
             checked(listing="sku-1", merchant="m-1"),
@@ -141,7 +188,7 @@ class TestMembers:
             checked(),  # neither: none
         ]
 
-        members = tally(items).members
+        members = (await folded(engine, items)).members
 
         assert members == {
             Member(day, "shop", LISTING, "sku-1", "", "VALID", "verify"),
@@ -156,7 +203,9 @@ class TestMembers:
 
 
 class TestSignals:
-    def test_every_number_feeds_many_merchants_and_mismatches_their_own_kind(self) -> None:
+    async def test_every_number_feeds_many_merchants_and_mismatches_their_own_kind(
+        self, engine: AsyncEngine
+    ) -> None:
         items = [
             checked(merchant="m-1"),
             checked(Reason.MODEL_NOT_COVERED, Reason.MANUFACTURER_MISMATCH, merchant="m-2"),
@@ -165,12 +214,12 @@ class TestSignals:
             checked(Reason.NOT_REQUIRED, cert_no=None),
         ]
 
-        out = tally(items)
+        out = await folded(engine, items)
 
         def key(kind: SignalKind) -> SignalKey:
             return SignalKey("shop", NUMBER, kind.value)
 
-        assert {k: d.checks for k, d in out.signals.items()} == {
+        assert {k: d[0] for k, d in out.signals.items()} == {
             key(SignalKind.MANY_MERCHANTS): 3,
             key(SignalKind.MODEL_MISMATCH): 1,
             key(SignalKind.MANUFACTURER_MISMATCH): 1,
@@ -183,64 +232,19 @@ class TestSignals:
             (key(SignalKind.MANUFACTURER_MISMATCH), "m-2"),
         }
 
-    def test_evidence_is_the_newest_ids_at_most_twenty(self) -> None:
+    async def test_evidence_is_the_newest_ids_at_most_twenty(self, engine: AsyncEngine) -> None:
         items = [checked(at=NOON + timedelta(seconds=n)) for n in range(30)]
 
-        (delta,) = tally(reversed(items)).signals.values()
+        ((checks, evidence, last),) = (await folded(engine, items[::-1])).signals.values()
 
         newest = [item.check.check_id for item in reversed(items)][:EVIDENCE_IDS]
-        assert delta.evidence == newest
-        assert delta.checks == 30
-        assert delta.last_checked_at == NOON + timedelta(seconds=29)
+        assert evidence == newest
+        assert checks == 30
+        assert last == NOON + timedelta(seconds=29)
 
-    def test_platforms_are_kept_apart(self) -> None:
-        out = tally([checked(platform="a"), checked(platform="b")])
+    async def test_platforms_are_kept_apart(self, engine: AsyncEngine) -> None:
+        out = await folded(engine, [checked(platform="a"), checked(platform="b")])
         assert set(out.signals) == {
             SignalKey("a", NUMBER, "MANY_MERCHANTS"),
             SignalKey("b", NUMBER, "MANY_MERCHANTS"),
         }
-
-
-_reasons = st.lists(st.sampled_from(list(Reason)), min_size=1, max_size=3, unique=True)
-_items = st.lists(
-    st.builds(
-        lambda reasons, minutes, platform, source, listing, merchant, number: checked(
-            *reasons,
-            at=NOON + timedelta(minutes=minutes),
-            platform=platform,
-            source=source,
-            listing=listing,
-            merchant=merchant,
-            cert_no=number,
-        ),
-        _reasons,
-        st.integers(-3000, 3000),
-        st.sampled_from(["a", "b"]),
-        st.sampled_from(list(Source)),
-        st.sampled_from([None, "l1", "l2"]),
-        st.sampled_from([None, "m1", "m2"]),
-        st.sampled_from([None, NUMBER, "2024010901234568"]),
-    ),
-    max_size=40,
-)
-
-
-@given(_items)
-def test_every_check_counts_once_and_every_id_is_a_member(items: list[Checked]) -> None:
-    out = tally(items)
-    assert sum(out.counts.values()) == len(items)
-    members = [Member._make(row) for row in out.members]
-    listed = {(m.platform, m.member) for m in members if m.kind == LISTING}
-    assert listed == {
-        (i.platform, i.requested.listing_id) for i in items if i.requested.listing_id is not None
-    }
-    numbered = Counter((i.platform, i.check.cert_no) for i in items if i.check.cert_no)
-    signals = {SignalKey._make(key): delta for key, delta in out.signals.items()}
-    many = {
-        (k.platform, k.cert_no): d.checks
-        for k, d in signals.items()
-        if k.kind == SignalKind.MANY_MERCHANTS
-    }
-    assert many == dict(numbered)
-    for delta in out.signals.values():
-        assert len(delta.evidence) == min(delta.checks, EVIDENCE_IDS)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.registry.rows import certificate_to_snapshot_dict
 from certcheck.verification.catalogue import clean_code
+from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
 
@@ -106,27 +107,32 @@ def rows_of(
     source: Source,
     job_id: str | None,
     *,
-    codes: bool = False,
+    staged: bool = False,
 ) -> list[tuple[Any, ...]]:
     """row_of for many checks of one platform, source and job (a job's chunk, say): what is
     the same for many of them is made once (a certificate's JSON once per certificate).
-    With `codes`, each row ends with the product code the statistics count it under: the
-    certificate's, else the listing's claim as decide() reads it ("" when neither)."""
+    `staged` rows (staged.py) end with what the check's figures count it under: its product
+    code (Codes), its China Standard Time day and its most severe reason."""
     source_value = source.value
-    code_of = Codes() if codes else None
+    code_of = Codes() if staged else None
+    days: dict[datetime, date] = {}
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
     texts: dict[int, tuple[Certificate, str]] = {}
-    reasons_text: dict[tuple[Reason, ...], str] = {}
+    reasons_text: dict[tuple[Reason, ...], tuple[str, str]] = {}
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for check, asked in lines:
         decision = check.decision
         reasons = decision.reasons
-        said = reasons_text.get(reasons)
-        if said is None:
-            said = reasons_text[reasons] = " ".join(reason.value for reason in reasons)
+        told = reasons_text.get(reasons)
+        if told is None:
+            told = reasons_text[reasons] = (
+                " ".join(reason.value for reason in reasons),
+                reasons[0].value,
+            )
+        said = told[0]
         certificate = check.certificate
         if certificate is None:
             text = None
@@ -153,7 +159,11 @@ def rows_of(
             check.registry_as_of,
         )
         if code_of is not None:
-            row = (*row, code_of(certificate, asked.product_code))
+            at = check.checked_at
+            day = days.get(at)
+            if day is None:
+                day = days[at] = today_in_shanghai(at)
+            row = (*row, code_of(certificate, asked.product_code), day, told[1])
         append(row)
     return rows
 

@@ -1,18 +1,19 @@
-"""PostgreSQL: a batch of check records COPYed into the session's staging table, from which one
-script inserts them and folds what they add into the statistics and signals.
+"""A batch of check records written through the connection's staging table, from which the
+database inserts them and folds what they add into the statistics and signals.
 
 Why the database counts: made in Python, a record's figures (its counters, memberships, signal
-keys, evidence and merchants, then their rows encoded for the driver) cost the serving process
-~10 µs a record beside the ~5 µs of the row itself, on the core that answers requests. The
-server has the rows anyway; grouping them is work for its own core. SQLite keeps the Python
-tally (tally.py, aggregates.py): there the database runs inside this process. Both must
-count alike; tests/evidence/test_stats_store.py holds each to a count over the records.
+keys, evidence and merchants, then their rows made ready for the driver) cost the serving
+process 6-15 µs a record beside the row itself, on the core that answers requests. The
+database has the rows anyway: PostgreSQL groups them on its own core, and SQLite runs its
+statements with the GIL released, so the event loop goes on meanwhile. Python makes what SQL
+would make differently on the two databases: the product code a check counts under
+(records.Codes), its China Standard Time day and its most severe reason.
 
 The staging table is temporary (one per connection, created by the first batch a connection
-writes, in that batch's transaction) and emptied at every commit, so a failed batch leaves
-nothing behind. Every insert is in primary-key order: two processes folding at once lock the
-same rows in the same order and cannot deadlock; the counters, which every writer updates,
-come last, so they are held for the shortest time.
+writes) and emptied around every batch (PostgreSQL: at commit), so a failed batch leaves
+nothing behind. Every upsert reads its rows in primary-key order: two PostgreSQL processes
+folding at once lock the same rows in the same order and cannot deadlock; the counters, which
+every writer updates, come last, so they are held for the shortest time.
 """
 
 from __future__ import annotations
@@ -21,98 +22,184 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from certcheck.evidence.records import COLUMNS
-from certcheck.evidence.tally import EVIDENCE_CHARS, EVIDENCE_IDS, MISMATCHES, SignalKind
+from sqlalchemy import Column, Date, Dialect, MetaData, String, Table, Text, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateTable
 
-# Each staged row: the record's columns and the product code its statistics count it under
-# (the certificate's, else the listing's claim as decide() reads it: tally.product_code_of).
-STAGE_COLUMNS = (*COLUMNS, "code")
+from certcheck.db import bulk
+from certcheck.db.tables import check_records
+from certcheck.evidence.records import COLUMNS
+from certcheck.evidence.tally import (
+    EVIDENCE_CHARS,
+    EVIDENCE_IDS,
+    LISTING,
+    MERCHANT,
+    MISMATCHES,
+    SignalKind,
+)
+
+# Each staged row: the record's columns, then what its figures are counted under.
+STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
 _COPY_SLICE = 500  # COPY rows encoded between two turns of the event loop
 
-_CREATE = (
-    "CREATE TEMP TABLE IF NOT EXISTS check_stage "
-    "(LIKE check_records, code text NOT NULL) ON COMMIT DELETE ROWS"
+# Not in the application's metadata: no migration makes it, each connection does.
+_stage = Table(
+    "check_stage",
+    MetaData(),
+    *(Column(c.name, c.type, nullable=c.nullable) for c in check_records.columns),
+    Column("code", Text, nullable=False),  # records.Codes
+    Column("day", Date, nullable=False),  # China Standard Time (today_in_shanghai)
+    Column("reason", String(32), nullable=False),  # the answer's `reason`: the first
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
-# The statistics' day is China Standard Time's (verification/numbers.py: today_in_shanghai);
-# the answer's `reason` the first (most severe) of the record's reasons.
-_KEYED = (
-    "SELECT *, (checked_at AT TIME ZONE 'Asia/Shanghai')::date AS day, "
-    "split_part(reasons, ' ', 1) AS reason FROM check_stage"
-)
-_MISMATCH_ROWS = ", ".join(
-    f"('{reason.value}', '{kind.value}')" for reason, kind in MISMATCHES.items()
-)
+if tuple(c.name for c in _stage.columns) != STAGE_COLUMNS:
+    raise RuntimeError("check_stage's columns are not STAGE_COLUMNS")
+
+
+def _create(dialect: Dialect) -> str:
+    return str(CreateTable(_stage, if_not_exists=True).compile(dialect=dialect))
+
+
+def _insert(dialect: Dialect) -> bulk.Statement:
+    return bulk.statement(insert(_stage), dialect, STAGE_COLUMNS)
+
+
+def ready(rows: Sequence[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
+    """Staged rows (STAGE_COLUMNS order) as the driver takes them. CPU only: a worker
+    thread. asyncpg's COPY takes the values as they are; SQLite's through bind processors."""
+    if dialect.name == "postgresql":
+        return list(rows)
+    return bulk.per_dialect(_insert, dialect).rows(rows)
+
+
 _RECORDS = ", ".join(COLUMNS)
-# Names and constants from this module only: nothing in the script comes from a request.
-_FOLD = f"""
-INSERT INTO check_records ({_RECORDS}) SELECT {_RECORDS} FROM check_stage;
-
-INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
-SELECT DISTINCT s.day, s.platform, m.kind, m.member, s.code, s.reason, s.source
-FROM ({_KEYED}) AS s
-CROSS JOIN LATERAL (VALUES ('L', s.listing_id), ('M', s.merchant_id)) AS m(kind, member)
-WHERE m.member IS NOT NULL
-ORDER BY 1, 2, 3, 4, 5, 6, 7
-ON CONFLICT DO NOTHING;
-
-WITH k AS (
-    SELECT platform, cert_no, '{SignalKind.MANY_MERCHANTS.value}' AS kind, check_id, checked_at,
-        merchant_id
+_MISMATCH_ROWS = " UNION ALL ".join(
+    f"SELECT '{reason.value}' AS reason, '{kind.value}' AS kind"
+    for reason, kind in MISMATCHES.items()
+)
+_SIGNAL_KEY = "platform, cert_no, kind"
+# Every check of a number feeds MANY_MERCHANTS, and each of its reasons that says the claim
+# is not covered the signal of that kind (tally.signal_kinds).
+_KINDS = f"""k AS MATERIALIZED (
+    SELECT platform, cert_no, '{SignalKind.MANY_MERCHANTS.value}' AS kind, check_id,
+        checked_at, merchant_id
     FROM check_stage WHERE cert_no IS NOT NULL
     UNION ALL
     SELECT s.platform, s.cert_no, m.kind, s.check_id, s.checked_at, s.merchant_id
     FROM check_stage AS s
-    CROSS JOIN LATERAL unnest(string_to_array(s.reasons, ' ')) AS r(reason)
-    JOIN (VALUES {_MISMATCH_ROWS}) AS m(reason, kind) ON m.reason = r.reason
+    JOIN ({_MISMATCH_ROWS}) AS m
+        ON ' ' || s.reasons || ' ' LIKE '% ' || m.reason || ' %'
     WHERE s.cert_no IS NOT NULL
-), u AS (
-    SELECT platform, cert_no, kind, count(*) AS checks,
-        array_to_string(
-            (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
-        ) AS evidence,
-        max(checked_at) AS last_checked_at
-    FROM k GROUP BY platform, cert_no, kind
-), new AS (
-    INSERT INTO signal_merchants (platform, cert_no, kind, merchant_id)
-    SELECT DISTINCT platform, cert_no, kind, merchant_id FROM k WHERE merchant_id IS NOT NULL
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT DO NOTHING
-    RETURNING platform, cert_no, kind
-), gained AS (
-    SELECT platform, cert_no, kind, count(*) AS merchants FROM new
-    GROUP BY platform, cert_no, kind
-)
-INSERT INTO signal_counts AS t
-    (platform, cert_no, kind, checks, merchants, evidence, last_checked_at)
-SELECT u.platform, u.cert_no, u.kind, u.checks, coalesce(g.merchants, 0), u.evidence,
-    u.last_checked_at
-FROM u LEFT JOIN gained AS g USING (platform, cert_no, kind)
-ORDER BY 1, 2, 3
-ON CONFLICT (platform, cert_no, kind) DO UPDATE SET
-    checks = t.checks + excluded.checks,
-    merchants = t.merchants + excluded.merchants,
-    evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {EVIDENCE_CHARS}),
-    last_checked_at = greatest(t.last_checked_at, excluded.last_checked_at);
-
-INSERT INTO check_counts AS t (day, platform, product_code, source, reason, decision, checks)
-SELECT day, platform, code, source, reason, decision, count(*)
-FROM ({_KEYED}) AS s
+)"""
+# Names and constants of this module only: nothing in these statements comes from a request.
+_SHARED_FIRST = [
+    f"INSERT INTO check_records ({_RECORDS}) SELECT {_RECORDS} FROM check_stage",
+    f"""INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
+SELECT * FROM (
+    SELECT day, platform, '{LISTING}' AS kind, listing_id AS member, code, reason, source
+    FROM check_stage WHERE listing_id IS NOT NULL
+    UNION
+    SELECT day, platform, '{MERCHANT}' AS kind, merchant_id AS member, code, reason, source
+    FROM check_stage WHERE merchant_id IS NOT NULL
+) AS m WHERE true
+ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT DO NOTHING""",
+]
+_COUNTS = """INSERT INTO check_counts AS t
+    (day, platform, product_code, source, reason, decision, checks)
+SELECT day, platform, code, source, reason, decision, count(*) FROM check_stage WHERE true
 GROUP BY 1, 2, 3, 4, 5, 6
 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (day, platform, product_code, source, reason, decision)
-DO UPDATE SET checks = t.checks + excluded.checks
-"""
+DO UPDATE SET checks = t.checks + excluded.checks"""
 # A batch's ids come before the older ones in `evidence`; ids are of one width, so cutting
-# at 20 ids' worth of characters keeps whole ids. A merchant counts for the transaction that
-# inserted it: `new` leaves out one another process inserted first.
+# at EVIDENCE_CHARS keeps whole ids.
+_UPSERT_SIGNALS = f"""INSERT INTO signal_counts AS t
+    ({_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at)
+SELECT u.platform, u.cert_no, u.kind, u.checks, coalesce(g.merchants, 0), e.evidence,
+    u.last_checked_at
+FROM u JOIN e USING ({_SIGNAL_KEY}) LEFT JOIN gained AS g USING ({_SIGNAL_KEY}) WHERE true
+ORDER BY 1, 2, 3
+ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
+    checks = t.checks + excluded.checks,
+    merchants = t.merchants + excluded.merchants,
+    evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {EVIDENCE_CHARS}),
+    last_checked_at = CASE WHEN excluded.last_checked_at > t.last_checked_at
+        THEN excluded.last_checked_at ELSE t.last_checked_at END"""
+_U = f"""u AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS checks, max(checked_at) AS last_checked_at
+    FROM k GROUP BY {_SIGNAL_KEY}
+)"""
+# PostgreSQL: a merchant counts for the transaction that inserted it (`new`), which leaves
+# out one another process inserted first.
+_PG_SIGNALS = f"""WITH {_KINDS}, {_U}, e AS (
+    SELECT {_SIGNAL_KEY}, array_to_string(
+        (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
+    ) AS evidence
+    FROM k GROUP BY {_SIGNAL_KEY}
+), new AS (
+    INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
+    SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    RETURNING {_SIGNAL_KEY}
+), gained AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS merchants FROM new GROUP BY {_SIGNAL_KEY}
+)
+{_UPSERT_SIGNALS}"""
+_PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _COUNTS])
+# SQLite has one writer at a time, and this transaction is it since its first insert: the
+# merchants not yet in signal_merchants are the ones this batch adds. Its evidence: the 20
+# newest ids of each signal, concatenated by a window in that order (a plain group_concat's
+# order is not defined); the row numbered min(checks, 20) holds them all.
+_SQLITE_SIGNALS = f"""WITH {_KINDS}, {_U}, newest AS (
+    SELECT {_SIGNAL_KEY}, check_id FROM (
+        SELECT {_SIGNAL_KEY}, check_id,
+            row_number() OVER (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC) AS n
+        FROM k
+    ) WHERE n <= {EVIDENCE_IDS}
+), ranked AS (
+    SELECT {_SIGNAL_KEY}, row_number() OVER w AS n, group_concat(check_id, ' ') OVER w AS evidence
+    FROM newest WINDOW w AS (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC)
+), e AS (
+    SELECT r.platform, r.cert_no, r.kind, r.evidence FROM ranked AS r JOIN u USING ({_SIGNAL_KEY})
+    WHERE r.n = min(u.checks, {EVIDENCE_IDS})
+), gained AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS merchants FROM (
+        SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k AS d
+        WHERE merchant_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM signal_merchants AS m WHERE m.platform = d.platform
+            AND m.cert_no = d.cert_no AND m.kind = d.kind AND m.merchant_id = d.merchant_id
+        )
+    ) AS fresh GROUP BY {_SIGNAL_KEY}
+)
+{_UPSERT_SIGNALS}"""
+_SQLITE_MERCHANTS = f"""WITH {_KINDS}
+INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
+SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
+ON CONFLICT DO NOTHING"""
+_SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_MERCHANTS, _COUNTS]
 
 
-async def write(driver: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert staged `rows` (STAGE_COLUMNS order) and fold them, on asyncpg connection `driver`
-    inside its transaction."""
-    await driver.execute(_CREATE)
-    await driver.copy_records_to_table("check_stage", records=_sliced(rows), columns=STAGE_COLUMNS)
-    await driver.execute(_FOLD)  # no parameters: one round trip for all four statements
+async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert staged rows made `ready` and fold them, on `conn` inside its transaction."""
+    if not rows:
+        return
+    driver = await bulk.driver(conn)
+    create = bulk.per_dialect(_create, conn.dialect)
+    if conn.dialect.name == "postgresql":
+        await driver.execute(create)
+        await driver.copy_records_to_table(
+            "check_stage", records=_sliced(rows), columns=STAGE_COLUMNS
+        )
+        await driver.execute(_PG_FOLD)  # no parameters: one round trip for the script
+        return
+    for sql in (create, "DELETE FROM check_stage"):
+        await driver.execute(sql)
+    await driver.executemany(bulk.per_dialect(_insert, conn.dialect).sql, rows)
+    for sql in (*_SQLITE_FOLD, "DELETE FROM check_stage"):
+        await driver.execute(sql)
 
 
 async def _sliced(rows: Sequence[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:

@@ -1,11 +1,10 @@
 """Writing check records in bulk, reading one back, and purging those past retention.
 
-PostgreSQL gets COPY into a staging table, from which the database inserts the records and
-counts their statistics and signals itself (staged.py); SQLite one executemany on the driver
-connection, with the figures counted here (tally.py) and folded in by the same transaction
-(aggregates.py). Everything done per row is done in one worker thread before the writes
-(`_ready`): a flush of a 10,000-item batch must not hold the event loop that answers single
-checks.
+A batch's rows, with what its statistics and signals count each check under, go to the
+connection's staging table (COPY on PostgreSQL, executemany on SQLite), from which the
+database inserts the records and folds their figures in the same transaction (staged.py).
+Everything done per row is done in one worker thread before the writes (`_ready`): a flush of
+a 10,000-item batch must not hold the event loop that answers single checks.
 """
 
 from __future__ import annotations
@@ -16,15 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Dialect, delete, insert, select
+from sqlalchemy import Dialect, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.checking import Check
-from certcheck.db import bulk
 from certcheck.db.tables import check_records
 from certcheck.evidence import aggregates, collector, partitions, staged
-from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, as_json, rows_of
-from certcheck.evidence.tally import Tally, tally_lines
+from certcheck.evidence.records import Checked, Requested, Source, as_json, rows_of
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
@@ -47,19 +44,12 @@ class Batch:
 
     groups: tuple[Lines, ...]
 
-    def rows(self, *, codes: bool = False) -> list[tuple[Any, ...]]:
-        """The check_records rows (COLUMNS order; with `codes`, staged.STAGE_COLUMNS)."""
+    def rows(self, *, staged: bool = False) -> list[tuple[Any, ...]]:
+        """The check_records rows (COLUMNS order), or `staged` (staged.STAGE_COLUMNS)."""
         rows: list[tuple[Any, ...]] = []
         for g in self.groups:
-            rows += rows_of(g.lines, g.platform, g.source, g.job_id, codes=codes)
+            rows += rows_of(g.lines, g.platform, g.source, g.job_id, staged=staged)
         return rows
-
-    def tally(self) -> Tally:
-        """What the records add to the statistics and signals (tally.py)."""
-        counted = Tally()
-        for g in self.groups:
-            tally_lines(g.lines, g.platform, g.source, counted)
-        return counted
 
 
 def batch_of(items: Iterable[Checked]) -> Batch:
@@ -87,21 +77,15 @@ async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
 class Ready:
     """A batch as the driver takes it, made in a worker thread (`_ready`)."""
 
-    records: list[tuple[Any, ...]]  # PostgreSQL: staged rows, for COPY; SQLite: for its driver
-    days: set[date]  # the day partitions they go in
-    fold: aggregates.Ready | None  # SQLite's figures; PostgreSQL folds them itself (staged.py)
+    rows: list[tuple[Any, ...]]  # staged rows (staged.py), ready for the driver
+    days: set[date]  # the day partitions they go in (PostgreSQL)
 
 
 def _ready(batch: Batch, dialect: Dialect) -> Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
     with collector.paused():
-        if dialect.name == "postgresql":
-            rows = batch.rows(codes=True)
-            return Ready(rows, _days(rows), None)
-        # Not conn.execute(insert(...), rows): SQLAlchemy would run every value of every row
-        # through its bind processors on the event loop (db/bulk.py).
-        records = bulk.per_dialect(_insert, dialect).rows(batch.rows())
-        return Ready(records, set(), aggregates.ready(batch.tally(), dialect))
+        rows = batch.rows(staged=True)
+        return Ready(staged.ready(rows, dialect), _days(rows))
 
 
 def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
@@ -112,10 +96,6 @@ def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
     times = [row[1] for row in rows]
     first, last = partitions.day_of(min(times)), partitions.day_of(max(times))
     return {first + timedelta(days=n) for n in range((last - first).days + 1)}
-
-
-def _insert(dialect: Dialect) -> bulk.Statement:
-    return bulk.statement(insert(check_records), dialect, COLUMNS)
 
 
 def job_ready(
@@ -132,13 +112,13 @@ async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:
 
 async def write_ready(conn: AsyncConnection, ready: Ready) -> None:
     """Insert records made ready and fold their figures on `conn`, inside its transaction."""
-    await _write(conn, ready)
+    await staged.write(conn, ready.rows)
 
 
 async def write(conn: AsyncConnection, batch: Batch) -> None:
     """Insert the batch's records and fold their figures on `conn`, inside its transaction."""
     if batch.groups:
-        await _write(conn, await asyncio.to_thread(_ready, batch, conn.dialect))
+        await staged.write(conn, (await asyncio.to_thread(_ready, batch, conn.dialect)).rows)
 
 
 async def write_all(engine: AsyncEngine, batch: Batch) -> None:
@@ -147,17 +127,7 @@ async def write_all(engine: AsyncEngine, batch: Batch) -> None:
     ready = await asyncio.to_thread(_ready, batch, engine.dialect)
     await partitions.ensure(engine, ready.days)
     async with engine.begin() as conn:
-        await _write(conn, ready)
-
-
-async def _write(conn: AsyncConnection, ready: Ready) -> None:
-    if not ready.records:
-        return
-    if ready.fold is None:
-        await staged.write(await bulk.driver(conn), ready.records)
-        return
-    await bulk.executemany(conn, bulk.per_dialect(_insert, conn.dialect), ready.records)
-    await aggregates.fold(conn, ready.fold)
+        await staged.write(conn, ready.rows)
 
 
 @dataclass(frozen=True, slots=True)
