@@ -91,10 +91,10 @@ _KINDS = f"""k AS MATERIALIZED (
     JOIN ({_MISMATCH_ROWS}) AS m
         ON ' ' || s.reasons || ' ' LIKE '% ' || m.reason || ' %'
     WHERE s.cert_no IS NOT NULL
-)"""
+)"""  # nosec B608
 # Names and constants of this module only: nothing in these statements comes from a request.
 _SHARED_FIRST = [
-    f"INSERT INTO check_records ({_RECORDS}) SELECT {_RECORDS} FROM check_stage",
+    f"INSERT INTO check_records ({_RECORDS}) SELECT {_RECORDS} FROM check_stage",  # nosec B608
     f"""INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
 SELECT * FROM (
     SELECT day, platform, '{LISTING}' AS kind, listing_id AS member, code, reason, source
@@ -104,7 +104,7 @@ SELECT * FROM (
     FROM check_stage WHERE merchant_id IS NOT NULL
 ) AS m WHERE true
 ORDER BY 1, 2, 3, 4, 5, 6, 7
-ON CONFLICT DO NOTHING""",
+ON CONFLICT DO NOTHING""",  # nosec B608
 ]
 _COUNTS = """INSERT INTO check_counts AS t
     (day, platform, product_code, source, reason, decision, checks)
@@ -126,11 +126,11 @@ ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
     merchants = t.merchants + excluded.merchants,
     evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {EVIDENCE_CHARS}),
     last_checked_at = CASE WHEN excluded.last_checked_at > t.last_checked_at
-        THEN excluded.last_checked_at ELSE t.last_checked_at END"""
+        THEN excluded.last_checked_at ELSE t.last_checked_at END"""  # nosec B608
 _U = f"""u AS (
     SELECT {_SIGNAL_KEY}, count(*) AS checks, max(checked_at) AS last_checked_at
     FROM k GROUP BY {_SIGNAL_KEY}
-)"""
+)"""  # nosec B608
 # PostgreSQL: a merchant counts for the transaction that inserted it (`new`), which leaves
 # out one another process inserted first.
 _PG_SIGNALS = f"""WITH {_KINDS}, {_U}, e AS (
@@ -147,7 +147,7 @@ _PG_SIGNALS = f"""WITH {_KINDS}, {_U}, e AS (
 ), gained AS (
     SELECT {_SIGNAL_KEY}, count(*) AS merchants FROM new GROUP BY {_SIGNAL_KEY}
 )
-{_UPSERT_SIGNALS}"""
+{_UPSERT_SIGNALS}"""  # nosec B608
 _PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants not yet in signal_merchants are the ones this batch adds. Its evidence: the 20
@@ -174,11 +174,11 @@ _SQLITE_SIGNALS = f"""WITH {_KINDS}, {_U}, newest AS (
         )
     ) AS fresh GROUP BY {_SIGNAL_KEY}
 )
-{_UPSERT_SIGNALS}"""
+{_UPSERT_SIGNALS}"""  # nosec B608
 _SQLITE_MERCHANTS = f"""WITH {_KINDS}
 INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
 SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
-ON CONFLICT DO NOTHING"""
+ON CONFLICT DO NOTHING"""  # nosec B608
 _SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_MERCHANTS, _COUNTS]
 
 
