@@ -114,12 +114,10 @@ ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (day, platform, product_code, source, reason, decision)
 DO UPDATE SET checks = t.checks + excluded.checks"""
 # A batch's ids come before the older ones in `evidence`; ids are of one width, so cutting
-# at EVIDENCE_CHARS keeps whole ids.
+# at EVIDENCE_CHARS keeps whole ids. `totals` is made by each database's statement below.
 _UPSERT_SIGNALS = f"""INSERT INTO signal_counts AS t
     ({_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at)
-SELECT u.platform, u.cert_no, u.kind, u.checks, coalesce(g.merchants, 0), e.evidence,
-    u.last_checked_at
-FROM u JOIN e USING ({_SIGNAL_KEY}) LEFT JOIN gained AS g USING ({_SIGNAL_KEY}) WHERE true
+SELECT {_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at FROM totals WHERE true
 ORDER BY 1, 2, 3
 ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
     checks = t.checks + excluded.checks,
@@ -127,33 +125,38 @@ ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
     evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {EVIDENCE_CHARS}),
     last_checked_at = CASE WHEN excluded.last_checked_at > t.last_checked_at
         THEN excluded.last_checked_at ELSE t.last_checked_at END"""  # nosec B608
-_U = f"""u AS (
-    SELECT {_SIGNAL_KEY}, count(*) AS checks, max(checked_at) AS last_checked_at
-    FROM k GROUP BY {_SIGNAL_KEY}
+# A signal's figures are parts (checks and evidence, merchants) added up by key, not joined:
+# the planner knows nothing of a temporary table's grouped rows, and chose a nested loop
+# over two of them that took 2-3 s for a 5,000-line chunk.
+_TOTALS = f"""totals AS (
+    SELECT {_SIGNAL_KEY}, sum(checks) AS checks, sum(merchants) AS merchants,
+        max(evidence) AS evidence, max(last_checked_at) AS last_checked_at
+    FROM parts GROUP BY {_SIGNAL_KEY}
 )"""  # nosec B608
 # PostgreSQL: a merchant counts for the transaction that inserted it (`new`), which leaves
 # out one another process inserted first.
-_PG_SIGNALS = f"""WITH {_KINDS}, {_U}, e AS (
-    SELECT {_SIGNAL_KEY}, array_to_string(
-        (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
-    ) AS evidence
-    FROM k GROUP BY {_SIGNAL_KEY}
-), new AS (
+_PG_SIGNALS = f"""WITH {_KINDS}, new AS (
     INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
     SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
     ORDER BY 1, 2, 3, 4
     ON CONFLICT DO NOTHING
     RETURNING {_SIGNAL_KEY}
-), gained AS (
-    SELECT {_SIGNAL_KEY}, count(*) AS merchants FROM new GROUP BY {_SIGNAL_KEY}
-)
+), parts AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS checks, 0 AS merchants, array_to_string(
+        (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
+    ) AS evidence, max(checked_at) AS last_checked_at
+    FROM k GROUP BY {_SIGNAL_KEY}
+    UNION ALL
+    SELECT {_SIGNAL_KEY}, 0, count(*), NULL, NULL FROM new GROUP BY {_SIGNAL_KEY}
+), {_TOTALS}
 {_UPSERT_SIGNALS}"""  # nosec B608
 _PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants not yet in signal_merchants are the ones this batch adds. Its evidence: the 20
 # newest ids of each signal, concatenated by a window in that order (a plain group_concat's
-# order is not defined); the row numbered min(checks, 20) holds them all.
-_SQLITE_SIGNALS = f"""WITH {_KINDS}, {_U}, newest AS (
+# order is not defined); the row with the highest number holds them all (SQLite gives a bare
+# column the values of the row max() chose).
+_SQLITE_SIGNALS = f"""WITH {_KINDS}, newest AS (
     SELECT {_SIGNAL_KEY}, check_id FROM (
         SELECT {_SIGNAL_KEY}, check_id,
             row_number() OVER (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC) AS n
@@ -162,18 +165,23 @@ _SQLITE_SIGNALS = f"""WITH {_KINDS}, {_U}, newest AS (
 ), ranked AS (
     SELECT {_SIGNAL_KEY}, row_number() OVER w AS n, group_concat(check_id, ' ') OVER w AS evidence
     FROM newest WINDOW w AS (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC)
-), e AS (
-    SELECT r.platform, r.cert_no, r.kind, r.evidence FROM ranked AS r JOIN u USING ({_SIGNAL_KEY})
-    WHERE r.n = min(u.checks, {EVIDENCE_IDS})
-), gained AS (
-    SELECT {_SIGNAL_KEY}, count(*) AS merchants FROM (
+), parts AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS checks, 0 AS merchants, NULL AS evidence,
+        max(checked_at) AS last_checked_at
+    FROM k GROUP BY {_SIGNAL_KEY}
+    UNION ALL
+    SELECT {_SIGNAL_KEY}, 0, 0, evidence, NULL FROM (
+        SELECT {_SIGNAL_KEY}, evidence, max(n) FROM ranked GROUP BY {_SIGNAL_KEY}
+    )
+    UNION ALL
+    SELECT {_SIGNAL_KEY}, 0, count(*), NULL, NULL FROM (
         SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k AS d
         WHERE merchant_id IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM signal_merchants AS m WHERE m.platform = d.platform
             AND m.cert_no = d.cert_no AND m.kind = d.kind AND m.merchant_id = d.merchant_id
         )
-    ) AS fresh GROUP BY {_SIGNAL_KEY}
-)
+    ) GROUP BY {_SIGNAL_KEY}
+), {_TOTALS}
 {_UPSERT_SIGNALS}"""  # nosec B608
 _SQLITE_MERCHANTS = f"""WITH {_KINDS}
 INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
