@@ -1,4 +1,4 @@
 """Evidence: every check recorded (records, buffer, partitions) and readable later as signed
 receipts (signing, receipts); statistics and misuse signals folded in as records are written
-(tally, aggregates) and read without the records (stats, signals). Below the HTTP layer and the
+(staged, tally) and read without the records (stats, signals). Below the HTTP layer and the
 job workers, which both record."""

@@ -1,6 +1,6 @@
 """GET /v1/signals: certificate numbers whose checks look like misuse, ranked by score.
 
-Read from signal_counts (aggregates.py), never from the records. The scoring, also in the
+Read from signal_counts (staged.py), never from the records. The scoring, also in the
 README and docs/evidence.md:
 
 - MANY_MERCHANTS: listed from MANY_MERCHANTS_FROM distinct merchants claiming the number;

@@ -1,4 +1,4 @@
-"""GET /v1/stats read from the aggregate tables (aggregates.py), never from the records.
+"""GET /v1/stats read from the aggregate tables (staged.py), never from the records.
 
 Counters are summed per key; distinct listings and merchants are counted over the membership
 rows of the range (one per listing or merchant, day and key combination), so they are exact

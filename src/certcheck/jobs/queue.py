@@ -202,7 +202,7 @@ async def _records(
     engine: AsyncEngine, job_id: str, checked: tuple[tuple[Check, Requested], ...]
 ) -> check_records.Ready:
     """The chunk's check records made ready to write, before its transaction begins: no lock
-    is held while a 5,000-line chunk's rows and tally take their 10-50 ms of CPU (in a
+    is held while a 5,000-line chunk's staged rows take their 10-40 ms of CPU (in a
     worker thread, not on the event loop)."""
     async with engine.connect() as conn:
         platform = str(await conn.scalar(select(_j.platform).where(_j.id == job_id)))

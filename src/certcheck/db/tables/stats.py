@@ -1,4 +1,4 @@
-"""Statistics and misuse signals (docs/evidence.md; evidence/aggregates.py): figures folded in
+"""Statistics and misuse signals (docs/evidence.md; evidence/staged.py): figures folded in
 with every batch of check records, so no request reads the records themselves."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Column, Date, String, Table, Text
 from certcheck.db.metadata import metadata
 from certcheck.db.types import UTCDateTime
 
-# Statistics (evidence/aggregates.py), folded in with every batch of check records. Counters
+# Statistics (evidence/staged.py), folded in with every batch of check records. Counters
 # per China Standard Time day and key; the product code is '' when there is none.
 check_counts = Table(
     "check_counts",
