@@ -1,4 +1,5 @@
-"""What the evidence tests share: waiting for a record, and verifying receipts independently."""
+"""What the evidence tests share: waiting for a record, verifying receipts independently, and
+what a check counts under, worked out one check at a time (the statistics' oracle)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import httpx
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
+
+from certcheck.evidence.records import Checked
+from certcheck.evidence.tally import MISMATCHES, SignalKind
+from certcheck.verification.catalogue import clean_code
 
 # joserfc warns that RFC 9864 deprecates "EdDSA"; the contract pins it, so it is allowed here.
 _REGISTRY = jws.JWSRegistry(algorithms=["EdDSA"])
@@ -59,3 +64,21 @@ def changed_at(token: str, at: int) -> str:
     char = token[at]
     other = "-" if char == "." else _ALPHABET[_ALPHABET.index(char) ^ 32]
     return token[:at] + other + token[at + 1 :]
+
+
+def product_code_of(item: Checked) -> str:
+    """The product code a check counts under, worked out alone: the certificate's when one was
+    found, else the listing's claim read as decide() reads it (width-folded, stripped)."""
+    certificate = item.check.certificate
+    if certificate is not None:
+        return certificate.product_code
+    return clean_code(item.requested.product_code)
+
+
+def signal_kinds(item: Checked) -> list[SignalKind]:
+    """The signals a check feeds: every check of a number MANY_MERCHANTS, and one per
+    reason that says the claim is not covered (any of its reasons, not only the first)."""
+    if item.check.cert_no is None:
+        return []
+    reasons = item.check.decision.reasons
+    return [SignalKind.MANY_MERCHANTS, *(MISMATCHES[r] for r in reasons if r in MISMATCHES)]

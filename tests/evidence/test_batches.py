@@ -19,8 +19,8 @@ from certcheck.db.tables import check_records
 from certcheck.evidence import collector, store
 from certcheck.evidence.records import COLUMNS, Checked, Source, row_of
 from certcheck.evidence.staged import STAGE_COLUMNS
-from certcheck.evidence.tally import product_code_of
 from certcheck.verification.numbers import today_in_shanghai
+from tests.evidence.helpers import product_code_of
 from tests.evidence.test_stats_store import random_checks
 
 

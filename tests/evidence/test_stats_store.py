@@ -21,9 +21,10 @@ from certcheck.evidence import signals, stats, store
 from certcheck.evidence.records import Checked, Source
 from certcheck.evidence.signals import MANY_MERCHANTS_FROM, score
 from certcheck.evidence.stats import GroupBy
-from certcheck.evidence.tally import EVIDENCE_IDS, product_code_of, signal_kinds
+from certcheck.evidence.tally import EVIDENCE_IDS
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Reason
+from tests.evidence.helpers import product_code_of, signal_kinds
 from tests.evidence.test_stats_tally import NOON, checked
 from tests.factories import cert
 

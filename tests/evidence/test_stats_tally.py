@@ -20,9 +20,9 @@ from certcheck.evidence.tally import (
     LISTING,
     MERCHANT,
     SignalKind,
-    product_code_of,
 )
 from certcheck.verification.records import Certificate, Decision, Reason
+from tests.evidence.helpers import product_code_of
 from tests.factories import cert
 
 NUMBER = "2024010901234567"  # product code 0901

@@ -65,11 +65,11 @@ def _insert(dialect: Dialect) -> bulk.Statement:
     return bulk.statement(insert(_stage), dialect, STAGE_COLUMNS)
 
 
-def ready(rows: Sequence[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
+def ready(rows: list[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
     """Staged rows (STAGE_COLUMNS order) as the driver takes them. CPU only: a worker
     thread. asyncpg's COPY takes the values as they are; SQLite's through bind processors."""
     if dialect.name == "postgresql":
-        return list(rows)
+        return rows
     return bulk.per_dialect(_insert, dialect).rows(rows)
 
 

@@ -35,7 +35,7 @@ class Lines:
     platform: str
     source: Source
     job_id: str | None
-    lines: list[tuple[Check, Requested]]
+    lines: Sequence[tuple[Check, Requested]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ def batch_of(items: Iterable[Checked]) -> Batch:
 
 def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
     """The records of a job's lines: batch_of without a Checked per line."""
-    return Batch((Lines(platform, Source.JOB, job_id, list(lines)),))
+    return Batch((Lines(platform, Source.JOB, job_id, lines),))
 
 
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
