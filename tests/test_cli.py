@@ -258,6 +258,48 @@ class TestServe:
             assert set(json.loads(line)) >= {"time", "level", "logger", "message"}, line
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_demo_curl_line_answers_the_moment_it_is_printed(workers: str, tmp_path: Path) -> None:
+    # A newcomer pastes the line as soon as it shows: it must not meet a port that is bound
+    # but not yet listening, or a worker still loading the app.
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CERTCHECK_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "certcheck", "serve", "--demo", "--workers", workers],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(TOP / "src"), "CERTCHECK_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdout is not None
+    try:
+        line = next((line for line in server.stdout if "curl -s" in line), "")
+        assert line, "serve --demo exited without printing its curl line"
+        url, key, body = curl_parts(line)
+        answer = httpx.post(
+            url,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            content=body,
+            timeout=10,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        server.stdout.close()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["decision"] == "allow"
+
+
+def curl_parts(line: str) -> tuple[str, str, str]:
+    """The URL, the key and the body of the banner's curl line."""
+    url = line.split("curl -s ", 1)[1].split(" ", 1)[0]
+    key = line.split("Bearer ", 1)[1].split("'", 1)[0]
+    body = line.split("-d '", 1)[1].rsplit("'", 1)[0]
+    return url, key, body
+
+
 def wait_until_healthy(url: str, server: subprocess.Popen[bytes], *, seconds: float) -> None:
     # Two workers start slowly on a busy machine: a generous deadline, polled.
     deadline = time.monotonic() + seconds

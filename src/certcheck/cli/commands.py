@@ -22,7 +22,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.cli.database import open_database, shown
-from certcheck.cli.environment import demo_banner
+from certcheck.cli.environment import announce_when_ready, demo_banner
 from certcheck.cli.progress import progress
 from certcheck.config import Settings
 from certcheck.db import migrate
@@ -59,7 +59,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None, demo
     with listener:
         key = asyncio.run(_prepare(settings, demo=demo))
         if key is not None:
-            print(demo_banner(key, host, port), flush=True)
+            announce_when_ready(demo_banner(key, host, port), host, port)
         count = workers if workers is not None else serving.available_cores()
         if not serving.run(listener, count, settings):
             raise click.ClickException("the service did not start; the log lines above say why")

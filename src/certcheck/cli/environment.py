@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import threading
+import time
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -54,6 +57,44 @@ def demo_banner(key: str, host: str, port: int) -> str:
         f"-H 'Content-Type: application/json' -d '{body}'\n"
         f"  API documentation: http://{host}:{port}/docs\n"
     )
+
+
+def announce_when_ready(banner: str, host: str, port: int, *, within: float = 300.0) -> None:
+    """Print `banner` from a thread once the service answers /readyz, not before.
+
+    The address is bound before the app starts, but nothing accepts on it until uvicorn
+    listens and a worker has loaded the app: a curl line printed earlier and run at once was
+    refused. If the service never gets ready, its own log lines say why; nothing is printed.
+    """
+    import httpx  # here: every other command reads its settings through this module
+
+    url = f"http://{_reachable(host)}:{port}/readyz"
+
+    def wait_then_print() -> None:
+        deadline = time.monotonic() + within
+        # No proxy from the environment: this is the machine's own service.
+        with httpx.Client(trust_env=False, timeout=2) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get(url).status_code == 200:
+                        print(banner, flush=True)
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+
+    threading.Thread(target=wait_then_print, name="demo-banner", daemon=True).start()
+
+
+def _reachable(host: str) -> str:
+    """The address a client on this machine reaches `host` by (a wildcard means loopback)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name, such as localhost
+    if address.is_unspecified:
+        return "[::1]" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if address.version == 6 else host
 
 
 def _one_line(exc: ValidationError) -> str:
