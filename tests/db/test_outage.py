@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import asyncpg
 import pytest
 from sqlalchemy import exc as sa
 
@@ -43,6 +44,14 @@ def dbapi(cls: type[sa.DBAPIError], orig: Exception, *, invalidated: bool = Fals
         (dbapi(sa.DataError, _Orig("22021")), False),
         (dbapi(sa.DBAPIError, _Orig("22P02")), False),
         (dbapi(sa.DBAPIError, Exception("no sqlstate")), False),
+        # Raised by asyncpg itself, where a look-up runs on the driver (registry/store.py).
+        (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), True),
+        (asyncpg.AdminShutdownError("terminating connection"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), True),
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (asyncpg.UndefinedTableError("relation does not exist"), False),
+        (asyncpg.DataError("invalid input"), False),
         (FileNotFoundError(errno.ENOENT, "missing"), False),
         (PermissionError(errno.EACCES, "denied"), False),
         (sa.NoResultFound(), False),

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, make_url, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from certcheck.db.engine import create_engine
+from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.tables import registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.registry.store import RegistryStore
@@ -81,10 +81,13 @@ async def within(seconds: float, ready: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.02)
 
 
-class StatementCounter:
+class DatabaseUses:
+    """Connections taken from the engine's pool: every statement needs one, those the store
+    runs on the driver itself (PostgreSQL's look-up) included."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(engine.sync_engine.pool, "checkout", self._seen)
 
     def _seen(self, *_args: Any) -> None:
         self.count += 1
@@ -246,14 +249,14 @@ class TestCache:
     async def test_second_lookup_needs_no_database(
         self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
     ) -> None:
-        statements = StatementCounter(engine)
+        uses = DatabaseUses(engine)
         asked = [certs[0].cert_no, UNKNOWN]
         first = await store.lookup(asked)
-        read = statements.count
+        read = uses.count
 
         assert await store.lookup(asked) == first
         assert read >= 1
-        assert statements.count == read
+        assert uses.count == read
         assert (store.cache_hits, store.cache_misses) == (2, 2)
 
     async def test_cached_certificates_share_the_values_they_repeat(
@@ -384,6 +387,45 @@ class TestPoll:
             await load(engine, certs)
             await within(10.0, caught_up)
         assert "registry poll failed unexpectedly" in caplog.text
+
+
+class TestRealtimeEngine:
+    @pytest.mark.parametrize(
+        "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+    )
+    async def test_a_connection_the_server_closed_is_replaced_without_a_failure(
+        self, database_url: str, engine: AsyncEngine, certs: list[Certificate]
+    ) -> None:
+        # The real-time engine does not ping before each statement: a pooled connection that
+        # the server ended (a restart, an administrator) must be noticed and replaced.
+        await load(engine, certs)
+        realtime = create_engine(
+            database_url, deadlines=Deadlines.realtime(5.0), single_statements=True
+        )
+        try:
+            store = make_store(realtime, cache_ttl=0.001)
+            await store.refresh()
+            assert await store.lookup([certs[0].cert_no]) == {certs[0].cert_no: certs[0]}
+            ended = await end_backends(realtime)
+            await asyncio.sleep(0.2)  # the server's goodbye reaches the client's event loop
+
+            assert ended >= 1
+            assert await store.lookup([certs[1].cert_no]) == {certs[1].cert_no: certs[1]}
+            assert store.database_ok is True
+        finally:
+            await realtime.dispose()
+
+
+async def end_backends(engine: AsyncEngine) -> int:
+    """Terminate, from another session, the connection `engine` holds in its pool."""
+    async with engine.connect() as conn:
+        pid = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    try:
+        return 1 if await admin.fetchval("SELECT pg_terminate_backend($1)", pid) else 0
+    finally:
+        await admin.close()
 
 
 class TestDatabaseUnreachable:

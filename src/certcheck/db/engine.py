@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -43,19 +44,20 @@ def create_engine(
 ) -> AsyncEngine:
     """`single_statements`: for callers whose every use is one statement (the real-time
     look-ups). On PostgreSQL each then runs on its own (autocommit), not inside a BEGIN and a
-    ROLLBACK of its own: asyncpg under SQLAlchemy made a cache-missing check six round trips
-    (the pool's pre-ping alone is three in a transaction), now two."""
+    ROLLBACK of its own, and without a pre-ping (`_refuse_closed`): asyncpg under SQLAlchemy
+    made a cache-missing check six round trips (the pre-ping alone is three in a transaction),
+    now one."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT" if single_statements else None,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=not single_statements,
         pool_timeout=deadlines.pool,
         connect_args={
             "timeout": deadlines.connect,
@@ -66,6 +68,23 @@ def create_engine(
             "server_settings": {"statement_timeout": str(int(deadlines.statement * 1000))},
         },
     )
+    if single_statements:
+        event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """The real-time engine's check of a pooled connection, instead of a pre-ping.
+
+    A pre-ping is a round trip before every statement: on a cache-missing check it was a third
+    of the client's CPU (two sends, two wake-ups). asyncpg learns that the server closed or
+    reset a connection from the event loop, as it happens, so a closed one is known without
+    asking. Raising DisconnectionError here makes the pool connect again (SQLAlchemy's
+    documented pessimistic disconnect handling). A link that died silently is not seen here;
+    nor would a ping see it before its deadline, which bounds the statement the same way.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled connection was closed by the server or network")
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 
+import asyncpg
 from sqlalchemy import exc as sa
 
 # OSErrors that say the network or the server is away. A plain OSError without errno is what
@@ -38,6 +39,11 @@ def is_database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError):
         return exc.errno in _NETWORK_ERRNOS
+    # Raised by asyncpg itself where a statement runs on the driver, not through SQLAlchemy.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return True  # a connection closed or broken under the call
+    if isinstance(exc, asyncpg.PostgresError):
+        return _is_outage_state(exc.sqlstate)
     if isinstance(exc, (sa.DisconnectionError, sa.TimeoutError)):
         return True  # the pool could not give a live connection in time
     if not isinstance(exc, sa.DBAPIError):
@@ -45,5 +51,8 @@ def is_database_outage(exc: BaseException) -> bool:
     if exc.connection_invalidated or isinstance(exc, (sa.OperationalError, sa.InterfaceError)):
         return True
     # asyncpg's server errors reach us as a plain DBAPIError: judge them by their SQLSTATE.
-    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return _is_outage_state(getattr(exc.orig, "sqlstate", None))
+
+
+def _is_outage_state(sqlstate: object) -> bool:
     return isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
