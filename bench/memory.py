@@ -98,18 +98,21 @@ def _records_written(base: str, *, within: float = 600.0) -> float:
     """Seconds until the server holds no check record unwritten."""
     started = time.perf_counter()
     while time.perf_counter() - started < within:
-        text = httpx.get(f"{base}/metrics", timeout=30).raise_for_status().text
-        found = _BUFFERED.search(text)
-        if found is None or float(found.group(1)) == 0:
+        if not _metric(base, _BUFFERED):
             return round(time.perf_counter() - started, 1)
         time.sleep(0.5)
     raise BenchError(f"check records still unwritten {within:.0f} s after the cache was filled")
 
 
 def _cache_misses(base: str) -> int:
+    return int(_metric(base, _MISSES))
+
+
+def _metric(base: str, sample: re.Pattern[str]) -> float:
+    """The value of one sample of the server's /metrics (0 when it is not exposed yet)."""
     text = httpx.get(f"{base}/metrics", timeout=30).raise_for_status().text
-    found = _MISSES.search(text)
-    return int(float(found.group(1))) if found else 0
+    found = sample.search(text)
+    return float(found.group(1)) if found else 0.0
 
 
 def _current_rss_mib(pid: int) -> float:
