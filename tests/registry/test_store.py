@@ -389,22 +389,37 @@ class TestPoll:
         assert "registry poll failed unexpectedly" in caplog.text
 
 
-class TestRealtimeEngine:
-    @pytest.mark.parametrize(
-        "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+@contextlib.asynccontextmanager
+async def realtime_store(
+    database_url: str, pool_size: int = 10
+) -> AsyncIterator[tuple[RegistryStore, AsyncEngine]]:
+    """A store on an engine built as the service builds its real-time one; nothing cached
+    for long, so every round of look-ups goes to the database."""
+    realtime = create_engine(
+        database_url,
+        pool_size=pool_size,
+        deadlines=Deadlines.realtime(5.0),
+        single_statements=True,
     )
+    try:
+        store = make_store(realtime, cache_ttl=0.001)
+        await store.refresh()
+        yield store, realtime
+    finally:
+        await realtime.dispose()
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+class TestRealtimeEngine:
     async def test_a_connection_the_server_closed_is_replaced_without_a_failure(
         self, database_url: str, engine: AsyncEngine, certs: list[Certificate]
     ) -> None:
         # The real-time engine does not ping before each statement: a pooled connection that
         # the server ended (a restart, an administrator) must be noticed and replaced.
         await load(engine, certs)
-        realtime = create_engine(
-            database_url, deadlines=Deadlines.realtime(5.0), single_statements=True
-        )
-        try:
-            store = make_store(realtime, cache_ttl=0.001)
-            await store.refresh()
+        async with realtime_store(database_url) as (store, realtime):
             assert await store.lookup([certs[0].cert_no]) == {certs[0].cert_no: certs[0]}
             ended = await end_backends(realtime)
             await asyncio.sleep(0.2)  # the server's goodbye reaches the client's event loop
@@ -412,8 +427,31 @@ class TestRealtimeEngine:
             assert ended >= 1
             assert await store.lookup([certs[1].cert_no]) == {certs[1].cert_no: certs[1]}
             assert store.database_ok is True
-        finally:
-            await realtime.dispose()
+
+    async def test_more_concurrent_misses_than_connections_open_no_more_connections(
+        self, database_url: str, engine: AsyncEngine, certs: list[Certificate]
+    ) -> None:
+        # A pool that opens extra connections for a burst and closes them as they come back
+        # makes every burst of cache misses pay for new PostgreSQL backends (a fork and an
+        # authentication each): the checks then wait on connecting, not on their look-ups.
+        await load(engine, certs)
+        connects = 0
+
+        def connected(*_: object) -> None:
+            nonlocal connects
+            connects += 1
+
+        async with realtime_store(database_url, pool_size=3) as (store, realtime):
+            event.listen(realtime.sync_engine.pool, "connect", connected)
+            for _ in range(4):
+                answers = await asyncio.gather(
+                    *(store.lookup([cert.cert_no]) for cert in certs[:20])
+                )
+                assert answers == [{cert.cert_no: cert} for cert in certs[:20]]
+                await asyncio.sleep(0.01)  # the cache's entries expire: every round misses
+
+            assert store.cache_misses == 80
+            assert connects <= 2  # the refresh made the first of the three
 
 
 async def end_backends(engine: AsyncEngine) -> int:

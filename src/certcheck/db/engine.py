@@ -46,7 +46,11 @@ def create_engine(
     look-ups). On PostgreSQL each then runs on its own (autocommit), not inside a BEGIN and a
     ROLLBACK of its own, and without a pre-ping (`_refuse_closed`): asyncpg under SQLAlchemy
     made a cache-missing check six round trips (the pre-ping alone is three in a transaction),
-    now one."""
+    now one. Nor does its pool open connections beyond `pool_size` for a burst: those are
+    closed again as they come back, so a steady load of more concurrent checks than
+    connections made PostgreSQL start a backend (a fork and an authentication) every few
+    look-ups. A look-up holds its connection for well under a millisecond; waiting for one
+    is cheaper, and bounded by the pool deadline."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -56,7 +60,7 @@ def create_engine(
         url,
         isolation_level="AUTOCOMMIT" if single_statements else None,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0 if single_statements else pool_size,
         pool_pre_ping=not single_statements,
         pool_timeout=deadlines.pool,
         connect_args={
