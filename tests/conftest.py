@@ -26,6 +26,7 @@ from certcheck.db import migrate
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import metadata
 from certcheck.keys import KeyStore, Scope
+from certcheck.registry.store import RegistryStore
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.snapshots.reader import SnapshotRow
 from certcheck.verification.numbers import today_in_shanghai
@@ -190,3 +191,18 @@ def revoke(engine: AsyncEngine) -> Callable[[dict[str, str]], Awaitable[None]]:
         assert await KeyStore(engine, cache_ttl=0).revoke(key_id)
 
     return revoke
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many numbers each read of the registry database asked for (PostgreSQL's runs on
+    the driver, out of SQLAlchemy's sight: counted where the store reads)."""
+    seen: list[int] = []
+    read = RegistryStore._read
+
+    async def counted(store: RegistryStore, cert_nos: list[str]) -> list[Any]:
+        seen.append(len(cert_nos))
+        return await read(store, cert_nos)
+
+    monkeypatch.setattr(RegistryStore, "_read", counted)
+    return seen

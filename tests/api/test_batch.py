@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
-from certcheck.registry.store import RegistryStore
 from tests.api.helpers import assert_problem
 from tests.conftest import load
 from tests.factories import cert
@@ -24,21 +23,6 @@ def number(i: int) -> str:
 async def loaded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
     await load(engine, [cert(number(i)) for i in range(50)])
     await client.get("/readyz")
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many numbers each read of the registry database asked for (PostgreSQL's runs on
-    the driver, out of SQLAlchemy's sight: counted where the store reads)."""
-    seen: list[int] = []
-    read = RegistryStore._read
-
-    async def counted(store: RegistryStore, cert_nos: list[str]) -> list[Any]:
-        seen.append(len(cert_nos))
-        return await read(store, cert_nos)
-
-    monkeypatch.setattr(RegistryStore, "_read", counted)
-    return seen
 
 
 @pytest.mark.usefixtures("loaded")

@@ -205,6 +205,30 @@ class TestLookup:
         assert imported
         assert (found[first.cert_no], found[last.cert_no]) == (moved[0], moved[1])
 
+    async def test_concurrent_misses_share_reads(
+        self, store: RegistryStore, certs: list[Certificate], reads: list[int]
+    ) -> None:
+        # Single checks whose numbers miss the cache while other look-ups are on their way
+        # wait and go to the database together (registry/gather.py).
+        asked = [[c.cert_no] for c in certs[:30]] + [[UNKNOWN]]
+        answers = await asyncio.gather(*(store.lookup(nos) for nos in asked))
+
+        assert answers == [{c.cert_no: c} for c in certs[:30]] + [{UNKNOWN: None}]
+        assert sum(reads) == 31
+        assert len(reads) <= 4
+
+    async def test_a_big_look_up_reads_on_its_own(
+        self, store: RegistryStore, certs: list[Certificate], reads: list[int]
+    ) -> None:
+        many = [f"20240109{i:08d}" for i in range(600)]
+        alone, big = await asyncio.gather(
+            store.lookup([certs[0].cert_no]), store.lookup([*many, certs[1].cert_no])
+        )
+
+        assert alone == {certs[0].cert_no: certs[0]}
+        assert big[certs[1].cert_no] == certs[1]
+        assert sorted(reads) == [1, 601]
+
 
 class TestEnsureUsable:
     async def test_nothing_loaded(self, engine: AsyncEngine) -> None:

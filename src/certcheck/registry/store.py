@@ -34,6 +34,7 @@ from certcheck.observability.metrics import (
 )
 from certcheck.registry.cache import NOT_CACHED, CertificateCache
 from certcheck.registry.compact import compact
+from certcheck.registry.gather import Gatherer
 from certcheck.registry.rows import certificate_from_row
 from certcheck.verification.records import Certificate, Status
 
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _SQLITE_CHUNK = 5_000
 # asyncpg's own: the PostgreSQL look-up runs on the driver (_PG_LOOKUP).
+# Cache-missing look-ups of single checks go together while others are on their way
+# (registry/gather.py): two on their way at once, up to this many numbers in one. A request
+# with more (a batch, a job's chunk) reads on its own, so single checks never queue behind it.
+_GATHER_LANES = 2
+_GATHER_MOST = 500
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -91,6 +97,7 @@ class RegistryStore:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._cache = CertificateCache(cache_size, cache_ttl)
+        self._gather = Gatherer(self._read_gathered, lanes=_GATHER_LANES, most=_GATHER_MOST)
         self._max_age = max_age
         self.deadline = deadline or Deadline(db_timeout, abandon=self._postgres)
         self._info: RegistryInfo | None = None
@@ -185,12 +192,19 @@ class RegistryStore:
 
     async def _fetch(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
         try:
+            if len(cert_nos) <= _GATHER_MOST:
+                return await self.deadline.call(lambda: self._gather.get(cert_nos))
             rows = await self.deadline.call(lambda: self._read(cert_nos))
         except _DB_ERRORS as exc:
             self.database_ok = False
             raise RegistryUnavailable(
                 f"the registry database did not answer ({type(exc).__name__})"
             ) from exc
+        return self._remember(cert_nos, rows)
+
+    async def _read_gathered(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
+        # Always tried: the checks it serves each asked the deadline before they waited.
+        rows = await self.deadline.call(lambda: self._read(cert_nos), probe=True)
         return self._remember(cert_nos, rows)
 
     async def _read(self, cert_nos: list[str]) -> list[Any]:
