@@ -73,6 +73,45 @@ def raw_problem(status: int, code: str, detail: str) -> bytes:
     return head.encode("ascii") + body
 
 
+class OneSendPerTurn:
+    """A connection's transport whose writes of one turn of the event loop leave in one send.
+
+    uvicorn writes an answer's status line and headers, then its body: two `send` calls, and
+    on this kind of machine (a VM, loopback) the first of them cost ~25 us of the worker's
+    CPU, more than the rest of uvicorn's handling of a request (py-spy of a served cache-warm
+    verify: 13 % of all samples on that one line). Writes are kept until the end of the turn
+    (`call_soon` runs before the loop next polls for I/O) and go out joined, in order; `close`
+    sends what is kept first, as the transport itself does with its buffer.
+    """
+
+    __slots__ = ("_kept", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._kept: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._kept is None:
+            self._kept = [data]
+            self._loop.call_soon(self._send)
+        else:
+            self._kept.append(data)
+
+    def _send(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept and not self._transport.is_closing():
+            self._transport.write(kept[0] if len(kept) == 1 else b"".join(kept))
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (reading paused or resumed, is_closing, extra info) is the transport's.
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -96,7 +135,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stopping = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(OneSendPerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._set_timer(self.limits.header_timeout, self._headers_late)
 
     def connection_lost(self, exc: Exception | None) -> None:
