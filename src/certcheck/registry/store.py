@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _SQLITE_CHUNK = 5_000
-# asyncpg's own: the PostgreSQL look-up runs on the driver (_PG_LOOKUP).
 # Cache-missing look-ups of single checks go together while others are on their way
 # (registry/gather.py): two on their way at once, up to this many numbers in one. A request
 # with more (a batch, a job's chunk) reads on its own, so single checks never queue behind it.
 _GATHER_LANES = 2
 _GATHER_MOST = 500
+# asyncpg's own: the PostgreSQL look-up runs on the driver (_PG_LOOKUP).
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
