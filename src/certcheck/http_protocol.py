@@ -101,7 +101,7 @@ class OneSendPerTurn:
     def _send(self) -> None:
         kept, self._kept = self._kept, None
         if kept and not self._transport.is_closing():
-            self._transport.write(kept[0] if len(kept) == 1 else b"".join(kept))
+            self._transport.write(b"".join(kept))
 
     def close(self) -> None:
         self._send()
