@@ -86,7 +86,9 @@ class Memo(Generic[T]):
     def __init__(self, size: int, make: Callable[[Certificate], T]) -> None:
         self._size = size
         self._make = make
-        self._kept: dict[Values, T] = {}
+        # Not a dict: taking a dict's first key walks past the slots its deletions left, so a
+        # memo that evicts on every call (a re-check job's distinct certificates) went quadratic.
+        self._kept: OrderedDict[Values, T] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, cert: Certificate) -> T:
@@ -98,7 +100,7 @@ class Memo(Generic[T]):
         made = self._make(cert)
         with self._lock:  # another thread's eviction between `iter` and `next` would raise
             if len(self._kept) >= self._size:
-                del self._kept[next(iter(self._kept))]  # the oldest: first in, first out
+                self._kept.popitem(last=False)  # the oldest: first in, first out
             self._kept[key] = made
         return made
 
