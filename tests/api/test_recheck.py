@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from certcheck.api.convert import verify_response
 from certcheck.api.recheck import RecheckLines
-from certcheck.api.schemas import RecheckResult
+from certcheck.api.schemas import RecheckResult, VerifyResponse
 from certcheck.checking import Check
 from certcheck.jobs.processing import Parsed
 from certcheck.verification.decision import MALFORMED_DECISION
@@ -71,6 +72,14 @@ class TestRender:
         assert result.certificate is not None
         assert "error" not in json.loads(line)
         assert b"\n" not in line
+
+    @pytest.mark.parametrize("certificate", [True, False])
+    def test_after_the_line_number_it_is_the_verify_answer_byte_for_byte(
+        self, certificate: bool
+    ) -> None:
+        check = self.check(Decision(Verdict.REVIEW, (Reason.MODEL_NOT_COVERED,)), certificate)
+        answer = VerifyResponse.__pydantic_serializer__.to_json(verify_response(check, "s\u00e9"))
+        assert CODEC.render(check, "s\u00e9", 3, None) == b'{"line":3,' + answer[1:]
 
     def test_an_unreadable_line_says_why(self) -> None:
         check = self.check(MALFORMED_DECISION, certificate=False)

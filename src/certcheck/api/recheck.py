@@ -1,6 +1,6 @@
 """The wire format of a re-check job's lines (jobs.processing.LineCodec): an input line is a
 verify request, validated as POST /v1/verify validates one; a result line is a verify response
-with the line number (RecheckResult), rendered by the same conversion as the HTTP answers."""
+with the line number (RecheckResult), its bytes made as POST /v1/verify makes its answer."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 
 from pydantic import ValidationError
 
-from certcheck.api.convert import listing_of, verify_response
-from certcheck.api.schemas import VerifyRequest, VerifyResponse
+from certcheck.api.answers import verify_json
+from certcheck.api.convert import listing_of
+from certcheck.api.schemas import VerifyRequest
 from certcheck.checking import Check
 from certcheck.jobs.processing import Parsed
 
-_SERIALIZER = VerifyResponse.__pydantic_serializer__
 _FIELDS = frozenset(VerifyRequest.model_fields)
 
 
@@ -30,7 +30,7 @@ class RecheckLines:
         return Parsed(listing_of(request), request.listing_id, request.merchant_id)
 
     def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
-        body = _SERIALIZER.to_json(verify_response(check, listing_id))
+        body = verify_json(check, listing_id)
         # RecheckResult's extra members go in front of the verify response's, serialised once.
         head = b'{"line":%d,' % line
         if error is not None:
