@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.decision import decide
 from certcheck.verification.records import Listing
 from tests.conftest import today
+from tests.factories import cert
 
 NOW = datetime(2026, 12, 2, 10, 0, 0, 123456, tzinfo=UTC)
 AS_OF = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # no microseconds: written without them
@@ -59,3 +61,21 @@ def test_a_number_not_in_the_registry_and_a_malformed_one(listing_id: str | None
         written = verify_json(check, listing_id)
         assert written == _expected(check, listing_id)
         assert json.loads(written)["listing_id"] == listing_id
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"manufacturer": None, "factory": None, "product_name": None, "models": ()},
+        {"holder": '引号 " \\ \u2028 😀', "models": ("a\x00b", "型号/Ω"), "status_reason": "撤销"},
+        {"issued_on": None, "expires_on": None, "status_changed_on": date(2026, 1, 31)},
+    ],
+)
+def test_a_certificate_of_every_shape(changes: dict[str, Any]) -> None:
+    certificate = cert("2024010901555555", **changes)
+    listing = Listing(certificate.cert_no, None, None, None)
+    decision = decide(listing, certificate, today=today(), catalogue=load_catalogue())
+    check = Check(
+        "01JSHAPE00000000000000000X", certificate.cert_no, decision, certificate, AS_OF, NOW
+    )
+    assert verify_json(check, None) == _expected(check, None)

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from pydantic_core import to_json
 
-from certcheck.api.convert import certificate_out
 from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.verification.records import Certificate, Reason
@@ -22,9 +21,27 @@ from certcheck.verification.records import Certificate, Reason
 _NULL = b"null"
 
 
-def _encoded(certificate: Certificate) -> bytes:
-    out = certificate_out(certificate)
-    return out.__pydantic_serializer__.to_json(out)
+def _encoded(c: Certificate) -> bytes:
+    # CertificateOut's members in its order, as plain values: validating a model of values that
+    # came from our own registry is work without a purpose, and every certificate of a cold
+    # look-up or a re-check job is a new one to the memo.
+    return to_json(
+        {
+            "cert_no": c.cert_no,
+            "status": c.status.value,
+            "holder": c.holder,
+            "manufacturer": c.manufacturer,
+            "factory": c.factory,
+            "product_code": c.product_code,
+            "product_name": c.product_name,
+            "models": c.models,
+            "body_code": c.body_code,
+            "issued_on": c.issued_on,
+            "expires_on": c.expires_on,
+            "status_changed_on": c.status_changed_on,
+            "status_reason": c.status_reason,
+        }
+    )
 
 
 # Most checks ask for numbers checked a moment ago: equal certificates share one encoding.
