@@ -7,15 +7,18 @@ from rotting between the runs someone makes by hand.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from bench.measures import Figure, same_as
 from bench.prepare import QUICK
+from bench.recheck import through_batches
 from bench.scenarios import catalogue, select
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -82,3 +85,48 @@ class TestRecordsScenarios:
         assert again.value == 1234.0
         assert again.p99_ms == 5.0
         assert again.detail == {"loop": "closed", "same_as": "verify-warm-pg"}
+
+
+class _Unready(http.server.BaseHTTPRequestHandler):
+    """POST /v1/verify/batch: 503 with Retry-After to the first `refusals` posts, then a
+    summary-only answer counting the items of the body."""
+
+    refusals = 2
+    posts: list[bytes]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.posts.append(body)
+        if len(self.posts) <= self.refusals:
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        items = json.loads(body)["items"]
+        answer = b'{"results":[],"summary":{"allow":%d,"block":0,"review":0}}' % len(items)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class TestBatchPath:
+    def test_a_503_with_retry_after_is_retried_as_a_platform_would(self, tmp_path: Path) -> None:
+        listings = tmp_path / "listings.ndjson"
+        listings.write_text("".join(f'{{"cert_no":"{n}"}}\n' for n in range(5)))
+        _Unready.posts = []
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unready)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            done = through_batches(f"http://127.0.0.1:{server.server_port}", "k", listings, 3)
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert done.counts == (5, 0, 0)
+        assert done.phases["retries"] == 2
+        assert len(_Unready.posts) == 4  # the first batch three times, the second once
+        assert _Unready.posts[0] == _Unready.posts[2]
