@@ -3,8 +3,8 @@
 What `VerifyResponse`'s serializer writes, byte for byte (tests/api/test_answers.py holds the
 two equal), without building the response and certificate models first: on a cache-warm check
 those two models and their serialisation cost more than the decision. Every value that is not
-a fixed name or a ULID goes through pydantic's own encoder; a certificate's part is encoded
-once and reused while the same certificate is served.
+a fixed name or a ULID goes through pydantic's own encoder; a certificate's part is the one its
+check record keeps (evidence/records.py), encoded once for both.
 """
 
 from __future__ import annotations
@@ -15,37 +15,10 @@ from datetime import datetime
 from pydantic_core import to_json
 
 from certcheck.checking import Check
-from certcheck.registry.cache import MEMO_SIZE, Memo
-from certcheck.verification.records import Certificate, Reason
+from certcheck.evidence.records import certificate_shown
+from certcheck.verification.records import Reason
 
 _NULL = b"null"
-
-
-def _encoded(c: Certificate) -> bytes:
-    # CertificateOut's members in its order, as plain values: validating a model of values that
-    # came from our own registry is work without a purpose, and every certificate of a cold
-    # look-up or a re-check job is a new one to the memo.
-    return to_json(
-        {
-            "cert_no": c.cert_no,
-            "status": c.status.value,
-            "holder": c.holder,
-            "manufacturer": c.manufacturer,
-            "factory": c.factory,
-            "product_code": c.product_code,
-            "product_name": c.product_name,
-            "models": c.models,
-            "body_code": c.body_code,
-            "issued_on": c.issued_on,
-            "expires_on": c.expires_on,
-            "status_changed_on": c.status_changed_on,
-            "status_reason": c.status_reason,
-        }
-    )
-
-
-# Most checks ask for numbers checked a moment ago: equal certificates share one encoding.
-_certificate_json = Memo(MEMO_SIZE, _encoded)
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,7 +38,7 @@ def _text(value: str | None) -> bytes:
 
 def verify_json(check: Check, listing_id: str | None) -> bytes:
     decision = check.decision
-    certificate = _NULL if check.certificate is None else _certificate_json(check.certificate)
+    certificate = _NULL if check.certificate is None else certificate_shown(check.certificate)
     return b"".join(
         (
             b'{"check_id":"',

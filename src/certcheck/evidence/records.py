@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
+from pydantic_core import to_json
+
 from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
-from certcheck.registry.rows import certificate_to_snapshot_dict
 from certcheck.verification.catalogue import clean_code
 from certcheck.verification.numbers import today_in_shanghai
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
@@ -96,7 +97,7 @@ def row_of(item: Checked) -> tuple[Any, ...]:
         asked.merchant_id,
         decision.verdict.value,
         " ".join(reason.value for reason in decision.reasons),
-        None if certificate is None else certificate_text(certificate),
+        None if certificate is None else certificate_shown(certificate).decode(),
         check.registry_as_of,
     )
 
@@ -139,7 +140,10 @@ def rows_of(
         else:
             known = texts.get(id(certificate))
             if known is None:
-                known = texts[id(certificate)] = (certificate, certificate_text(certificate))
+                known = texts[id(certificate)] = (
+                    certificate,
+                    certificate_shown(certificate).decode(),
+                )
             text = known[1]
         row: tuple[Any, ...] = (
             check.check_id,
@@ -188,18 +192,31 @@ class Codes:
         return code
 
 
-def _text(cert: Certificate) -> str:
-    return json.dumps(certificate_json(cert))
+def _shown(c: Certificate) -> bytes:
+    # The verify answer's members in its order (api.md): pydantic's encoder over plain values.
+    return to_json(
+        {
+            "cert_no": c.cert_no,
+            "status": c.status.value,
+            "holder": c.holder,
+            "manufacturer": c.manufacturer,
+            "factory": c.factory,
+            "product_code": c.product_code,
+            "product_name": c.product_name,
+            "models": c.models,
+            "body_code": c.body_code,
+            "issued_on": c.issued_on,
+            "expires_on": c.expires_on,
+            "status_changed_on": c.status_changed_on,
+            "status_reason": c.status_reason,
+        }
+    )
 
 
-# Most checks ask for numbers checked a moment ago: the same certificates come back again and
-# again, and making their JSON was most of a record's cost (~6 of 7 us).
-certificate_text = Memo(MEMO_SIZE, _text)
-
-
-def certificate_json(cert: Certificate) -> dict[str, Any]:
-    """The certificate as the verify answer shows it (api.md), so a record reads the same."""
-    return {**certificate_to_snapshot_dict(cert), "body_code": cert.body_code}
+# The certificate as the verify answer shows it, as JSON bytes: the answer writes them and the
+# check's record keeps them, so a certificate is encoded once for both. Most checks ask for
+# numbers checked a moment ago, so the same certificates come back again and again.
+certificate_shown = Memo(MEMO_SIZE, _shown)
 
 
 def as_json(row: Mapping[Any, Any]) -> dict[str, Any]:
