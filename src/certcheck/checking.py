@@ -78,8 +78,9 @@ class Checker:
         self.store = store
         self.catalogue = catalogue
 
-    async def check(self, listings: Sequence[Listing]) -> list[Check]:
-        """Decisions for `listings`, in order; raises only when the registry cannot be consulted."""
+    async def check(self, listings: Sequence[Listing], *, remember: bool = True) -> list[Check]:
+        """Decisions for `listings`, in order; raises only when the registry cannot be consulted.
+        `remember=False`: certificates read for them are not cached (RegistryStore.lookup)."""
         now = datetime.now(UTC)
         today = today_in_shanghai(now)
         info = self.store.ensure_usable(now)
@@ -90,7 +91,7 @@ class Checker:
             ),
         )
         wanted = {no for no in numbers if no is not None}
-        found = await self.store.lookup(wanted, now=now) if wanted else {}
+        found = await self.store.lookup(wanted, now=now, remember=remember) if wanted else {}
         checks = await in_slices(
             list(zip(listings, numbers, strict=True)),
             lambda pair: self._one(

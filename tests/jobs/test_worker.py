@@ -116,6 +116,17 @@ class TestWorkOnce:
         assert [json.loads(line)["line"] for line in body.splitlines()] == list(range(1, 16))
         assert RECHECK_LINES.labels(decision="allow")._value.get() - before == 10
 
+    async def test_lines_read_from_the_registry_are_not_cached(self, engine: AsyncEngine) -> None:
+        # A job reads much of a registry once; the cache is the real-time checks'.
+        checker = await checker_over(engine)
+        await new_job(engine, 6, chunk_lines=3)
+        workers = JobWorkers(engine, checker, CODEC, CONFIG)
+        while await workers.work_once("w1"):
+            pass
+        assert checker.store.cache_misses == 6
+        await checker.store.lookup([number(0)])
+        assert checker.store.cache_misses == 7  # read again: the job kept nothing
+
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)
         job_id = await new_job(engine, 2)

@@ -229,6 +229,21 @@ class TestLookup:
         assert big[certs[1].cert_no] == certs[1]
         assert sorted(reads) == [1, 601]
 
+    async def test_a_look_up_that_does_not_remember_uses_the_cache_but_leaves_it_as_it_was(
+        self, store: RegistryStore, certs: list[Certificate], reads: list[int]
+    ) -> None:
+        await store.lookup([certs[0].cert_no])  # cached
+        many = [c.cert_no for c in certs[:3]] + [UNKNOWN]
+
+        found = await store.lookup(many, remember=False)
+
+        assert found == {**{c.cert_no: c for c in certs[:3]}, UNKNOWN: None}
+        assert reads == [1, 3]  # the cached number was not read again
+        await store.lookup(many)  # nothing of the look-up above was kept: read again
+        assert reads == [1, 3, 3]
+        await store.lookup(many)
+        assert reads == [1, 3, 3]
+
 
 class TestEnsureUsable:
     async def test_nothing_loaded(self, engine: AsyncEngine) -> None:

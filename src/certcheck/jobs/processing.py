@@ -58,7 +58,9 @@ async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -
     # Parsing and rendering are CPU work: in a thread, the event loop keeps answering requests.
     parsed = await asyncio.to_thread(_parse, chunk, codec)
     registry = checker.store.ensure_usable()
-    checks = await checker.check([p.listing for p in parsed if not isinstance(p, str)])
+    # A job reads much of a registry once: caching it would only evict the real-time checks'.
+    listings = [p.listing for p in parsed if not isinstance(p, str)]
+    checks = await checker.check(listings, remember=False)
     return await asyncio.to_thread(_render, chunk, parsed, checks, registry, codec)
 
 

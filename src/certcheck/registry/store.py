@@ -167,10 +167,13 @@ class RegistryStore:
             await asyncio.sleep(interval)
 
     async def lookup(
-        self, cert_nos: Collection[str], *, now: datetime | None = None
+        self, cert_nos: Collection[str], *, now: datetime | None = None, remember: bool = True
     ) -> dict[str, Certificate | None]:
         """Certificates by normalised number; None where the registry has no such number.
-        `now`: the caller's clock reading, if it has one (saves reading it again)."""
+        `now`: the caller's clock reading, if it has one (saves reading it again).
+        `remember=False`: what is read is not cached (a re-check job's chunk: a job reads most
+        of a registry once, which would push the real-time checks' numbers out of the cache
+        and hold a cache's worth of memory for nothing); what is cached is still used."""
         self.ensure_usable(now)
         found: dict[str, Certificate | None] = {}
         missing: list[str] = []
@@ -187,12 +190,12 @@ class RegistryStore:
             CACHE_HITS.inc(len(found))
         if missing:
             CACHE_MISSES.inc(len(missing))
-            found.update(await self._fetch(missing))
+            found.update(await self._fetch(missing, remember))
         return found
 
-    async def _fetch(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
+    async def _fetch(self, cert_nos: list[str], remember: bool) -> dict[str, Certificate | None]:
         try:
-            if len(cert_nos) <= _GATHER_MOST:
+            if remember and len(cert_nos) <= _GATHER_MOST:
                 return await self.deadline.call(lambda: self._gather.get(cert_nos))
             rows = await self.deadline.call(lambda: self._read(cert_nos))
         except _DB_ERRORS as exc:
@@ -200,7 +203,7 @@ class RegistryStore:
             raise RegistryUnavailable(
                 f"the registry database did not answer ({type(exc).__name__})"
             ) from exc
-        return self._remember(cert_nos, rows)
+        return self._remember(cert_nos, rows, keep=remember)
 
     async def _read_gathered(self, cert_nos: list[str]) -> dict[str, Certificate | None]:
         # Always tried: the checks it serves each asked the deadline before they waited.
@@ -227,15 +230,16 @@ class RegistryStore:
             if len({row["_generation"] for row in rows}) <= 1:
                 return rows
 
-    def _remember(self, asked: Iterable[str], rows: list[Any]) -> dict[str, Certificate | None]:
+    def _remember(
+        self, asked: Iterable[str], rows: list[Any], *, keep: bool = True
+    ) -> dict[str, Certificate | None]:
+        """The answers for `asked` from `rows`, cached unless `keep` is False."""
         if not rows:
             raise RegistryUnavailable("no registry has been loaded")
         generation = max(row["_generation"] for row in rows)
-        read = {
-            row["cert_no"]: compact(certificate_from_row(row))
-            for row in rows
-            if row["cert_no"] is not None
-        }
+        # Compacted only to be cached: sharing repeated values pays when they are kept.
+        made = (lambda row: compact(certificate_from_row(row))) if keep else certificate_from_row
+        read = {row["cert_no"]: made(row) for row in rows if row["cert_no"] is not None}
         answers: dict[str, Certificate | None] = {}
         for no in asked:
             cert = read.get(no)
@@ -245,7 +249,11 @@ class RegistryStore:
             # Another process committed: our poll will catch up, but stop serving old answers now.
             self._newest_seen = generation
             self._cache.clear()
-        if self._info is not None and generation == self._info.generation == self._newest_seen:
+        if (
+            keep
+            and self._info is not None
+            and generation == self._info.generation == self._newest_seen
+        ):
             self._cache.put(answers)
         return answers
 
