@@ -98,7 +98,7 @@ class Memo(Generic[T]):
         except KeyError:
             pass
         made = self._make(cert)
-        with self._lock:  # another thread's eviction between `iter` and `next` would raise
+        with self._lock:  # size check and eviction as one: two threads could pop one entry each
             if len(self._kept) >= self._size:
                 self._kept.popitem(last=False)  # the oldest: first in, first out
             self._kept[key] = made
