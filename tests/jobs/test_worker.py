@@ -127,6 +127,33 @@ class TestWorkOnce:
         await checker.store.lookup([number(0)])
         assert checker.store.cache_misses == 7  # read again: the job kept nothing
 
+    async def test_one_chunk_is_worked_at_a_time_while_others_are_written(
+        self, engine: AsyncEngine
+    ) -> None:
+        checker = await checker_over(engine)
+        job_id = await new_job(engine, 4, chunk_lines=2)
+        inside, most = 0, 0
+
+        async def process(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+            nonlocal inside, most
+            inside += 1
+            most = max(most, inside)
+            try:
+                await asyncio.sleep(0.05)  # the other worker's chunk would begin meanwhile
+                return await process_chunk(chunk, checker, codec)
+            finally:
+                inside -= 1
+
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
+        assert await asyncio.gather(workers.work_once("w1"), workers.work_once("w2")) == [
+            True,
+            True,
+        ]
+        assert most == 1
+        job = await get_job(engine, job_id, "shop")
+        assert job is not None
+        assert (job.status, job.processed) == (JobStatus.DONE, 4)
+
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)
         job_id = await new_job(engine, 2)

@@ -10,6 +10,7 @@ first, so it queues for the write lock instead of failing to upgrade a read lock
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,8 +63,8 @@ class ChunkOutcome:
     invalid: int
     generation: int
     registry_as_of: datetime
-    # Each line's check and request; recorded with the results (empty: records are off).
-    checked: tuple[tuple[Check, Requested], ...] = ()
+    # The lines' check records (records_ready), written with the results; None: records are off.
+    records: check_records.Ready | None = None
 
 
 def _available(now: datetime) -> ColumnElement[bool]:
@@ -165,7 +166,7 @@ class _LeaseLost(Exception):
 async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> bool:
     """Commit the chunk's results, their check records and the job's progress as one; False
     if the lease was lost."""
-    records = await _records(engine, lease.job_id, outcome.checked) if outcome.checked else None
+    records = outcome.records
     try:
         async with engine.begin() as conn:
             taken = await conn.execute(
@@ -198,11 +199,11 @@ async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> 
     return True
 
 
-async def _records(
-    engine: AsyncEngine, job_id: str, checked: tuple[tuple[Check, Requested], ...]
+async def records_ready(
+    engine: AsyncEngine, job_id: str, checked: Sequence[tuple[Check, Requested]]
 ) -> check_records.Ready:
-    """The chunk's check records made ready to write, before its transaction begins: no lock
-    is held while a 5,000-line chunk's staged rows take their 10-40 ms of CPU (in a
+    """A chunk's check records made ready to write, before its transaction begins: no lock
+    is held while a 5,000-line chunk's staged rows take their tens of ms of CPU (in a
     worker thread, not on the event loop)."""
     async with engine.connect() as conn:
         platform = str(await conn.scalar(select(_j.platform).where(_j.id == job_id)))

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.jobs import queue
-from certcheck.jobs.chunks import compress
+from certcheck.jobs.chunks import InputChunk, compress
 from certcheck.jobs.housekeeping import housekeep
 from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
 from certcheck.jobs.supervision import REGISTRY_WAIT, WAITING, Supervisor, describe
@@ -83,6 +83,11 @@ class JobWorkers:
         self._engine, self._checker, self._codec, self._config = engine, checker, codec, config
         self._process = process
         self._wake = asyncio.Event()
+        # One chunk's CPU work at a time (processing, compressing, its records made ready):
+        # the next chunk is worked while this one's results and records are written. Left to
+        # themselves, two workers fall into step, both working and then both writing, and the
+        # process idles while the database folds records (bench/README.md, "A re-check job").
+        self._turn = asyncio.Lock()
         self._stopping = False
         self._stopped = asyncio.Event()
         self._supervisor = Supervisor(config.poll_interval)
@@ -176,6 +181,14 @@ class JobWorkers:
         chunk = await queue.load_input(self._engine, lease)
         if chunk is None:
             return None  # the job was deleted
+        async with self._turn:
+            outcome, result = await self._worked(lease, chunk)
+        await self._hold()
+        return result if await queue.complete(self._engine, lease, outcome) else None
+
+    async def _worked(
+        self, lease: queue.Lease, chunk: InputChunk
+    ) -> tuple[queue.ChunkOutcome, ChunkResult]:
         try:
             result = await self._process(chunk, self._checker, self._codec)
         except REGISTRY_WAIT:
@@ -185,6 +198,9 @@ class JobWorkers:
             # parser is the chunk's own): it counts against the chunk, or it would be retried
             # for ever.
             raise _ChunkFailed from exc
+        records = None
+        if self._config.check_records and result.checked:
+            records = await queue.records_ready(self._engine, lease.job_id, result.checked)
         outcome = queue.ChunkOutcome(
             body=await asyncio.to_thread(compress, result.body),
             decisions=result.decisions,
@@ -194,10 +210,9 @@ class JobWorkers:
             invalid=result.invalid,
             generation=result.registry.generation,
             registry_as_of=result.registry.as_of,
-            checked=result.checked if self._config.check_records else (),
+            records=records,
         )
-        await self._hold()
-        return result if await queue.complete(self._engine, lease, outcome) else None
+        return outcome, result
 
     async def _hold(self) -> None:
         """While the hold file exists, keep the lease without committing (a test hook)."""
