@@ -145,10 +145,8 @@ class TestWorkOnce:
                 inside -= 1
 
         workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
-        assert await asyncio.gather(workers.work_once("w1"), workers.work_once("w2")) == [
-            True,
-            True,
-        ]
+        worked = await asyncio.gather(workers.work_once("w1"), workers.work_once("w2"))
+        assert list(worked) == [True, True]
         assert most == 1
         job = await get_job(engine, job_id, "shop")
         assert job is not None
