@@ -166,7 +166,6 @@ class _LeaseLost(Exception):
 async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> bool:
     """Commit the chunk's results, their check records and the job's progress as one; False
     if the lease was lost."""
-    records = outcome.records
     try:
         async with engine.begin() as conn:
             taken = await conn.execute(
@@ -189,8 +188,8 @@ async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> 
                     recheck_inputs.c.job_id == lease.job_id, recheck_inputs.c.chunk == lease.chunk
                 )
             )
-            if records is not None:
-                await check_records.write_ready(conn, records)
+            if outcome.records is not None:
+                await check_records.write_ready(conn, outcome.records)
             # Last: the job's row and the statistics' counters are what the workers of a job
             # all update, and each holds them until it commits; the others wait meanwhile.
             await conn.execute(_progress(lease, outcome))
