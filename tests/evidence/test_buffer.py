@@ -13,7 +13,7 @@ from ulid import ULID
 
 from certcheck.checking import Check
 from certcheck.db.tables import check_records
-from certcheck.evidence.buffer import CheckRecorder, WhenFull
+from certcheck.evidence.buffer import CheckRecorder, WhenFull, running
 from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.verification.decision import MALFORMED_DECISION
 
@@ -93,3 +93,56 @@ async def test_a_failed_flush_keeps_its_records(engine: AsyncEngine) -> None:
         await recorder.flush()
 
     assert recorder.held == 1
+
+
+def flush_failures() -> float:
+    return REGISTRY.get_sample_value("certcheck_check_record_flush_failures_total") or 0.0
+
+
+async def until_stored(engine: AsyncEngine, count: int, within: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + within
+    while await stored(engine) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+class TestRunning:
+    async def test_a_flush_worth_is_written_without_waiting_for_the_interval(
+        self, engine: AsyncEngine
+    ) -> None:
+        recorder = CheckRecorder(engine, capacity=100, when_full=WhenFull.SHED)  # due at 50
+        async with running(recorder, interval=60):
+            await recorder.add(checked(49))
+            await asyncio.sleep(0.3)
+            assert await stored(engine) == 0  # less than a flush's worth waits its interval
+
+            await recorder.add(checked(1))
+            assert await until_stored(engine, 50, within=5)
+
+    async def test_records_below_a_flush_worth_are_written_at_the_interval(
+        self, engine: AsyncEngine
+    ) -> None:
+        recorder = CheckRecorder(engine, capacity=100, when_full=WhenFull.SHED)
+        async with running(recorder, interval=0.2):
+            await recorder.add(checked(3))
+            assert await until_stored(engine, 3, within=5)
+
+    async def test_after_a_failed_flush_the_next_waits_the_interval(
+        self, engine: AsyncEngine
+    ) -> None:
+        recorder = CheckRecorder(engine, capacity=1000, when_full=WhenFull.SHED)
+        twice = checked(1)
+        await recorder.add(twice)
+        await recorder.flush()
+        before = flush_failures()
+        async with running(recorder, interval=1.0):
+            await recorder.add(twice * 500)  # a flush's worth that the database refuses
+            for _ in range(20):  # more records keep arriving meanwhile
+                await recorder.add(checked(25))
+                await asyncio.sleep(0.025)
+            failures = flush_failures() - before
+            recorder.enabled = False  # nothing more to write at the way out
+
+        assert failures == 1

@@ -1,7 +1,8 @@
 """The per-process buffer of check records: filled on the request path, flushed in bulk.
 
 `add` only appends (no I/O); a task flushes everything buffered every `interval` seconds in
-one bulk write, and once more at shutdown. A failed flush keeps its records for the next one.
+one bulk write, sooner once a flush's worth is waiting, and once more at shutdown. A failed
+flush keeps its records for the next one, an interval later.
 When the buffer is full, `shed` drops the new records (counted, logged at most every 10 s) and
 `wait` makes the caller wait for room: the choice between fast answers and no lost record.
 """
@@ -36,6 +37,10 @@ Writer = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
 _SHED_LOG_EVERY = 10.0  # seconds between two log lines about dropped records
 _AHEAD_EVERY = 600.0  # seconds between two looks at the partitions ahead
 _LAST_FLUSH_TIMEOUT = 5.0  # seconds shutdown waits for the last flush (a database away)
+# A flush's worth of records: past it the flusher does not wait out its interval. Bursts of
+# batches came faster than one flush an interval wrote, so the buffer, and the process's
+# memory, grew towards its capacity while the flusher idled.
+FLUSH_AT = 5_000
 
 
 class WhenFull(enum.StrEnum):
@@ -57,6 +62,8 @@ class CheckRecorder:
         self._dropped_unlogged = 0
         self._last_shed_log = 0.0
         self._flushing = asyncio.Lock()
+        self._flush_at = max(1, min(FLUSH_AT, capacity // 2))  # due before a small buffer sheds
+        self._due = asyncio.Event()  # a flush's worth is waiting
 
     @property
     def held(self) -> int:
@@ -83,6 +90,8 @@ class CheckRecorder:
             self._held += len(taken)
             CHECK_RECORDS_BUFFERED.inc(len(taken))
             start += len(taken)
+            if len(self._items) >= self._flush_at:
+                self._due.set()
 
     def _shed(self, count: int) -> None:
         CHECK_RECORDS_DROPPED.inc(count)
@@ -117,15 +126,26 @@ class CheckRecorder:
             return len(batch)
 
     async def run(self, interval: float) -> None:
-        """Flush every `interval` seconds until cancelled; keep the partitions ahead."""
+        """Flush every `interval` seconds, or as soon as a flush's worth is waiting, until
+        cancelled; keep the partitions ahead. After a failure, wait the interval: a database
+        that is away is not asked again at every check."""
         last_ahead = -_AHEAD_EVERY
+        failed = False
         while True:
-            await asyncio.sleep(interval)
+            if failed:
+                await asyncio.sleep(interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._due.wait()
+            self._due.clear()
+            failed = True
             try:
                 if time.monotonic() - last_ahead >= _AHEAD_EVERY:
                     await partitions.ahead(self._engine, datetime.now(UTC))
                     last_ahead = time.monotonic()
                 await self.flush()
+                failed = False
             except Exception as exc:
                 CHECK_RECORD_FLUSH_FAILURES.inc()
                 log.warning(
