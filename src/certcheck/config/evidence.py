@@ -16,8 +16,8 @@ class EvidenceSettings(BaseModel):
         default=1.0,
         gt=0,
         le=2.0,
-        description="seconds between two bulk writes of check records: at most what a crash "
-        "loses; above 2 refused",
+        description="most seconds between two bulk writes of check records (5,000 waiting "
+        "are written at once): at most what a crash loses; above 2 refused",
     )
     check_buffer_size: int = Field(
         default=100_000, ge=1, description="check records one process holds before writing"
