@@ -36,6 +36,24 @@ def test_every_line_queued_before_stop_is_written_in_order() -> None:
     writer.stop()  # a second stop (atexit after write_directly) does nothing
 
 
+def test_lines_made_by_their_caller_keep_their_place_among_records() -> None:
+    writer, logger, out = _writer()
+    queued: queue.SimpleQueue[Any] = writer._records
+    logger.info("first")
+    queued.put('{"message": "made as text"}')  # what info_line queues: the line's own text
+    logger.info("last")
+    writer.stop()
+    assert out.getvalue().splitlines() == ["INFO first", '{"message": "made as text"}', "INFO last"]
+
+
+def test_text_lines_are_info_lines_for_the_handlers_level() -> None:
+    writer, logger, out = _writer(logging.WARNING)
+    writer._records.put('{"message": "an info line"}')
+    logger.warning("loud")
+    writer.stop()
+    assert out.getvalue() == "WARNING loud\n"
+
+
 def test_lines_below_the_handlers_level_are_left_out() -> None:
     writer, logger, out = _writer(logging.WARNING)
     logger.info("quiet")
