@@ -78,6 +78,6 @@ class TestEvidenceSettings:
 
     def test_the_defaults_are_what_the_readme_states(self) -> None:
         settings = Settings()
-        assert settings.check_flush_seconds == 1.0
+        assert settings.check_flush_seconds == 0.25
         assert settings.check_buffer_full == "shed"
         assert settings.check_retention_days == 400

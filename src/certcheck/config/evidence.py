@@ -12,8 +12,12 @@ class EvidenceSettings(BaseModel):
         default=True,
         description="on or off: record every check (off only to measure what records cost)",
     )
+    # A quarter of a second: a flush's rows are made in a worker thread that takes turns with
+    # the event loop at the GIL, so smaller, more frequent flushes keep the open-loop tail
+    # short (p99 at a steady 3,000 verifies a second: 23-55 ms flushing every second, 11-14 ms
+    # every quarter), and a crash loses less.
     check_flush_seconds: float = Field(
-        default=1.0,
+        default=0.25,
         gt=0,
         le=2.0,
         description="most seconds between two bulk writes of check records (5,000 waiting "
