@@ -87,10 +87,11 @@ def test_a_line_made_without_a_record_is_the_formatters_line() -> None:
         root.setLevel(level)
     assert formatter is not None
     fields = {"request_id": "r1", "status": 200, "duration_ms": 0.25, "platform": '商城 "x"'}
-    line = logs._Line("certcheck.request", "request", fields)
+    created = time.time()
+    line = logs._line_text("certcheck.request", "request", fields, created)
     record = logging.LogRecord(
         "certcheck.request", logging.INFO, __file__, 1, "request", None, None
     )
     record.__dict__.update(fields)
-    record.created = line.created
-    assert line.text() == formatter.format(record)
+    record.created = created
+    assert line == formatter.format(record)
