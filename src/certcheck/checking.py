@@ -118,18 +118,12 @@ class Checker:
         raw = item.cert_no
         if cert_no is None and raw is not None and not is_absent(raw):
             return malformed(raw, malformed_detail(raw, today), info.as_of, now)
-        listing = Listing(
-            cert_no=cert_no,
-            product_code=item.product_code,
-            model=item.model,
-            manufacturer=item.manufacturer,
+        # Most numbers arrive in their normal form: then the listing is the one to decide.
+        listing = (
+            item
+            if raw == cert_no
+            else Listing(cert_no, item.product_code, item.model, item.manufacturer)
         )
         decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
-        return Check(
-            check_id=new_ulid(now),
-            cert_no=cert_no,
-            decision=decision,
-            certificate=certificate,
-            registry_as_of=info.as_of,
-            checked_at=now,
-        )
+        # Positional: a frozen dataclass's keyword call costs 0.7 us more, on every check.
+        return Check(new_ulid(now), cert_no, decision, certificate, info.as_of, now)
