@@ -64,6 +64,20 @@ class TestRows:
         with pytest.raises(ValueError, match="naive"):
             made.rows([("shop", "n", "k", 1, 0, "", _AT.replace(tzinfo=None))])
 
+    def test_an_object_is_processed_again_only_after_another(self) -> None:
+        seen: list[object] = []
+
+        def process(value: object) -> str:
+            seen.append(value)
+            return f"<{value}>"
+
+        made = bulk.Statement("INSERT", ("a", "b"), (None, process))
+        first, second = ["x"], ["x"]  # equal, not the same object
+        rows = [(1, first), (2, first), (3, None), (4, second), (5, first)]
+        shown = "<['x']>"
+        assert made.rows(rows) == [(1, shown), (2, shown), (3, None), (4, shown), (5, shown)]
+        assert [id(value) for value in seen] == [id(first), id(second), id(first)]
+
 
 class TestPerDialect:
     def test_builds_once_per_database_and_driver(self) -> None:

@@ -117,6 +117,9 @@ def rows_of(
     source_value = source.value
     code_of = Codes() if staged else None
     days: dict[datetime, date] = {}
+    # One object per day: the driver's rows are made per distinct object (bulk.Statement),
+    # and every verify has a time of its own.
+    same_day: dict[date, date] = {}
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
     texts: dict[int, tuple[Certificate, str]] = {}
@@ -166,7 +169,8 @@ def rows_of(
             at = check.checked_at
             day = days.get(at)
             if day is None:
-                day = days[at] = today_in_shanghai(at)
+                day = today_in_shanghai(at)
+                day = days[at] = same_day.setdefault(day, day)
             row = (*row, code_of(certificate, asked.product_code), day, told[1])
         append(row)
     return rows
