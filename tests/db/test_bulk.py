@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime
 
 import pytest
@@ -77,6 +78,40 @@ class TestRows:
         shown = "<['x']>"
         assert made.rows(rows) == [(1, shown), (2, shown), (3, None), (4, shown), (5, shown)]
         assert [id(value) for value in seen] == [id(first), id(second), id(first)]
+
+
+class TestSqliteRuns:
+    @pytest.mark.parametrize("count", [0, 1, 5, 512, 1_000, 1_537])
+    def test_inserts_every_row_in_order_in_few_statement_texts(self, count: int) -> None:
+        made = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL)
+        rows = made.rows(
+            [("shop", f"{n:016d}", "MANY_MERCHANTS", n, 0, "", _AT) for n in range(count)]
+        )
+        runs = made.sqlite_runs(rows)
+        lengths = [len(values) // len(_SIGNAL) for _, values in runs]
+        assert sum(lengths) == count
+        assert all(n & (n - 1) == 0 and n <= 512 for n in lengths)  # powers of two
+        assert lengths == sorted(lengths, reverse=True)
+        db = sqlite3.connect(":memory:")
+        db.execute(
+            "CREATE TABLE signal_counts (platform, cert_no, kind, checks, merchants, evidence, "
+            "last_checked_at)"
+        )
+        for sql, values in runs:
+            db.execute(sql, values)
+        assert db.execute("SELECT * FROM signal_counts ORDER BY rowid").fetchall() == rows
+
+    def test_stays_within_sqlites_bound_parameters(self) -> None:
+        wide = bulk.Statement(
+            "INSERT INTO t VALUES (" + ", ".join("?" * 200) + ")", ("c",) * 200, (None,) * 200
+        )
+        runs = wide.sqlite_runs([(0,) * 200] * 300)
+        assert max(len(values) for _, values in runs) <= bulk.SQLITE_PARAMETERS
+        assert sum(len(values) for _, values in runs) == 300 * 200
+
+    def test_refuses_a_statement_that_is_not_a_single_row_insert(self) -> None:
+        with pytest.raises(ValueError, match="single-row INSERT"):
+            bulk.Statement("UPDATE t SET a = ?", ("a",), (None,)).sqlite_runs([(1,), (2,)])
 
 
 class TestPerDialect:

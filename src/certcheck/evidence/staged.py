@@ -67,10 +67,12 @@ def _insert(dialect: Dialect) -> bulk.Statement:
 
 def ready(rows: list[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
     """Staged rows (STAGE_COLUMNS order) as the driver takes them. CPU only: a worker
-    thread. asyncpg's COPY takes the values as they are; SQLite's through bind processors."""
+    thread. asyncpg's COPY takes the rows as they are; SQLite takes (SQL, parameters) pairs,
+    multi-row INSERTs of the values through their bind processors (bulk.Statement)."""
     if dialect.name == "postgresql":
         return rows
-    return bulk.per_dialect(_insert, dialect).rows(rows)
+    statement = bulk.per_dialect(_insert, dialect)
+    return list(statement.sqlite_runs(statement.rows(rows)))
 
 
 _RECORDS = ", ".join(COLUMNS)
@@ -199,7 +201,8 @@ async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         return
     for sql in (create, "DELETE FROM check_stage"):
         await driver.execute(sql)
-    await driver.executemany(bulk.per_dialect(_insert, conn.dialect).sql, rows)
+    for sql, values in rows:
+        await driver.execute_fetchall(sql, values)  # one hop to aiosqlite's thread each
     for sql in (*_SQLITE_FOLD, "DELETE FROM check_stage"):
         await driver.execute(sql)
 
