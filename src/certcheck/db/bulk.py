@@ -27,9 +27,11 @@ Processor = Callable[[Any], Any]
 _T = TypeVar("_T")
 # Bound parameters one SQLite statement takes: 32,766 since SQLite 3.32, 999 before.
 SQLITE_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-# Rows of one multi-row INSERT at most: aiosqlite's thread binds them holding the GIL (~1 ms for
-# 512 rows of 18 values), and the event loop waits meanwhile.
-_SQLITE_RUN = 512
+# Rows of one multi-row INSERT at most. aiosqlite's thread binds them holding the GIL, and the
+# event loop waits meanwhile; and each connection keeps the statement of each length prepared,
+# ~0.4 MiB for 512 rows of 18 values: runs of up to 512 cost a 200,000-line job's server
+# ~20 MiB more than executemany, up to 128 ~10 MiB.
+_SQLITE_RUN = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class Statement:
         that is a forced switch of the loop a row. Timed on a 10,000-record flush in 500-row
         transactions beside a busy thread: 3.1-3.6 s and 9-11 us of the busy thread's time a
         row, against 0.7 s and 5-8 us in statements of 100 rows. The lengths are powers of
-        two, so that a connection prepares each once: preparing the statement for 500 rows
+        two, so that a connection prepares each once: preparing a statement of many rows
         costs more (~6 us a row) than running it."""
         width = len(self.columns)
         largest = min(_SQLITE_RUN, 1 << ((SQLITE_PARAMETERS // width).bit_length() - 1))

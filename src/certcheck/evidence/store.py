@@ -1,7 +1,7 @@
 """Writing check records in bulk, reading one back, and purging those past retention.
 
 A batch's rows, with what its statistics and signals count each check under, go to the
-connection's staging table (COPY on PostgreSQL, executemany on SQLite), from which the
+connection's staging table (COPY on PostgreSQL, multi-row INSERTs on SQLite), from which the
 database inserts the records and folds their figures in the same transaction (staged.py).
 Everything done per row is done in one worker thread before the writes (`_ready`): a flush of
 a 10,000-item batch must not hold the event loop that answers single checks.

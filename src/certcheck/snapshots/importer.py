@@ -2,7 +2,7 @@
 
 Readers keep answering from the old registry until the commit (MVCC on PostgreSQL, WAL on
 SQLite); a failed or interrupted import rolls back and leaves it untouched. Rows are bulk
-loaded into a temporary staging table (COPY on PostgreSQL, executemany on SQLite) and every
+loaded into a temporary staging table (COPY on PostgreSQL, multi-row INSERTs on SQLite) and every
 comparison after that happens inside the database.
 """
 
