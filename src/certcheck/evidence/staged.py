@@ -157,8 +157,8 @@ _PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _COUNTS])
 # merchants not yet in signal_merchants are the ones this batch adds. Its evidence: the 20
 # newest ids of each signal, concatenated by a window over them in that order (a plain
 # group_concat's order is not defined), held by the row of the newest. One window makes the
-# evidence and the totals: two (the newest 20 picked, then concatenated) cost 10 us more a
-# record, the most of any part of a flush.
+# evidence and the totals; with two (the newest 20 picked, then concatenated) the statement
+# took 15.4 us a record of a 2,000-record flush, against 13.0 (the most of any part of it).
 _WHOLE = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
 _SQLITE_SIGNALS = f"""WITH {_KINDS}, ranked AS (
     SELECT {_SIGNAL_KEY}, row_number() OVER w AS n,

@@ -2,8 +2,8 @@
 
 Readers keep answering from the old registry until the commit (MVCC on PostgreSQL, WAL on
 SQLite); a failed or interrupted import rolls back and leaves it untouched. Rows are bulk
-loaded into a temporary staging table (COPY on PostgreSQL, multi-row INSERTs on SQLite) and every
-comparison after that happens inside the database.
+loaded into a temporary staging table (COPY on PostgreSQL, multi-row INSERTs on SQLite) and
+every comparison after that happens inside the database.
 """
 
 from __future__ import annotations
