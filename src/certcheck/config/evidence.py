@@ -21,7 +21,8 @@ class EvidenceSettings(BaseModel):
         gt=0,
         le=2.0,
         description="most seconds between two bulk writes of check records (5,000 waiting "
-        "are written at once): at most what a crash loses; above 2 refused",
+        "are written at once): with the write under way, at most what a crash loses; above 2 "
+        "refused",
     )
     check_buffer_size: int = Field(
         default=100_000, ge=1, description="check records one process holds before writing"
