@@ -24,16 +24,13 @@ import asyncio
 import gc
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from asgi_lifespan import LifespanManager
 
-from bench.inproc import _log_to_nowhere, _verifier
-from bench.prepare import QUICK, Workload
+from bench.inproc import _log_to_nowhere, _verifier, registries
 from certcheck.serving import SWITCH_INTERVAL
 
 _SLICE = 50e-6  # seconds of Python work between two turns of the busy task
@@ -41,7 +38,7 @@ _SLICE = 50e-6  # seconds of Python work between two turns of the busy task
 
 @dataclass
 class Figures:
-    records: int = 0  # written by the timed flushes (the background one may take a lot)
+    records: int = 0  # written by the timed flushes (the background flush may take some)
     wall: float = 0.0
     off_cpu: float = 0.0
     threads_cpu: float = 0.0  # the process's CPU but the loop thread's
@@ -58,25 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     _log_to_nowhere()
-    with tempfile.TemporaryDirectory(prefix="certcheck-flush-") as tmp:
-        workload = Workload(Path(tmp), QUICK, {}, None)
-        try:
-            bodies = [
-                line for line in workload.bodies("hot").read_bytes().splitlines() if line.strip()
-            ]
-            for kind in args.database or ["sqlite", "postgresql"]:
-                registry = workload.registry(kind)
-                rounds = asyncio.run(_measure(registry.env, registry.key, bodies, args))
-                best = min(rounds, key=lambda f: f.per_record(f.off_cpu))
-                print(
-                    f"{kind:10}  a record: flush wall {best.per_record(best.wall):6.1f} us, "
-                    f"loop off the CPU {best.per_record(best.off_cpu):5.1f} us, other threads' "
-                    f"CPU {best.per_record(best.threads_cpu):6.1f} us  (loop off the CPU by round: "
-                    + " ".join(f"{f.per_record(f.off_cpu):.1f}" for f in rounds)
-                    + ")"
-                )
-        finally:
-            workload.close()
+    for kind, registry, bodies in registries("certcheck-flush-", args.database):
+        rounds = asyncio.run(_measure(registry.env, registry.key, bodies, args))
+        best = min(rounds, key=lambda f: f.per_record(f.off_cpu))
+        print(
+            f"{kind:10}  a record: flush wall {best.per_record(best.wall):6.1f} us, "
+            f"loop off the CPU {best.per_record(best.off_cpu):5.1f} us, other threads' "
+            f"CPU {best.per_record(best.threads_cpu):6.1f} us  (loop off the CPU by round: "
+            + " ".join(f"{f.per_record(f.off_cpu):.1f}" for f in rounds)
+            + ")"
+        )
     return 0
 
 

@@ -27,13 +27,13 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from asgi_lifespan import LifespanManager
 
-from bench.prepare import QUICK, Workload
+from bench.prepare import QUICK, Registry, Workload
 from certcheck.serving import SWITCH_INTERVAL as _SWITCH_INTERVAL
 
 Verify = Callable[[bytes], Awaitable[int]]
@@ -46,26 +46,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    kinds = args.database or ["sqlite", "postgresql"]
     _log_to_nowhere()
-    with tempfile.TemporaryDirectory(prefix="certcheck-inproc-") as tmp:
+    for kind, registry, bodies in registries("certcheck-inproc-", args.database):
+        figures = asyncio.run(_measure(registry.env, registry.key, bodies, args))
+        off, on = min(figures["off"]), min(figures["on"])
+        print(
+            f"{kind:10}  records off {off:6.1f} us  on {on:6.1f} us  "
+            f"off/on {off / on:.2f}  (rounds off {_fmt(figures['off'])}, "
+            f"on {_fmt(figures['on'])})"
+        )
+    return 0
+
+
+def registries(prefix: str, kinds: list[str] | None) -> Iterator[tuple[str, Registry, list[bytes]]]:
+    """The quick workload's registry on each database of `kinds` (default both), with the hot
+    set's verify bodies: what this command and bench.flush call the app with."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         workload = Workload(Path(tmp), QUICK, {}, None)
         try:
             bodies = [
                 line for line in workload.bodies("hot").read_bytes().splitlines() if line.strip()
             ]
-            for kind in kinds:
-                registry = workload.registry(kind)
-                figures = asyncio.run(_measure(registry.env, registry.key, bodies, args))
-                off, on = min(figures["off"]), min(figures["on"])
-                print(
-                    f"{kind:10}  records off {off:6.1f} us  on {on:6.1f} us  "
-                    f"off/on {off / on:.2f}  (rounds off {_fmt(figures['off'])}, "
-                    f"on {_fmt(figures['on'])})"
-                )
+            for kind in kinds or ["sqlite", "postgresql"]:
+                yield kind, workload.registry(kind), bodies
         finally:
             workload.close()
-    return 0
 
 
 def _log_to_nowhere() -> None:
