@@ -8,6 +8,7 @@ same statement as the certificates, so an answer from an older registry is never
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, any_, bindparam, select
+from sqlalchemy import ColumnElement, Select, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import String
 
 from certcheck.db.deadline import Deadline
@@ -40,8 +41,6 @@ from certcheck.verification.records import Certificate, Status
 
 log = logging.getLogger(__name__)
 
-# SQLite's default limit on bound parameters is 32766; stay well below it per statement.
-_SQLITE_CHUNK = 5_000
 # Cache-missing look-ups of single checks go together while others are on their way
 # (registry/gather.py): two on their way at once, up to this many numbers in one. A request
 # with more (a batch, a job's chunk) reads on its own, so single checks never queue behind it.
@@ -62,7 +61,16 @@ def _lookup_query(match: ColumnElement[bool]) -> Select[Any]:
 
 # Built once: making the statement cost more than running it on a cache-missing check.
 _BY_ARRAY = _lookup_query(certificates.c.cert_no == any_(bindparam("nos", type_=ARRAY(String))))
-_BY_LIST = _lookup_query(certificates.c.cert_no.in_(bindparam("nos", expanding=True)))
+# SQLite: the numbers as one JSON array, expanded by json_each. An IN list of bound parameters
+# is a statement of its own for every length, and sqlite3 keeps the last 128 prepared on each
+# connection: a job's chunks (up to 5,000 numbers, a new length nearly every time) filled each
+# connection's cache with statements of ~1 MB and recompiled one per chunk (bench/README.md,
+# "A look-up is one statement on SQLite").
+_BY_JSON = _lookup_query(
+    certificates.c.cert_no.in_(
+        select(func.json_each(bindparam("nos", type_=String)).table_valued("value").c.value)
+    )
+)
 # The same look-up as asyncpg's own SQL ($1 the numbers, $2 the state row's id): run by the
 # driver, which keeps it prepared on each connection and hands back its rows as they are.
 # Through SQLAlchemy's execution and result layers a cache-missing check cost more CPU than
@@ -216,19 +224,8 @@ class RegistryStore:
                 driver: Any = (await conn.get_raw_connection()).driver_connection
                 # One statement on an autocommit connection (engine.py): its own snapshot.
                 return list(await driver.fetch(_PG_LOOKUP, cert_nos, 1))
-            return await self._read_chunks(conn, cert_nos)
-
-    async def _read_chunks(self, conn: AsyncConnection, cert_nos: list[str]) -> list[Any]:
-        # Each chunk is a statement of its own, so its own snapshot: a commit between two of
-        # them would mix two registries in one answer. Every row carries the generation it was
-        # read at; read again until they agree (imports are rare, and db_timeout bounds this).
-        while True:
-            rows: list[Any] = []
-            for start in range(0, len(cert_nos), _SQLITE_CHUNK):
-                chunk = cert_nos[start : start + _SQLITE_CHUNK]
-                rows.extend((await conn.execute(_BY_LIST, {"nos": chunk})).mappings())
-            if len({row["_generation"] for row in rows}) <= 1:
-                return rows
+            # One statement, so one snapshot: its rows all carry the same generation.
+            return list((await conn.execute(_BY_JSON, {"nos": json.dumps(cert_nos)})).mappings())
 
     def _remember(
         self, asked: Iterable[str], rows: list[Any], *, keep: bool = True
