@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.db import engine as engine_module
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import certificates
 from tests.conftest import load
@@ -62,3 +63,14 @@ async def test_a_commit_between_the_imports_read_and_write_does_not_fail_it(
     assert others == ["database is locked"]  # the other writer is the one that waits
     async with engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(certificates)) == 5
+
+
+def test_sqlite_without_json_functions_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The registry's look-up on SQLite expands its numbers with json_each (registry/store.py):
+    # a SQLite without it must stop the service at startup, not fail every check.
+    assert engine_module.sqlite_has_json()  # the SQLite these tests run on has it
+    monkeypatch.setattr(engine_module, "sqlite_has_json", lambda: False)
+    with pytest.raises(ValueError, match="JSON functions"):
+        engine_module.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")

@@ -9,6 +9,9 @@ connection can ask for its transactions to take the write lock when they begin.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +55,14 @@ def create_engine(
     look-ups. A look-up holds its connection for well under a millisecond; waiting for one
     is cheaper, and bounded by the pool deadline."""
     if url.startswith("sqlite"):
+        if not sqlite_has_json():
+            # A ValueError: the command line says it in one line (cli/main.py).
+            raise ValueError(
+                f"this Python's sqlite3 module uses SQLite {sqlite3.sqlite_version} without its "
+                "JSON functions, which certcheck's registry look-up needs: they are built in "
+                "since SQLite 3.38, and in the SQLite of Python's own installers and of common "
+                "Linux distributions before that; use such a Python, or PostgreSQL"
+            )
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -75,6 +86,17 @@ def create_engine(
     if single_statements:
         event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
+
+
+@functools.cache
+def sqlite_has_json() -> bool:
+    """Whether the SQLite that aiosqlite drives (the stdlib module's) has json_each."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        try:
+            conn.execute("SELECT value FROM json_each('[]')")
+        except sqlite3.OperationalError:
+            return False
+    return True
 
 
 def _refuse_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
