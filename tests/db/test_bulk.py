@@ -81,7 +81,7 @@ class TestRows:
 
 
 class TestSqliteRuns:
-    @pytest.mark.parametrize("count", [0, 1, 5, 128, 1_000, 1_537])
+    @pytest.mark.parametrize("count", [0, 1, 5, 128, 1_000, 1_537, 5_000])
     def test_inserts_every_row_in_order_in_few_statement_texts(self, count: int) -> None:
         made = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL)
         rows = made.rows(
@@ -90,7 +90,7 @@ class TestSqliteRuns:
         runs = made.sqlite_runs(rows)
         lengths = [len(values) // len(_SIGNAL) for _, values in runs]
         assert sum(lengths) == count
-        assert all(n & (n - 1) == 0 and n <= 128 for n in lengths)  # powers of two
+        assert all(n & (n - 1) == 0 and n <= bulk._SQLITE_RUN for n in lengths)  # powers of two
         assert lengths == sorted(lengths, reverse=True)
         db = sqlite3.connect(":memory:")
         db.execute(

@@ -28,10 +28,13 @@ _T = TypeVar("_T")
 # Bound parameters one SQLite statement takes: 32,766 since SQLite 3.32, 999 before.
 SQLITE_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 # Rows of one multi-row INSERT at most. aiosqlite's thread binds them holding the GIL, and the
-# event loop waits meanwhile; and each connection keeps the statement of each length prepared,
-# ~0.4 MiB for 512 rows of 18 values: runs of up to 512 cost a 200,000-line job's server
-# ~20 MiB more than executemany, up to 128 ~10 MiB.
-_SQLITE_RUN = 128
+# event loop waits meanwhile; after each statement that thread waits for the GIL again, up to
+# a switch interval while the loop is busy (a job's other chunk), which made a 5,000-line
+# chunk's staging 70 ms on average with runs of 128 and 34 with 512. Each connection keeps the
+# statement of each length prepared, ~0.4 MiB for 512 rows of 18 values: a 1,000,000-line
+# job's server 263 MiB against 254-256 with 128 (bench/README.md, "A look-up is one statement
+# on SQLite").
+_SQLITE_RUN = 512
 
 
 @dataclass(frozen=True, slots=True)
