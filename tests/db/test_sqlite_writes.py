@@ -74,3 +74,28 @@ def test_sqlite_without_json_functions_is_refused_at_once(
     monkeypatch.setattr(engine_module, "sqlite_has_json", lambda: False)
     with pytest.raises(ValueError, match="JSON functions"):
         engine_module.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+
+
+async def test_a_grown_wal_is_given_back_down_to_its_kept_size(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A burst grows the WAL file; once the log starts over it is cut back to the kept size.
+    assert engine_module.WAL_KEPT_BYTES == 64 * 1024 * 1024
+    monkeypatch.setattr(engine_module, "WAL_KEPT_BYTES", 64 * 1024)
+    database, wal = tmp_path / "x.db", tmp_path / "x.db-wal"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+            for _ in range(200):
+                await conn.exec_driver_sql("INSERT INTO t VALUES (zeroblob(8192))")
+        grown = wal.stat().st_size
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        async with engine.begin() as conn:  # the next writer starts the log over
+            await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        kept = wal.stat().st_size  # before the last connection closes, which removes it
+    finally:
+        await engine.dispose()
+    assert grown > 1024 * 1024
+    assert kept <= 64 * 1024
