@@ -90,7 +90,7 @@ class TestSqliteRuns:
         runs = made.sqlite_runs(rows)
         lengths = [len(values) // len(_SIGNAL) for _, values in runs]
         assert sum(lengths) == count
-        assert all(n & (n - 1) == 0 and n <= bulk._SQLITE_RUN for n in lengths)  # powers of two
+        assert all(n & (n - 1) == 0 and n <= 512 for n in lengths)  # powers of two
         assert lengths == sorted(lengths, reverse=True)
         db = sqlite3.connect(":memory:")
         db.execute(
