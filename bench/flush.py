@@ -30,7 +30,7 @@ from typing import Any
 
 from asgi_lifespan import LifespanManager
 
-from bench.inproc import _log_to_nowhere, _verifier, registries
+from bench.inproc import log_to_nowhere, registries, verifier
 from certcheck.serving import SWITCH_INTERVAL
 
 _SLICE = 50e-6  # seconds of Python work between two turns of the busy task
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush", type=int, default=500, help="records a flush writes")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    _log_to_nowhere()
+    log_to_nowhere()
     for kind, registry, bodies in registries("certcheck-flush-", args.database):
         rounds = asyncio.run(_measure(registry.env, registry.key, bodies, args))
         best = min(rounds, key=lambda f: f.per_record(f.off_cpu))
@@ -82,7 +82,7 @@ async def _measure(
     sys.setswitchinterval(SWITCH_INTERVAL)
     rounds: list[Figures] = []
     async with LifespanManager(app) as manager:
-        verify = _verifier(manager.app, key)
+        verify = verifier(manager.app, key)
         recorder = manager._state["evidence"].recorder
         for body in bodies:  # the hot set into the cache
             if await verify(body) != 200:

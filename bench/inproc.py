@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    _log_to_nowhere()
+    log_to_nowhere()
     for kind, registry, bodies in registries("certcheck-inproc-", args.database):
         figures = asyncio.run(_measure(registry.env, registry.key, bodies, args))
         off, on = min(figures["off"]), min(figures["on"])
@@ -73,7 +73,7 @@ def registries(prefix: str, kinds: list[str] | None) -> Iterator[tuple[str, Regi
             workload.close()
 
 
-def _log_to_nowhere() -> None:
+def log_to_nowhere() -> None:
     """The request log line is part of a request's cost: made and written as when served, to
     nowhere (the handler takes the stream sys.stderr is when logging is configured)."""
     from certcheck.observability.logs import configure_logging
@@ -105,7 +105,7 @@ async def _measure(
     sys.setswitchinterval(_SWITCH_INTERVAL)
     async with LifespanManager(apps["off"]) as off, LifespanManager(apps["on"]) as on:
         managers = {"off": off, "on": on}
-        verifiers = {name: _verifier(m.app, key) for name, m in managers.items()}
+        verifiers = {name: verifier(m.app, key) for name, m in managers.items()}
         for verify in verifiers.values():
             for body in bodies:  # the hot set into the cache (and the key into its cache)
                 status = await verify(body)
@@ -134,7 +134,7 @@ async def _flushed(manager: LifespanManager) -> None:
     await state["evidence"].recorder.flush()
 
 
-def _verifier(app: Any, key: str) -> Verify:
+def verifier(app: Any, key: str) -> Verify:
     headers = [
         (b"host", b"127.0.0.1:8000"),
         (b"content-type", b"application/json"),
