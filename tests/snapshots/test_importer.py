@@ -10,7 +10,7 @@ from datetime import UTC
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.db.tables import certificates, changes, registry_runs, registry_state
@@ -435,3 +435,90 @@ class TestChangesSince:
         assert first[0].changed_at.tzinfo is UTC
         assert first[0].changed_at < rest[-1].changed_at
         assert await changes_since(engine, rest[-1].id, 5) == []
+
+
+class TestFirstImport:
+    """Into an empty registry the rows go straight into the certificates table, nothing staged;
+    what the import reports, writes and refuses is what staging would have given."""
+
+    @staticmethod
+    def mixed(old: list[Certificate]) -> list[SnapshotRow | RowError]:
+        """Rows to trip every check staging makes: repeats before and after read errors, and
+        unreadable rows whose number can and cannot be read."""
+        rows: list[SnapshotRow | RowError] = list(rows_of(old[:150]))
+        rows += [
+            SnapshotRow(152, dataclasses.replace(old[7], holder="Later line loses Co.")),
+            RowError(line=153, message="status is not a known label", cert_no=old[150].cert_no),
+            RowError(line=154, message="holder is required"),
+            RowError(line=155, message="holder is required", cert_no=old[2].cert_no),
+        ]
+        rows += [SnapshotRow(n, c) for n, c in enumerate(old[151:], 156)]
+        rows.append(SnapshotRow(300, flip(old[160])))
+        return rows
+
+    async def test_stages_nothing(self, engine: AsyncEngine, old: list[Certificate]) -> None:
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            await load(engine, old, force=False)
+            first = list(statements)
+            await load(engine, old, force=False)  # not a first import: staged
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+        assert first
+        assert not [s for s in first if "import_staging" in s]
+        assert [s for s in statements[len(first) :] if "import_staging" in s]
+        assert await registry(engine) == as_rows(old)
+
+    async def test_reports_and_writes_what_staging_would(
+        self, engine: AsyncEngine, old: list[Certificate], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        straight = await run_import(engine, self.mixed(old), max_error_share=0.05)
+        written = (await registry(engine), sorted(await feed(engine)))
+        async with engine.begin() as conn:
+            for table in (changes, certificates, registry_state):
+                await conn.execute(table.delete())
+
+        async def never_empty(_conn: AsyncConnection) -> bool:
+            return False
+
+        monkeypatch.setattr(importer, "_registry_is_empty", never_empty)
+        staged = await run_import(engine, self.mixed(old), max_error_share=0.05)
+
+        assert straight == staged
+        assert (await registry(engine), sorted(await feed(engine))) == written
+        assert (straight.rows, straight.rejected, straight.added, straight.kept) == (199, 5, 199, 0)
+        assert [e.line for e in straight.errors] == [153, 154, 155, 152, 300]
+
+    async def test_readers_see_an_empty_registry_until_commit(
+        self, engine: AsyncEngine, old: list[Certificate], gate: CommitGate
+    ) -> None:
+        running = asyncio.create_task(load(engine, old, force=False))
+        await asyncio.wait_for(gate.reached.wait(), 10)
+        assert await registry(engine) == {}
+        assert await feed(engine) == []
+        assert await generation(engine) is None
+        gate.release.set()
+        await asyncio.wait_for(running, 10)
+
+        assert await registry(engine) == as_rows(old)
+        assert await generation(engine) == 1
+
+    async def test_failing_input_leaves_it_empty(self, engine: AsyncEngine) -> None:
+        new = demo(7_000)
+
+        # More rows than one load batch are written before the input breaks.
+        with pytest.raises(UploadBroken):
+            await run_import(engine, broken_after(6_000, rows_of(new)))
+
+        assert await registry(engine) == {}
+        assert await feed(engine) == []
+        assert await outcomes(engine) == ["failed"]
+        result = await load(engine, new[:300], force=False)
+        assert (result.added, result.generation) == (300, 1)
+        assert await registry(engine) == as_rows(new[:300])

@@ -34,7 +34,7 @@ from certcheck.observability.metrics import REGISTRY_RUNS
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.state import forget_sync_cursor, record_failed_run, write_state
 from certcheck.snapshots.reader import RowError, SnapshotRow
-from certcheck.snapshots.staging import CERT_COLUMNS, Staged, stage, staging
+from certcheck.snapshots.staging import CERT_COLUMNS, Staged, load_into_empty, stage, staging
 
 _REPORTED_ERRORS = 100
 
@@ -77,12 +77,17 @@ async def import_snapshot(
     try:
         async with registry_writer(engine) as conn, conn.begin():
             staged = Staged(result.reject)
-            await stage(conn, parsed, staged)
+            # A first import has nothing to diff: its rows go straight into the registry.
+            fresh = await _registry_is_empty(conn)
+            await (load_into_empty if fresh else stage)(conn, parsed, staged)
             result.rows, result.kept = staged.rows, staged.kept
             _check_errors(result, limits)
             run_id = await _start_run(conn, source, started)
-            await _diff(conn, result, limits)
-            await _apply(conn, result, source, run_id)
+            if fresh:
+                result.added = result.rows
+            else:
+                await _diff(conn, result, limits)
+            await _apply(conn, result, source, run_id, fresh=fresh)
     except RegistryBusy:
         # Not a run: the one holding the lock records its own. Recorded, this attempt would
         # outrank it (a later id) and show as the last sync after that one had succeeded.
@@ -92,6 +97,10 @@ async def import_snapshot(
         raise
     REGISTRY_RUNS.labels(kind="import", outcome="success").inc()
     return result
+
+
+async def _registry_is_empty(conn: AsyncConnection) -> bool:
+    return await conn.scalar(select(_c.cert_no).limit(1)) is None
 
 
 def _check_errors(result: ImportResult, limits: ImportLimits) -> None:
@@ -144,12 +153,17 @@ async def _diff(conn: AsyncConnection, result: ImportResult, limits: ImportLimit
         )
 
 
-async def _apply(conn: AsyncConnection, result: ImportResult, source: str, run_id: int) -> None:
+async def _apply(
+    conn: AsyncConnection, result: ImportResult, source: str, run_id: int, *, fresh: bool
+) -> None:
     now = datetime.now(UTC)
     generation = (await conn.scalar(select(registry_state.c.generation))) or 0
     generation += 1
-    await _feed(conn, now, generation)
-    await _replace(conn)
+    if fresh:
+        await _feed_all_added(conn, now, generation)
+    else:
+        await _feed(conn, now, generation)
+        await _replace(conn)
     counted = await conn.execute(select(_c.status, func.count()).group_by(_c.status))
     by_status = {status: count for status, count in counted}
     result.generation = generation
@@ -168,7 +182,8 @@ async def _apply(conn: AsyncConnection, result: ImportResult, source: str, run_i
             rejected_rows=result.rejected,
         )
     )
-    await conn.run_sync(lambda sync: staging.drop(sync, checkfirst=True))
+    if not fresh:
+        await conn.run_sync(lambda sync: staging.drop(sync, checkfirst=True))
 
 
 async def _replace(conn: AsyncConnection) -> None:
@@ -204,3 +219,16 @@ async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
         await conn.execute(
             insert(changes).from_select(columns, query.order_by(query.selected_columns[0]))
         )
+
+
+async def _feed_all_added(conn: AsyncConnection, now: datetime, generation: int) -> None:
+    """The feed of a first import: every certificate added, in the order they were loaded.
+
+    Not in key order, as _feed writes its entries: nothing reads an order within a generation
+    (a client pages by the feed's own ids), and for a million rows the key order cost 5-7 s on
+    PostgreSQL (an index scan reading the table at random) and 2.9 s on SQLite, against 1.9
+    and 0.3 s in the table's own order."""
+    at, gen = literal(now, UTCDateTime), literal(generation, BigInteger)
+    added = select(_c.cert_no, null(), _c.status, at, gen)
+    columns = ["cert_no", "old_status", "new_status", "changed_at", "generation"]
+    await conn.execute(insert(changes).from_select(columns, added))

@@ -1,4 +1,5 @@
-"""Staging a snapshot for an import: its rows bulk-loaded into a temporary table, checked there.
+"""Staging a snapshot for an import: its rows bulk-loaded into a temporary table, checked there;
+or, when the registry is empty, loaded straight into it (`load_into_empty`).
 
 The rows are converted on the event loop in slices of a few milliseconds, each followed by a
 yield, so a serving process keeps answering real-time checks throughout (a parsing thread
@@ -81,17 +82,7 @@ async def stage(
     for table in (staging, kept):
         await conn.run_sync(_recreate, table)
     postgres = conn.dialect.name == "postgresql"
-    items = (
-        parsed.records(postgres=postgres)
-        if isinstance(parsed, SnapshotRows)
-        else (
-            item if isinstance(item, RowError) else record_of(item, postgres=postgres)
-            for item in parsed
-        )
-    )
-    slices = _Slices(items, staged)
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    await (_copy(driver, slices) if postgres else _insert(driver, slices))
+    await _load(conn, _Slices(_records(parsed, postgres), staged), staging.name, _STAGED)
     if staged._unreadable_numbers:
         numbers = select(staging.c.line, staging.c.cert_no).where(staging.c.digest.is_(None))
         await conn.execute(insert(kept).from_select(["line", "cert_no"], numbers))
@@ -104,6 +95,44 @@ async def stage(
         await conn.execute(text("CREATE INDEX import_staging_cert_no ON import_staging (cert_no)"))
     await _drop_duplicates(conn, staged)
     staged.kept = await _keep_unreadable(conn)
+
+
+async def load_into_empty(
+    conn: AsyncConnection, parsed: Iterator[SnapshotRow | RowError], staged: Staged
+) -> None:
+    """Load the rows straight into the certificates table, which must be empty.
+
+    With nothing to compare against there is nothing to stage: each row is written once, as a
+    plain loader writes it, instead of into a staging table and then again from there. What
+    staging finds in the database is found here as the rows go by, with the same outcome: a
+    number seen on an earlier line is rejected (the first line wins), and an unreadable row is
+    rejected with no record to keep (the registry holds none).
+    """
+    postgres = conn.dialect.name == "postgresql"
+    slices = _FirstOfEach(_records(parsed, postgres), staged)
+    await _load(conn, slices, certificates.name, CERT_COLUMNS)
+    # After the unreadable rows, as _drop_duplicates reports them: the same errors, same order.
+    for line, number in slices.doubled:
+        staged.reject(RowError(line=line, message=_doubled(number)))
+
+
+def _records(
+    parsed: Iterator[SnapshotRow | RowError], postgres: bool
+) -> Iterator[Record | RowError]:
+    if isinstance(parsed, SnapshotRows):
+        return parsed.records(postgres=postgres)
+    return (
+        item if isinstance(item, RowError) else record_of(item, postgres=postgres)
+        for item in parsed
+    )
+
+
+async def _load(conn: AsyncConnection, slices: _Slices, table: str, columns: list[str]) -> None:
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if conn.dialect.name == "postgresql":
+        await _copy(driver, slices, table, columns)
+    else:
+        await _insert(driver, slices, _Insert(table, tuple(columns)))
 
 
 class _Slices:
@@ -124,17 +153,22 @@ class _Slices:
         taken = list(itertools.islice(self._items, self._size))
         if not taken:
             return None
+        records = self._sorted(taken)
+        # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self._size = max(
+            16, min(4 * _INSERT_ROWS, 2 * self._size, int(self._size * _SLICE_SECONDS / elapsed))
+        )
+        return records
+
+    def _sorted(self, taken: list[Record | RowError]) -> list[Record]:
+        """The records to load; the errors among `taken` rejected."""
         records = [item for item in taken if type(item) is tuple]
         self._staged.rows += len(records)
         if len(records) != len(taken):
             for error in taken:
                 if isinstance(error, RowError):
                     self._reject(error, records)
-        # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
-        elapsed = max(time.perf_counter() - started, 1e-6)
-        self._size = max(
-            16, min(4 * _INSERT_ROWS, 2 * self._size, int(self._size * _SLICE_SECONDS / elapsed))
-        )
         return records
 
     def _reject(self, error: RowError, records: list[Record]) -> None:
@@ -144,12 +178,40 @@ class _Slices:
             self._staged._unreadable_numbers += 1
 
 
+class _FirstOfEach(_Slices):
+    """For the certificates table itself: records without their line, each number once.
+
+    The numbers seen are kept in a set (about 100 MB for a million): the price of writing every
+    row once, paid only while the import runs."""
+
+    def __init__(self, items: Iterator[Record | RowError], staged: Staged) -> None:
+        super().__init__(items, staged)
+        self._seen: set[str] = set()
+        self.doubled: list[tuple[int, str]] = []  # (line, number) of rows rejected as repeats
+
+    def _sorted(self, taken: list[Record | RowError]) -> list[Record]:
+        records: list[Record] = []
+        seen = self._seen
+        for item in taken:
+            if type(item) is not tuple:
+                self._staged.reject(item)  # type: ignore[arg-type]
+                continue
+            number = item[1]
+            if number in seen:
+                self.doubled.append((item[0], number))
+                continue
+            seen.add(number)
+            records.append(item[1:])
+        self._staged.rows += len(records)
+        return records
+
+
 def _recreate(sync: Connection, table: Table) -> None:
     table.drop(sync, checkfirst=True)
     table.create(sync)
 
 
-async def _copy(driver: Any, slices: _Slices) -> None:
+async def _copy(driver: Any, slices: _Slices, table: str, columns: list[str]) -> None:
     ended = False
 
     async def segment() -> AsyncIterator[Record]:
@@ -166,10 +228,16 @@ async def _copy(driver: Any, slices: _Slices) -> None:
             await asyncio.sleep(0)  # asyncpg encodes and sends without yielding: we do
 
     while not ended:
-        await driver.copy_records_to_table("import_staging", records=segment(), columns=_STAGED)
+        await driver.copy_records_to_table(table, records=segment(), columns=columns)
 
 
-async def _insert(driver: Any, slices: _Slices) -> None:
+@dataclass(frozen=True)
+class _Insert:
+    table: str
+    columns: tuple[str, ...]
+
+
+async def _insert(driver: Any, slices: _Slices, into: _Insert) -> None:
     """Multi-row INSERTs, made while SQLite writes the ones before: two at most in its queue,
     so that its thread, which must wait for the GIL after each, never waits for us."""
     writes: collections.deque[asyncio.Future[Any]] = collections.deque()
@@ -178,11 +246,11 @@ async def _insert(driver: Any, slices: _Slices) -> None:
         while (records := slices.take()) is not None:
             pending += records
             while len(pending) >= _INSERT_ROWS:
-                await _write(driver, pending[:_INSERT_ROWS], writes)
+                await _write(driver, into, pending[:_INSERT_ROWS], writes)
                 del pending[:_INSERT_ROWS]
             await asyncio.sleep(0)
         if pending:
-            await _write(driver, pending, writes)
+            await _write(driver, into, pending, writes)
         while writes:
             await writes.popleft()
     finally:
@@ -194,20 +262,24 @@ async def _insert(driver: Any, slices: _Slices) -> None:
                 write.exception()  # retrieved: the failure that matters is already raised
 
 
-async def _write(driver: Any, records: list[Record], writes: collections.deque[Any]) -> None:
+async def _write(
+    driver: Any, into: _Insert, records: list[Record], writes: collections.deque[Any]
+) -> None:
     """Queues the INSERT of `records` once fewer than two are queued; leaves it running."""
     if len(writes) >= 2:
         await writes.popleft()
     flat = list(itertools.chain.from_iterable(records))
     # One hop to aiosqlite's thread: execute() and a cursor's close() would be two.
-    writes.append(asyncio.ensure_future(driver.execute_fetchall(_insert_sql(len(records)), flat)))
+    writes.append(
+        asyncio.ensure_future(driver.execute_fetchall(_insert_sql(into, len(records)), flat))
+    )
 
 
 @functools.lru_cache(maxsize=4)  # the full batch's text, and the last, shorter one's
-def _insert_sql(rows: int) -> str:
-    row = f"({', '.join('?' for _ in _STAGED)})"
+def _insert_sql(into: _Insert, rows: int) -> str:
+    row = f"({', '.join('?' for _ in into.columns)})"
     values = ", ".join(itertools.repeat(row, rows))
-    return f"INSERT INTO import_staging ({', '.join(_STAGED)}) VALUES {values}"  # nosec B608
+    return f"INSERT INTO {into.table} ({', '.join(into.columns)}) VALUES {values}"  # nosec B608
 
 
 async def _drop_duplicates(conn: AsyncConnection, staged: Staged) -> None:
@@ -226,10 +298,14 @@ async def _drop_duplicates(conn: AsyncConnection, staged: Staged) -> None:
         )
     ).all()
     for line, cert_no in dupes:
-        staged.reject(RowError(line=line, message=f"{cert_no} appears on an earlier line too"))
+        staged.reject(RowError(line=line, message=_doubled(cert_no)))
     if dupes:
         await conn.execute(delete(staging).where(later))
         staged.rows -= len(dupes)
+
+
+def _doubled(cert_no: str) -> str:
+    return f"{cert_no} appears on an earlier line too"
 
 
 async def _keep_unreadable(conn: AsyncConnection) -> int:
