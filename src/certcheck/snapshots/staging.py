@@ -153,7 +153,7 @@ class _Slices:
         taken = list(itertools.islice(self._items, self._size))
         if not taken:
             return None
-        records = self._sorted(taken)
+        records = self._loadable(taken)
         # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
         elapsed = max(time.perf_counter() - started, 1e-6)
         self._size = max(
@@ -161,7 +161,7 @@ class _Slices:
         )
         return records
 
-    def _sorted(self, taken: list[Record | RowError]) -> list[Record]:
+    def _loadable(self, taken: list[Record | RowError]) -> list[Record]:
         """The records to load; the errors among `taken` rejected."""
         records = [item for item in taken if type(item) is tuple]
         self._staged.rows += len(records)
@@ -189,12 +189,12 @@ class _FirstOfEach(_Slices):
         self._seen: set[str] = set()
         self.doubled: list[tuple[int, str]] = []  # (line, number) of rows rejected as repeats
 
-    def _sorted(self, taken: list[Record | RowError]) -> list[Record]:
+    def _loadable(self, taken: list[Record | RowError]) -> list[Record]:
         records: list[Record] = []
         seen = self._seen
         for item in taken:
-            if type(item) is not tuple:
-                self._staged.reject(item)  # type: ignore[arg-type]
+            if isinstance(item, RowError):
+                self._staged.reject(item)
                 continue
             number = item[1]
             if number in seen:
@@ -275,7 +275,7 @@ async def _write(
     )
 
 
-@functools.lru_cache(maxsize=4)  # the full batch's text, and the last, shorter one's
+@functools.lru_cache(maxsize=4)  # per table: the full batch's text, and the last, shorter one's
 def _insert_sql(into: _Insert, rows: int) -> str:
     row = f"({', '.join('?' for _ in into.columns)})"
     values = ", ".join(itertools.repeat(row, rows))
