@@ -257,6 +257,31 @@ class TestServe:
             assert "\x1b" not in line
             assert set(json.loads(line)) >= {"time", "level", "logger", "message"}, line
 
+    @pytest.mark.e2e
+    def test_a_multiprocess_server_removes_its_metrics_directory(self, tmp_path: Path) -> None:
+        port, scratch = free_port(), tmp_path / "tmp"
+        scratch.mkdir()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CERTCHECK_")}
+        clean.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "certcheck", "serve", "--workers", "2", "--port", str(port)],
+            cwd=tmp_path,
+            env={**clean, "PYTHONPATH": str(TOP / "src"), "TMPDIR": str(scratch)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}/healthz", server, seconds=120)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            made = [p.name for p in scratch.iterdir()]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+        assert metrics.status_code == 200
+        assert len(made) == 1, made
+        assert made[0].startswith("certcheck-metrics-")
+        assert list(scratch.iterdir()) == []
+
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("workers", ["1", "2"])

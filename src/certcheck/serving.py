@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import gc
 import logging
@@ -11,6 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -102,8 +104,6 @@ def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
 
     False when the service could not start (the log says why)."""
     host, port = listener.getsockname()[:2]
-    if workers > 1:
-        _prepare_multiprocess_metrics()
     options: dict[str, Any] = {
         "factory": True,
         "workers": workers,
@@ -123,13 +123,24 @@ def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
     # Its workers share the listener with it and do not quiesce it (a worker also stops when
     # the supervisor restarts it alone): connections queued when it exits are reset.
     listener.close()
-    uvicorn.run(_APP, host=host, port=port, **options)  # exits non-zero if workers cannot start
+    with _multiprocess_metrics():
+        uvicorn.run(_APP, host=host, port=port, **options)  # exits non-zero if workers fail
     return True
 
 
-def _prepare_multiprocess_metrics() -> None:
-    # Each worker writes its samples here; /metrics merges them. Start empty every time.
-    directory = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="certcheck-metrics-")
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """The directory each worker writes its samples to, which /metrics merges: the operator's
+    PROMETHEUS_MULTIPROC_DIR, emptied first, or a temporary one, removed when the server stops
+    (one was left in the temporary directory at every start)."""
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = given or tempfile.mkdtemp(prefix="certcheck-metrics-")
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
     os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+            del os.environ[MULTIPROC_ENV]
