@@ -134,9 +134,11 @@ def _multiprocess_metrics() -> Iterator[None]:
     PROMETHEUS_MULTIPROC_DIR, emptied first, or a temporary one, removed when the server stops
     (one was left in the temporary directory at every start)."""
     given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        shutil.rmtree(given, ignore_errors=True)
+        os.makedirs(given)
+    # A new one as mkdtemp makes it (empty, private to this user): not removed and made again.
     directory = given or tempfile.mkdtemp(prefix="certcheck-metrics-")
-    shutil.rmtree(directory, ignore_errors=True)
-    os.makedirs(directory)
     os.environ[MULTIPROC_ENV] = directory
     try:
         yield
