@@ -17,6 +17,7 @@ from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.keys import Scope
 from certcheck.registry.lock import registry_writer
+from certcheck.snapshots import parser_process
 from certcheck.snapshots.reader import certificate_to_snapshot_dict
 from certcheck.verification.records import Status
 from tests.api.helpers import CSV_HEADER, assert_problem
@@ -129,6 +130,16 @@ class TestChanges:
         assert_problem(response, 422, "INVALID_CURSOR")
 
 
+@pytest.fixture(params=["in-process", "parser-process"])
+def parsed_where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the upload's rows are parsed: every upload through a second process, or none."""
+    monkeypatch.setattr(
+        parser_process, "PROCESS_FROM_BYTES", 0 if request.param == "parser-process" else 1 << 62
+    )
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("parsed_where")
 class TestImportUpload:
     async def test_csv_upload_replaces_the_registry_at_once(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]

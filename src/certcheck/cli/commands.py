@@ -8,22 +8,21 @@ only some commands need (the web app, the checker, the upstream client) is impor
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import logging
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.cli.database import open_database, shown
 from certcheck.cli.environment import announce_when_ready, demo_banner
-from certcheck.cli.progress import progress
+from certcheck.cli.progress import Update, progress
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.outage import is_database_outage
@@ -38,6 +37,8 @@ from certcheck.verification.records import Listing, Verdict
 VERDICT_EXIT = {Verdict.ALLOW: 0, Verdict.BLOCK: 3, Verdict.REVIEW: 4}
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_PROGRESS_EVERY = 0.2  # seconds between two looks at how far the snapshot has been read
 
 
 async def db_upgrade(settings: Settings) -> int:
@@ -111,45 +112,36 @@ async def import_file(settings: Settings, *, path: Path, force: bool) -> int:
 async def _import(
     engine: AsyncEngine, path: Path, limits: ImportLimits, *, quiet: bool
 ) -> ImportResult:
-    with _opened(path, quiet=quiet) as stream:
+    with path.open("rb") as stream:
         rows = iter_snapshot(stream, detect_format(filename=path.name), today=_today())
+        work = import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
         try:
-            return await import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
+            if quiet:
+                return await work
+            size = os.fstat(stream.fileno()).st_size
+            with progress(f"importing {path.name}", "bytes", total=size) as update:
+                return await _reporting(work, stream, update)
         except SnapshotError as exc:
             raise click.ClickException(f"{path}: {exc}") from None
 
 
-@contextlib.contextmanager
-def _opened(path: Path, *, quiet: bool) -> Iterator[BinaryIO]:
-    if quiet:
-        with path.open("rb") as stream:
-            yield stream
-        return
-    # The share of the file's bytes read so far (compressed ones for .gz): rows are unknown.
-    with (
-        progress(f"importing {path.name}", "bytes", total=path.stat().st_size) as update,
-        _Watched(io.FileIO(path), update) as watched,
-    ):
-        yield cast(BinaryIO, watched)
+async def _reporting(work: Awaitable[_T], stream: BinaryIO, update: Update) -> _T:
+    """`work`, reporting how far `stream` has been read (compressed bytes for .gz) meanwhile.
 
+    Read from the file's offset, not counted by the reader: a large snapshot is read by a
+    parser process sharing this open file (snapshots/parser_process.py), not by this one.
+    """
 
-class _Watched(io.BufferedReader):
-    """A file that reports how far it has been read each time it fills its buffer: progress
-    at no cost per row (the import reads rows far faster than a bar redraws)."""
+    async def report() -> None:
+        while True:
+            update(os.lseek(stream.fileno(), 0, os.SEEK_CUR))
+            await asyncio.sleep(_PROGRESS_EVERY)
 
-    def __init__(self, raw: io.FileIO, report: Callable[[int], None]) -> None:
-        super().__init__(raw, buffer_size=1 << 16)
-        self._report = report
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        data = super().read(size)
-        self._report(self.tell())
-        return data
-
-    def read1(self, size: int = -1, /) -> bytes:
-        data = super().read1(size)
-        self._report(self.tell())
-        return data
+    reporter = asyncio.ensure_future(report())
+    try:
+        return await work
+    finally:
+        reporter.cancel()
 
 
 def require_readable(path: Path) -> None:

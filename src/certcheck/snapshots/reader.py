@@ -46,6 +46,7 @@ __all__ = [
     "SnapshotKind",
     "SnapshotRow",
     "SnapshotRows",
+    "SnapshotSource",
     "UnsupportedFormat",
     "certificate_row",
     "certificate_to_snapshot_dict",
@@ -86,26 +87,39 @@ def iter_snapshot(
     must then discard what it has taken. The caller's stream is left open.
     """
     values = _read(stream, fmt, limits, as_values, _json_values)
-    return SnapshotRows(values, today, pipe_models=fmt.kind is SnapshotKind.CSV)
+    return SnapshotRows(values, today, source=SnapshotSource(stream, fmt, limits))
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSource:
+    """Where a `SnapshotRows` reads from: what another process needs to read the same rows."""
+
+    stream: BinaryIO
+    fmt: SnapshotFormat
+    limits: ReadLimits
 
 
 class SnapshotRows(Iterator[SnapshotRow | RowError]):
     """A snapshot's rows: iterated, each a `SnapshotRow` or `RowError`; for an import, the same
     rows straight as staging records (`records`), skipping the `Certificate` objects."""
 
-    def __init__(self, values: Iterator[RawValues], today: date, *, pipe_models: bool) -> None:
-        self._values, self._today, self._pipe_models = values, today, pipe_models
+    def __init__(self, values: Iterator[RawValues], today: date, *, source: SnapshotSource) -> None:
+        self._values, self.today, self.source = values, today, source
+        self._pipe_models = source.fmt.kind is SnapshotKind.CSV
+        self.started = False  # a row was taken: the stream is no longer at the first row
 
     def __next__(self) -> SnapshotRow | RowError:
+        self.started = True
         item = next(self._values)
         if isinstance(item, RowError):
             return self._error(item)
         line, values = item
-        return certificate_row(line, fields_of(values, self._pipe_models), self._today)
+        return certificate_row(line, fields_of(values, self._pipe_models), self.today)
 
     def records(self, *, postgres: bool) -> Iterator[Record | RowError]:
         """The rest of the rows as staging records (records.py) or `RowError`s, in file order."""
-        make = record_maker(self._today, postgres=postgres, pipe_models=self._pipe_models)
+        self.started = True
+        make = record_maker(self.today, postgres=postgres, pipe_models=self._pipe_models)
         for item in self._values:
             yield make(*item) if type(item) is tuple else self._error(item)  # type: ignore[arg-type]
 
@@ -113,7 +127,7 @@ class SnapshotRows(Iterator[SnapshotRow | RowError]):
         if error.cert_no is None:
             return error
         # The raw text of a ragged row's number column: kept if it reads as a number.
-        return RowError(error.line, error.message, readable_cert_no(error.cert_no, self._today))
+        return RowError(error.line, error.message, readable_cert_no(error.cert_no, self.today))
 
 
 def iter_records(

@@ -1,11 +1,12 @@
 """Staging a snapshot for an import: its rows bulk-loaded into a temporary table, checked there;
 or, when the registry is empty, loaded straight into it (`load_into_empty`).
 
-The rows are converted on the event loop in slices of a few milliseconds, each followed by a
-yield, so a serving process keeps answering real-time checks throughout (a parsing thread
-would not help: Python work holds the GIL either way, and the loop would wait for it). The
-database takes each slice while the next is made: one streaming COPY per segment on
-PostgreSQL, one multi-row INSERT per batch on SQLite, which runs without the GIL in
+A large snapshot file's rows are made into records in a second process (parser_process.py),
+on the other core; any other rows on the event loop, in slices of a few milliseconds, each
+followed by a yield, so a serving process keeps answering real-time checks throughout (a
+parsing thread would not help: Python work holds the GIL either way, and the loop would wait
+for it). The database takes each slice while the next is made: one streaming COPY per segment
+on PostgreSQL, one multi-row INSERT per batch on SQLite, which runs without the GIL in
 aiosqlite's thread. Python does nothing per row but make its record (records.py).
 """
 
@@ -17,7 +18,7 @@ import functools
 import itertools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcheck.db.tables import certificates
 from certcheck.registry.rows import FIELDS
+from certcheck.snapshots.parser_process import Chunk, parsed_in_child, worth_a_process
 from certcheck.snapshots.reader import RowError, SnapshotRow, SnapshotRows
 from certcheck.snapshots.records import Record, record_of
 
@@ -61,6 +63,7 @@ kept = Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
+Chunks = AsyncGenerator[Chunk, None]
 CERT_COLUMNS = [*FIELDS, "digest"]  # a record's order (records.py), the table's too
 _STAGED = ["line", *CERT_COLUMNS]
 
@@ -82,7 +85,7 @@ async def stage(
     for table in (staging, kept):
         await conn.run_sync(_recreate, table)
     postgres = conn.dialect.name == "postgresql"
-    await _load(conn, _Slices(_records(parsed, postgres), staged), staging.name, _STAGED)
+    await _load(conn, _Slices(_chunks(parsed, postgres), staged), staging.name, _STAGED)
     if staged._unreadable_numbers:
         numbers = select(staging.c.line, staging.c.cert_no).where(staging.c.digest.is_(None))
         await conn.execute(insert(kept).from_select(["line", "cert_no"], numbers))
@@ -109,57 +112,72 @@ async def load_into_empty(
     rejected with no record to keep (the registry holds none).
     """
     postgres = conn.dialect.name == "postgresql"
-    slices = _FirstOfEach(_records(parsed, postgres), staged)
+    slices = _FirstOfEach(_chunks(parsed, postgres), staged)
     await _load(conn, slices, certificates.name, CERT_COLUMNS)
     # After the unreadable rows, as _drop_duplicates reports them: the same errors, same order.
     for line, number in slices.doubled:
         staged.reject(RowError(line=line, message=_doubled(number)))
 
 
-def _records(
-    parsed: Iterator[SnapshotRow | RowError], postgres: bool
-) -> Iterator[Record | RowError]:
-    if isinstance(parsed, SnapshotRows):
-        return parsed.records(postgres=postgres)
-    return (
-        item if isinstance(item, RowError) else record_of(item, postgres=postgres)
-        for item in parsed
+def _chunks(parsed: Iterator[SnapshotRow | RowError], postgres: bool) -> Chunks:
+    """The rows as staging records or `RowError`s, in file order, a slice of work at a time."""
+    if not isinstance(parsed, SnapshotRows):
+        return _sliced(
+            item if isinstance(item, RowError) else record_of(item, postgres=postgres)
+            for item in parsed
+        )
+    source = parsed.source
+    if parsed.started or not worth_a_process(source.stream):
+        return _sliced(parsed.records(postgres=postgres))
+    return parsed_in_child(
+        source.stream, source.fmt, today=parsed.today, limits=source.limits, postgres=postgres
     )
+
+
+async def _sliced(items: Iterator[Record | RowError]) -> Chunks:
+    """Records made here, on the event loop: about `_SLICE_SECONDS` of work each."""
+    size = 64  # rows in the next slice: adapts to how long a row takes
+    while True:
+        started = time.perf_counter()
+        taken = list(itertools.islice(items, size))
+        if not taken:
+            return
+        # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        size = max(16, min(4 * _INSERT_ROWS, 2 * size, int(size * _SLICE_SECONDS / elapsed)))
+        yield taken
 
 
 async def _load(conn: AsyncConnection, slices: _Slices, table: str, columns: list[str]) -> None:
     driver: Any = (await conn.get_raw_connection()).driver_connection
-    if conn.dialect.name == "postgresql":
-        await _copy(driver, slices, table, columns)
-    else:
-        await _insert(driver, slices, _Insert(table, tuple(columns)))
+    try:
+        if conn.dialect.name == "postgresql":
+            await _copy(driver, slices, table, columns)
+        else:
+            await _insert(driver, slices, _Insert(table, tuple(columns)))
+    finally:
+        await slices.close()
 
 
 class _Slices:
-    """The staging records, a slice of about `_SLICE_SECONDS` of work at a time.
+    """The staging records, a slice at a time.
 
     A row that could not be read is rejected here; one whose number could be read leaves a
     record of that number alone (digest NULL), which `stage` moves to `import_kept`.
     """
 
-    def __init__(self, items: Iterator[Record | RowError], staged: Staged) -> None:
-        self._items, self._staged = items, staged
-        self._size = 64  # rows in the next slice: adapts to how long a row takes
+    def __init__(self, chunks: Chunks, staged: Staged) -> None:
+        self._chunks, self._staged = chunks, staged
         self._numbers_only = (None,) * (len(CERT_COLUMNS) - 1)
 
-    def take(self) -> list[Record] | None:
+    async def take(self) -> list[Record] | None:
         """The next slice's records (none if all its rows were bad); None at the end."""
-        started = time.perf_counter()
-        taken = list(itertools.islice(self._items, self._size))
-        if not taken:
-            return None
-        records = self._loadable(taken)
-        # Towards the budget, at most doubling at a time: a run of longer rows shrinks it.
-        elapsed = max(time.perf_counter() - started, 1e-6)
-        self._size = max(
-            16, min(4 * _INSERT_ROWS, 2 * self._size, int(self._size * _SLICE_SECONDS / elapsed))
-        )
-        return records
+        taken = await anext(self._chunks, None)
+        return None if taken is None else self._loadable(taken)
+
+    async def close(self) -> None:
+        """Stops the rows' source (a parser process) when the load ends early."""
+        await self._chunks.aclose()
 
     def _loadable(self, taken: list[Record | RowError]) -> list[Record]:
         """The records to load; the errors among `taken` rejected."""
@@ -184,8 +202,8 @@ class _FirstOfEach(_Slices):
     The numbers seen are kept in a set (about 100 MB for a million): the price of writing every
     row once, paid only while the import runs."""
 
-    def __init__(self, items: Iterator[Record | RowError], staged: Staged) -> None:
-        super().__init__(items, staged)
+    def __init__(self, chunks: Chunks, staged: Staged) -> None:
+        super().__init__(chunks, staged)
         self._seen: set[str] = set()
         self.doubled: list[tuple[int, str]] = []  # (line, number) of rows rejected as repeats
 
@@ -218,7 +236,7 @@ async def _copy(driver: Any, slices: _Slices, table: str, columns: list[str]) ->
         nonlocal ended
         rows = 0
         while rows < _COPY_ROWS:
-            records = slices.take()
+            records = await slices.take()
             if records is None:
                 ended = True
                 return
@@ -243,7 +261,7 @@ async def _insert(driver: Any, slices: _Slices, into: _Insert) -> None:
     writes: collections.deque[asyncio.Future[Any]] = collections.deque()
     pending: list[Record] = []
     try:
-        while (records := slices.take()) is not None:
+        while (records := await slices.take()) is not None:
             pending += records
             while len(pending) >= _INSERT_ROWS:
                 await _write(driver, into, pending[:_INSERT_ROWS], writes)
