@@ -1,5 +1,5 @@
-"""A large snapshot parsed in a second process: the same records, errors and failures as parsing
-in process, and no process left behind however the import ends."""
+"""A large snapshot parsed in a second process (imports into SQLite): the same records, errors and
+failures as parsing in process, and no process left behind however the read ends."""
 
 from __future__ import annotations
 
@@ -230,9 +230,9 @@ async def contents(engine: AsyncEngine) -> tuple[list[Any], list[Any]]:
 
 
 class TestImportThroughChild:
-    """The importer takes a large file's records from the child: the same result, registry and
-    feed as parsing in process, on a first import (straight into the registry) and a later one
-    (staged and diffed)."""
+    """On SQLite the importer takes a large file's records from the child: the same result,
+    registry and feed as parsing in process, on a first import (straight into the registry) and
+    a later one (staged and diffed)."""
 
     @pytest.mark.parametrize("name", ["s.csv.gz", "s.jsonl"])
     async def test_imports_what_parsing_in_process_imports(
@@ -258,7 +258,9 @@ class TestImportThroughChild:
                     await conn.execute(table.delete())
 
         (here, here_tables), (there, there_tables) = runs
-        assert len(children) == 2
+        # PostgreSQL inserts in its own process: its imports parse in process, whatever the size.
+        postgres = engine.dialect.name == "postgresql"
+        assert len(children) == (0 if postgres else 2)
         assert [r.rows for r in here] == [300, 310]
         assert [r.rejected for r in here] == [4, 4]
         assert [dataclasses.replace(r, generation=0) for r in there] == [

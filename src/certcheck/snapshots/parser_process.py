@@ -1,10 +1,11 @@
-"""A large snapshot's rows made into staging records in a second process.
+"""A large snapshot's rows made into staging records in a second process (for SQLite).
 
 Making the records is most of an import's Python work (reading the text, checking each field,
-the digest: 6 s of 14 for a million rows on PostgreSQL). In the importing process it shares
-one core with feeding the database; here it runs on another, and the importer only unpickles
-finished records (under a microsecond a row) and passes them on. A serving process's event
-loop is spared that work too.
+the digest: 6 s for a million rows). In the importing process on SQLite it competes for the
+GIL with the thread in which SQLite inserts them; here it runs on another core, and the
+importer only unpickles finished records (under a microsecond a row) and passes them on. A
+serving process's event loop is spared that work too. (On PostgreSQL, which inserts in its
+own process, pickling across cost more than it saved: staging.py reads in process there.)
 
 The child reads the snapshot's open file as its stdin (the same open file: its offset is the
 parent's, so a progress display that reads the offset keeps working) and writes frames to its
