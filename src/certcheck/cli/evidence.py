@@ -1,5 +1,9 @@
 """What `certcheck checks purge`, `certcheck keys signing rotate` and `certcheck receipt verify`
-do; parser/ parses their arguments."""
+do; parser/ parses their arguments.
+
+The evidence modules are imported in the commands that use them: signing brings the JOSE and
+cryptography libraries (0.1 s), which every other command (an import of a million rows
+among them) would otherwise load at start."""
 
 from __future__ import annotations
 
@@ -14,11 +18,11 @@ import httpx
 from certcheck.cli.commands import require_readable
 from certcheck.cli.database import open_database
 from certcheck.config import Settings
-from certcheck.evidence import receipts, store
-from certcheck.evidence.signing import CACHE_SECONDS, SigningKeys
 
 
 async def checks_purge(settings: Settings) -> int:
+    from certcheck.evidence import store
+
     async with open_database(settings) as engine:
         done = await store.purge(engine, settings.check_retention_days)
     print(f"{done}: records older than {settings.check_retention_days} days are gone")
@@ -26,6 +30,8 @@ async def checks_purge(settings: Settings) -> int:
 
 
 async def signing_rotate(settings: Settings) -> int:
+    from certcheck.evidence.signing import CACHE_SECONDS, SigningKeys
+
     async with open_database(settings) as engine:
         kid = await SigningKeys(engine, retention_days=settings.check_retention_days).rotate()
     print(f"key {kid} is current; running services sign with it within {CACHE_SECONDS:g} s")
@@ -33,6 +39,8 @@ async def signing_rotate(settings: Settings) -> int:
 
 
 def receipt_verify(settings: Settings, *, path: Path, jwks: str | None) -> int:
+    from certcheck.evidence import receipts
+
     require_readable(path)
     token = path.read_text(encoding="ascii", errors="replace")
     key_set = asyncio.run(_key_set(settings, jwks))
@@ -51,6 +59,8 @@ def receipt_verify(settings: Settings, *, path: Path, jwks: str | None) -> int:
 
 async def _key_set(settings: Settings, jwks: str | None) -> Any:
     """The JWK Set from a URL, a file, or (neither given) the database's signing keys."""
+    from certcheck.evidence.signing import SigningKeys
+
     try:
         if jwks is None:
             async with open_database(settings) as engine:
