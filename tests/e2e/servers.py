@@ -58,8 +58,10 @@ def running_server(
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "certcheck", "serve", "--port", str(port), *args],
-            # One process unless a test says otherwise: `serve` defaults to one per core.
-            env={**os.environ, "CERTCHECK_WORKERS": "1", **env},
+            # One process unless a test says otherwise: `serve` defaults to one per core. Its
+            # temporary files (several workers' metrics directory) go in the test's own
+            # directory: it is killed below, with no chance to remove them.
+            env={**os.environ, "CERTCHECK_WORKERS": "1", "TMPDIR": str(workdir), **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=workdir,
