@@ -128,8 +128,8 @@ async def _import(
 async def _reporting(work: Awaitable[_T], stream: BinaryIO, update: Update) -> _T:
     """`work`, reporting how far `stream` has been read (compressed bytes for .gz) meanwhile.
 
-    Read from the file's offset, not counted by the reader: a large snapshot is read by a
-    parser process sharing this open file (snapshots/parser_process.py), not by this one.
+    Read from the file's offset, not counted by the reader: on SQLite a large snapshot is read
+    by a parser process sharing this open file (snapshots/parser_process.py), not by this one.
     """
 
     async def report() -> None:
