@@ -198,9 +198,12 @@ async def _replace(conn: AsyncConnection) -> None:
     await conn.execute(insert(certificates).from_select(CERT_COLUMNS, new))
 
 
+# What each feed query selects, in this order.
+_FEED_COLUMNS = ["cert_no", "old_status", "new_status", "changed_at", "generation"]
+
+
 async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
     at, gen = literal(now, UTCDateTime), literal(generation, BigInteger)
-    columns = ["cert_no", "old_status", "new_status", "changed_at", "generation"]
     moved = (
         select(_c.cert_no, _c.status, _s.status, at, gen)
         .select_from(certificates.join(staging, _s.cert_no == _c.cert_no))
@@ -217,7 +220,7 @@ async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
     removed = select(_c.cert_no, _c.status, null(), at, gen).where(~_in_staging)
     for query in (moved, edited, added, removed):
         await conn.execute(
-            insert(changes).from_select(columns, query.order_by(query.selected_columns[0]))
+            insert(changes).from_select(_FEED_COLUMNS, query.order_by(query.selected_columns[0]))
         )
 
 
@@ -230,5 +233,4 @@ async def _feed_all_added(conn: AsyncConnection, now: datetime, generation: int)
     and 0.3 s in the table's own order."""
     at, gen = literal(now, UTCDateTime), literal(generation, BigInteger)
     added = select(_c.cert_no, null(), _c.status, at, gen)
-    columns = ["cert_no", "old_status", "new_status", "changed_at", "generation"]
-    await conn.execute(insert(changes).from_select(columns, added))
+    await conn.execute(insert(changes).from_select(_FEED_COLUMNS, added))
