@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from certcheck.checking import Check
-from certcheck.db.tables import check_records
+from certcheck.db.tables import check_counts, check_records
+from certcheck.evidence import store
 from certcheck.evidence.buffer import CheckRecorder, WhenFull, running
 from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.verification.decision import MALFORMED_DECISION
@@ -93,6 +95,30 @@ async def test_a_failed_flush_keeps_its_records(engine: AsyncEngine) -> None:
         await recorder.flush()
 
     assert recorder.held == 1
+
+
+async def test_a_flush_that_committed_unanswered_is_not_written_twice(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = CheckRecorder(engine, capacity=1000, when_full=WhenFull.SHED)
+    write_all = store.write_all
+
+    async def committed_then_lost(*args: Any, **kwargs: Any) -> None:
+        await write_all(*args, **kwargs)
+        raise ConnectionResetError("the answer to COMMIT never came")
+
+    monkeypatch.setattr(store, "write_all", committed_then_lost)
+    await recorder.add(checked(30))
+    with pytest.raises(ConnectionResetError):
+        await recorder.flush()
+    monkeypatch.setattr(store, "write_all", write_all)
+    assert (recorder.held, await stored(engine)) == (30, 30)  # this process cannot know
+
+    await recorder.add(checked(5))
+    assert await recorder.flush() == 35  # the 30 again, with 5 new
+    async with engine.connect() as conn:
+        counted = await conn.scalar(select(func.sum(check_counts.c.checks)))
+    assert (recorder.held, await stored(engine), counted) == (0, 35, 35)
 
 
 def flush_failures() -> float:

@@ -303,3 +303,36 @@ class TestPurge:
             left = set(await conn.scalars(select(signal_counts.c.cert_no)))
             merchants_left = set(await conn.scalars(select(signal_merchants.c.cert_no)))
         assert left == merchants_left == {"2024010901234568"}
+
+
+class TestAnUncertainWrite:
+    """A batch written again after an earlier write of it ended without an answer (it may
+    have committed): what is already there is neither inserted nor counted again."""
+
+    async def test_leaves_out_what_is_written_and_counts_the_rest_once(
+        self, engine: AsyncEngine
+    ) -> None:
+        items = random_checks(seed=21, count=200)
+        await write_in_batches(engine, items[:120], size=40)
+
+        # 80 of these committed before (40-119), 80 are new (120-199).
+        await store.write_all(engine, store.batch_of(items[40:]), uncertain=True)
+
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(check_records)) == 200
+        for group_by in GroupBy:
+            got = await stats.statistics(engine, DAYS[0], DAYS[-1], group_by, None)
+            rows, total = expected(items, DAYS[0], DAYS[-1], group_by, None)
+            assert [(k, figures(f)) for k, f in got.rows] == rows, group_by
+            assert figures(got.total) == total, group_by
+        want = expected_signals(items, None)
+        got_signals = await signals.signals(engine, None, limit=100)
+        assert {(s.cert_no, s.kind): (s.score, s.checks, s.merchants) for s in got_signals} == {
+            key: value[:3] for key, value in want.items()
+        }
+
+    async def test_a_certain_write_of_a_written_record_fails(self, engine: AsyncEngine) -> None:
+        items = random_checks(seed=22, count=10)
+        await write_in_batches(engine, items, size=10)
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+            await store.write_all(engine, store.batch_of(items[5:]))

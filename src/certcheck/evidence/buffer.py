@@ -2,7 +2,10 @@
 
 `add` only appends (no I/O); a task flushes everything buffered every `interval` seconds in
 one bulk write, sooner once a flush's worth is waiting, and once more at shutdown. A failed
-flush keeps its records for the next one, an interval later.
+flush keeps its records for the next one, an interval later. A flush can fail after its
+transaction committed (cancelled at shutdown while COMMIT was under way, or the connection
+lost before the answer): the next one leaves out those already written, so no record is
+written or counted twice, and one such failure cannot refuse the buffer's later records.
 When the buffer is full, `shed` drops the new records (counted, logged at most every 10 s) and
 `wait` makes the caller wait for room: the choice between fast answers and no lost record.
 """
@@ -62,6 +65,7 @@ class CheckRecorder:
         self._dropped_unlogged = 0
         self._last_shed_log = 0.0
         self._flushing = asyncio.Lock()
+        self._uncertain = False  # the last flush failed: some of its records may be written
         self._flush_at = max(1, min(FLUSH_AT, capacity // 2))  # due before a small buffer sheds
         self._due = asyncio.Event()  # a flush's worth is waiting
 
@@ -114,10 +118,12 @@ class CheckRecorder:
             self._items.clear()
             try:
                 prepared = await asyncio.to_thread(store.batch_of, batch)
-                await store.write_all(self._engine, prepared)
+                await store.write_all(self._engine, prepared, uncertain=self._uncertain)
             except BaseException:
                 self._items.extendleft(reversed(batch))  # tried again at the next flush
+                self._uncertain = True
                 raise
+            self._uncertain = False
             self._held -= len(batch)
             CHECK_RECORDS_BUFFERED.dec(len(batch))
             self._room.set()

@@ -184,26 +184,38 @@ INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
 SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
 ON CONFLICT DO NOTHING"""  # nosec B608
 _SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_MERCHANTS, _COUNTS]
+# A record's key is its check id and time (the primary key, which the partitions need).
+_FORGET_WRITTEN = """DELETE FROM check_stage WHERE EXISTS (
+    SELECT 1 FROM check_records AS r
+    WHERE r.check_id = check_stage.check_id AND r.checked_at = check_stage.checked_at
+)"""
 
 
-async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert staged rows made `ready` and fold them, on `conn` inside its transaction."""
+async def write(
+    conn: AsyncConnection, rows: list[tuple[Any, ...]], *, uncertain: bool = False
+) -> None:
+    """Insert staged rows made `ready` and fold them, on `conn` inside its transaction.
+    `uncertain`: records already in check_records are left out, neither inserted nor counted
+    again (an earlier write of these rows ended without telling whether it committed)."""
     if not rows:
         return
     driver = await bulk.driver(conn)
     create = bulk.per_dialect(_create, conn.dialect)
+    forget = (_FORGET_WRITTEN,) if uncertain else ()
     if conn.dialect.name == "postgresql":
         await driver.execute(create)
         await driver.copy_records_to_table(
             "check_stage", records=_sliced(rows), columns=STAGE_COLUMNS
         )
+        for sql in forget:
+            await driver.execute(sql)
         await driver.execute(_PG_FOLD)  # no parameters: one round trip for the script
         return
     for sql in (create, "DELETE FROM check_stage"):
         await driver.execute(sql)
     for sql, values in rows:
         await driver.execute_fetchall(sql, values)  # one hop to aiosqlite's thread each
-    for sql in (*_SQLITE_FOLD, "DELETE FROM check_stage"):
+    for sql in (*forget, *_SQLITE_FOLD, "DELETE FROM check_stage"):
         await driver.execute(sql)
 
 

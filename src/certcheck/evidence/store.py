@@ -121,13 +121,15 @@ async def write(conn: AsyncConnection, batch: Batch) -> None:
         await staged.write(conn, (await asyncio.to_thread(_ready, batch, conn.dialect)).rows)
 
 
-async def write_all(engine: AsyncEngine, batch: Batch) -> None:
+async def write_all(engine: AsyncEngine, batch: Batch, *, uncertain: bool = False) -> None:
+    """The batch in one transaction. `uncertain`: some of its records may be written already
+    (an earlier write of them ended without an answer): those are left out."""
     if not batch.groups:
         return
     ready = await asyncio.to_thread(_ready, batch, engine.dialect)
     await partitions.ensure(engine, ready.days)
     async with engine.begin() as conn:
-        await staged.write(conn, ready.rows)
+        await staged.write(conn, ready.rows, uncertain=uncertain)
 
 
 @dataclass(frozen=True, slots=True)
