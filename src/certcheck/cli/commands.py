@@ -114,13 +114,18 @@ async def _import(
 ) -> ImportResult:
     with path.open("rb") as stream:
         rows = iter_snapshot(stream, detect_format(filename=path.name), today=_today())
-        work = import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
+
+        def work() -> Awaitable[ImportResult]:
+            # Made where it is awaited: a coroutine made first and never awaited (the progress
+            # display failing to open) would only warn.
+            return import_snapshot(engine, rows, source=f"file:{path.name}", limits=limits)
+
         try:
             if quiet:
-                return await work
+                return await work()
             size = os.fstat(stream.fileno()).st_size
             with progress(f"importing {path.name}", "bytes", total=size) as update:
-                return await _reporting(work, stream, update)
+                return await _reporting(work(), stream, update)
         except SnapshotError as exc:
             raise click.ClickException(f"{path}: {exc}") from None
 
