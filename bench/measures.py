@@ -171,8 +171,11 @@ def load_registry(db: str, loader: str) -> Measure:
     return measure
 
 
-def recheck(db: str, path: str, other: str, settings: dict[str, str] | None = None) -> Measure:
-    """Seconds for the listings through a job or through batches; `other` must agree."""
+def recheck(
+    db: str, path: str, other: str, settings: dict[str, str] | None = None, workers: int = 1
+) -> Measure:
+    """Seconds for the listings through a job or through batches; `other` must agree.
+    `workers`: serving processes, each with its job workers (`serve`'s default is one a core)."""
 
     def measure(wl: Workload, this_round: dict[str, Figure]) -> Figure:
         registry, listings = wl.registry(db), wl.listings()
@@ -181,8 +184,8 @@ def recheck(db: str, path: str, other: str, settings: dict[str, str] | None = No
         env |= settings or {}
         client = resource.getrusage(resource.RUSAGE_SELF)  # the client runs in this process
         wall = time.perf_counter()
-        # One process, as every other figure here (`serve` alone starts one per core).
-        with served(env, wl.workdir, certcheck_serve("--workers", "1")) as svc:
+        # One process unless said, as every other figure here (`serve` alone starts one a core).
+        with served(env, wl.workdir, certcheck_serve("--workers", str(workers))) as svc:
             window = CpuWindow(svc.pid)
             window.start()
             done: Rechecked = (

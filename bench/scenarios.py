@@ -106,6 +106,8 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
           m.recheck("postgresql", "job", "recheck-batch-pg", settings=off), "recheck-batch-pg"),
         s("records-recheck-pg", "s", m.same_as("recheck-job-pg"), "recheck-job-pg-records-off",
           (_ratio(0.8, "records off"),), needs=("recheck-job-pg",)),
+        s("recheck-job-pg-2w", "s", m.recheck("postgresql", "job", "recheck-batch-pg", workers=2),
+          "recheck-job-pg", (_rss(),)),
         s("recheck-batch-sqlite", "s", m.recheck("sqlite", "batch", "recheck-job-sqlite")),
         s("recheck-job-sqlite", "s", m.recheck("sqlite", "job", "recheck-batch-sqlite"),
           "recheck-batch-sqlite", (job, _rss())),
