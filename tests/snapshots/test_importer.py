@@ -17,7 +17,7 @@ from certcheck.db.tables import certificates, changes, registry_runs, registry_s
 from certcheck.errors import ImportRefused, RegistryBusy
 from certcheck.registry import state
 from certcheck.registry.changes import changes_since
-from certcheck.snapshots import importer
+from certcheck.snapshots import importer, staging
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
 from certcheck.snapshots.reader import RowError, SnapshotRow
@@ -475,9 +475,17 @@ class TestFirstImport:
         assert [s for s in statements[len(first) :] if "import_staging" in s]
         assert await registry(engine) == as_rows(old)
 
+    # A COPY of 7 rows: on PostgreSQL each slice is a segment of its own, its feed entries
+    # written while the next slices are made.
+    @pytest.mark.parametrize("copy_rows", [50_000, 7])
     async def test_reports_and_writes_what_staging_would(
-        self, engine: AsyncEngine, old: list[Certificate], monkeypatch: pytest.MonkeyPatch
+        self,
+        engine: AsyncEngine,
+        old: list[Certificate],
+        monkeypatch: pytest.MonkeyPatch,
+        copy_rows: int,
     ) -> None:
+        monkeypatch.setattr(staging, "_COPY_ROWS", copy_rows)
         straight = await run_import(engine, self.mixed(old), max_error_share=0.05)
         written = (await registry(engine), sorted(await feed(engine)))
         async with engine.begin() as conn:
@@ -509,7 +517,11 @@ class TestFirstImport:
         assert await registry(engine) == as_rows(old)
         assert await generation(engine) == 1
 
-    async def test_failing_input_leaves_it_empty(self, engine: AsyncEngine) -> None:
+    @pytest.mark.parametrize("copy_rows", [50_000, 500])
+    async def test_failing_input_leaves_it_empty(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, copy_rows: int
+    ) -> None:
+        monkeypatch.setattr(staging, "_COPY_ROWS", copy_rows)
         new = demo(7_000)
 
         # More rows than one load batch are written before the input breaks.

@@ -34,7 +34,15 @@ from certcheck.observability.metrics import REGISTRY_RUNS
 from certcheck.registry.lock import registry_writer
 from certcheck.registry.state import forget_sync_cursor, record_failed_run, write_state
 from certcheck.snapshots.reader import RowError, SnapshotRow
-from certcheck.snapshots.staging import CERT_COLUMNS, Staged, load_into_empty, stage, staging
+from certcheck.snapshots.staging import (
+    CERT_COLUMNS,
+    FEED_COLUMNS,
+    FirstFeed,
+    Staged,
+    load_into_empty,
+    stage,
+    staging,
+)
 
 _REPORTED_ERRORS = 100
 
@@ -77,9 +85,15 @@ async def import_snapshot(
     try:
         async with registry_writer(engine) as conn, conn.begin():
             staged = Staged(result.reject)
-            # A first import has nothing to diff: its rows go straight into the registry.
+            generation = (await conn.scalar(select(registry_state.c.generation)) or 0) + 1
+            # A first import has nothing to diff: its rows go straight into the registry, with
+            # their feed entries, all stamped with the time it began to load them.
             fresh = await _registry_is_empty(conn)
-            await (load_into_empty if fresh else stage)(conn, parsed, staged)
+            if fresh:
+                now = datetime.now(UTC)
+                await load_into_empty(conn, parsed, staged, FirstFeed(now, generation))
+            else:
+                await stage(conn, parsed, staged)
             result.rows, result.kept = staged.rows, staged.kept
             _check_errors(result, limits)
             run_id = await _start_run(conn, source, started)
@@ -87,7 +101,11 @@ async def import_snapshot(
                 result.added = result.rows
             else:
                 await _diff(conn, result, limits)
-            await _apply(conn, result, source, run_id, fresh=fresh)
+                now = datetime.now(UTC)
+                await _feed(conn, now, generation)
+                await _replace(conn)
+            result.generation = generation
+            await _apply(conn, result, source, run_id, now, fresh=fresh)
     except RegistryBusy:
         # Not a run: the one holding the lock records its own. Recorded, this attempt would
         # outrank it (a later id) and show as the last sync after that one had succeeded.
@@ -154,21 +172,21 @@ async def _diff(conn: AsyncConnection, result: ImportResult, limits: ImportLimit
 
 
 async def _apply(
-    conn: AsyncConnection, result: ImportResult, source: str, run_id: int, *, fresh: bool
+    conn: AsyncConnection,
+    result: ImportResult,
+    source: str,
+    run_id: int,
+    now: datetime,
+    *,
+    fresh: bool,
 ) -> None:
-    now = datetime.now(UTC)
-    generation = (await conn.scalar(select(registry_state.c.generation))) or 0
-    generation += 1
-    if fresh:
-        await _feed_all_added(conn, now, generation)
-    else:
-        await _feed(conn, now, generation)
-        await _replace(conn)
+    """The registry's state and the run's record, once the certificates and feed are written."""
     counted = await conn.execute(select(_c.status, func.count()).group_by(_c.status))
     by_status = {status: count for status, count in counted}
-    result.generation = generation
     result.certificates = sum(by_status.values())
-    await write_state(conn, generation=generation, now=now, source=source, by_status=by_status)
+    await write_state(
+        conn, generation=result.generation, now=now, source=source, by_status=by_status
+    )
     await forget_sync_cursor(conn)
     await conn.execute(
         update(registry_runs)
@@ -198,10 +216,6 @@ async def _replace(conn: AsyncConnection) -> None:
     await conn.execute(insert(certificates).from_select(CERT_COLUMNS, new))
 
 
-# What each feed query selects, in this order.
-_FEED_COLUMNS = ["cert_no", "old_status", "new_status", "changed_at", "generation"]
-
-
 async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
     at, gen = literal(now, UTCDateTime), literal(generation, BigInteger)
     moved = (
@@ -220,17 +234,5 @@ async def _feed(conn: AsyncConnection, now: datetime, generation: int) -> None:
     removed = select(_c.cert_no, _c.status, null(), at, gen).where(~_in_staging)
     for query in (moved, edited, added, removed):
         await conn.execute(
-            insert(changes).from_select(_FEED_COLUMNS, query.order_by(query.selected_columns[0]))
+            insert(changes).from_select(FEED_COLUMNS, query.order_by(query.selected_columns[0]))
         )
-
-
-async def _feed_all_added(conn: AsyncConnection, now: datetime, generation: int) -> None:
-    """The feed of a first import: every certificate added, in the order they were loaded.
-
-    Not in key order, as _feed writes its entries: nothing reads an order within a generation
-    (a client pages by the feed's own ids), and for a million rows the key order cost 5-7 s on
-    PostgreSQL (an index scan reading the table at random) and 2.9 s on SQLite, against 1.9
-    and 0.3 s in the table's own order."""
-    at, gen = literal(now, UTCDateTime), literal(generation, BigInteger)
-    added = select(_c.cert_no, null(), _c.status, at, gen)
-    await conn.execute(insert(changes).from_select(_FEED_COLUMNS, added))
