@@ -36,7 +36,7 @@ from certcheck.observability.metrics import (
 from certcheck.registry.cache import NOT_CACHED, CertificateCache
 from certcheck.registry.compact import compact
 from certcheck.registry.gather import Gatherer
-from certcheck.registry.rows import certificate_from_row
+from certcheck.registry.rows import FIELDS, certificate_from_row
 from certcheck.verification.records import Certificate, Status
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,11 @@ _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asy
 
 def _lookup_query(match: ColumnElement[bool]) -> Select[Any]:
     # A LEFT JOIN from the one state row: the generation comes back even when nothing matched.
+    # A certificate's columns, not its digest (32 characters a row that no check reads).
     return (
-        select(registry_state.c.generation.label("_generation"), *certificates.c)
+        select(
+            registry_state.c.generation.label("_generation"), *(certificates.c[f] for f in FIELDS)
+        )
         .select_from(registry_state.outerjoin(certificates, match))
         .where(registry_state.c.id == 1)
     )
