@@ -503,6 +503,18 @@ class TestFirstImport:
         assert (straight.rows, straight.rejected, straight.added, straight.kept) == (199, 5, 199, 0)
         assert [e.line for e in straight.errors] == [153, 154, 155, 152, 300]
 
+    async def test_its_feed_entries_carry_the_registrys_refreshed_at(
+        self, engine: AsyncEngine, old: list[Certificate], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(staging, "_COPY_ROWS", 7)  # entries written by several statements
+        await load(engine, old, force=False)
+
+        entries = await changes_since(engine, 0, len(old) + 1)
+        async with engine.connect() as conn:
+            refreshed = await conn.scalar(select(registry_state.c.refreshed_at))
+        assert len(entries) == len(old)
+        assert {e.changed_at for e in entries} == {refreshed}
+
     async def test_readers_see_an_empty_registry_until_commit(
         self, engine: AsyncEngine, old: list[Certificate], gate: CommitGate
     ) -> None:
