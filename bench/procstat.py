@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
+_LAUNCH = Path(__file__).with_name("launch.py")
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -93,18 +96,37 @@ class Finished:
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> Finished:
-    """Run `command` to its end; its CPU and peak RSS come from wait4's rusage (Linux: KiB)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    out, err = _drain(process)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    cpu = usage.ru_utime + usage.ru_stime
+    """Run `command` to its end; its wall time, CPU and peak RSS (wait4's rusage) as measured by
+    launch.py, which starts it: forked from this process, its peak would be ours."""
+    read, write = os.pipe()
+    launcher = [sys.executable, str(_LAUNCH), str(write), *command]
+    try:
+        process = subprocess.Popen(
+            launcher,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(write,),
+        )
+    finally:
+        os.close(write)
+    with os.fdopen(read) as figures_pipe:
+        out, err = _drain(process)
+        figures = figures_pipe.read()
+    process.wait()
+    if not figures:  # the launcher itself failed
+        return Finished(process.returncode or 1, out, err, 0.0, 0.0, 0.0, 0.0)
+    done = json.loads(figures)
+    seconds = done["seconds"]
     return Finished(
-        process.returncode, out, err, seconds, cpu / seconds, cpu, usage.ru_maxrss / 1024
+        done["returncode"],
+        out,
+        err,
+        seconds,
+        done["cpu_seconds"] / seconds,
+        done["cpu_seconds"],
+        done["peak_rss_mib"],
     )
 
 
