@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -127,6 +128,37 @@ class TestCertificateCache:
         cache.put({cert(9).cert_no: cert(9)})
 
         assert len(cache) == 1
+
+    @pytest.mark.parametrize(
+        "models",
+        [
+            (),
+            ("",),
+            ("A", ""),
+            ("A\x1eB",),
+            ("A", "A"),
+            ("M-1",),
+            tuple(f"M-{n}" for n in range(300)),
+        ],
+    )
+    def test_models_come_back_as_they_went_in(self, clock: Clock, models: tuple[str, ...]) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1, models=models)})
+
+        assert cache.get(cert(1).cert_no, clock.now) == cert(1, models=models)
+
+    def test_an_entry_holds_its_models_as_one_string(self, clock: Clock) -> None:
+        many = tuple(f"MODEL-{n:04d}" for n in range(300))
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({cert(1).cert_no: cert(1, models=many)})
+        entry = cache._entries[cert(1).cert_no]
+
+        held = sum(map(sys.getsizeof, entry)) + sum(
+            sys.getsizeof(inner) for value in entry if type(value) is tuple for inner in value
+        )
+
+        # 300 strings and a tuple of them would cost ~20 KiB; one string ~3.3.
+        assert held < 4_000
 
     def test_size_zero_keeps_nothing(self, clock: Clock) -> None:
         cache = CertificateCache(0, 30.0, timer=clock)

@@ -3,7 +3,8 @@
 A full cache holds 200,000 entries. Kept as objects (a `Certificate` each, and cachetools'
 link object each), every full pass of the collector walked ~400,000 of them: 340-390 ms of
 held event loop, every few seconds while check records were buffered. Here an entry is one exact
-tuple of strings, dates and a float, which CPython stops tracking at its first young
+tuple of strings, dates and a float (the models joined into one string: they are most of
+what a certificate holds alone), which CPython stops tracking at its first young
 collection, in an OrderedDict, whose order is kept in plain C memory: a full pass walks one
 dict. The price is a `Certificate` made again on each hit (~2.5 us), so what is worth keeping
 per certificate (its JSON) is kept by its values (`Memo`), not by the object.
@@ -68,7 +69,7 @@ class CertificateCache:
         entries = self._entries
         for cert_no, cert in answers.items():
             entries.pop(cert_no, None)  # to the back: the order stays the order of expiry
-            entries[cert_no] = (expires,) if cert is None else (expires, *values_of(cert))
+            entries[cert_no] = (expires,) if cert is None else (expires, *_packed(values_of(cert)))
         while entries:
             first = next(iter(entries))
             if len(entries) <= self._size and entries[first][0] > now:
@@ -125,7 +126,24 @@ def values_of(cert: Certificate) -> Values:
     )
 
 
+# Between a certificate's models in a cache entry: not a character any registry text carries.
+_MODELS_SEPARATOR: Final = "\x1e"
+_MODELS_AT: Final = 6
+
+
+def _packed(values: Values) -> Values:
+    """`values` with the models as one string: a certificate's models are what it holds alone
+    (its holder, factory and dates it shares, and compact.py holds those once), and one string
+    costs ~50 bytes where a tuple of them costs ~60 a model and ~60 more; hundreds of models
+    are common. Models that the joined string could not tell apart stay a tuple."""
+    models = values[_MODELS_AT]
+    if not all(models) or any(_MODELS_SEPARATOR in model for model in models):
+        return values
+    return (*values[:_MODELS_AT], _MODELS_SEPARATOR.join(models), *values[_MODELS_AT + 1 :])
+
+
 def certificate_of(values: Values) -> Certificate:
+    """The certificate of `values_of`, or of the same values `_packed`."""
     (
         cert_no,
         holder,
@@ -140,6 +158,8 @@ def certificate_of(values: Values) -> Certificate:
         status_changed_on,
         status_reason,
     ) = values
+    if type(models) is str:
+        models = tuple(models.split(_MODELS_SEPARATOR)) if models else ()
     return Certificate(
         cert_no=cert_no,
         holder=holder,

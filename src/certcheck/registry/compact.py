@@ -23,7 +23,7 @@ def compact(cert: Certificate) -> Certificate:
         factory=_text(cert.factory),
         product_code=sys.intern(cert.product_code),
         product_name=_text(cert.product_name),
-        models=tuple(map(sys.intern, cert.models)),
+        models=cert.models,  # the cache keeps them as one string of their own
         issued_on=_day(cert.issued_on),
         expires_on=_day(cert.expires_on),
         status_changed_on=_day(cert.status_changed_on),
