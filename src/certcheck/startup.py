@@ -18,6 +18,7 @@ from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.db import migrate
 from certcheck.db.deadline import Deadline, settle
+from certcheck.db.direct import DirectConnections
 from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.outage import is_database_outage
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 _LATE_MIGRATION_RETRY = 1.0  # seconds between tries while the database is away at startup
 _BULK_POOL = 4  # connections for bulk work: job workers, one import or sync, job endpoints
+# Connections for real-time work, each opened when first needed: certificate look-ups (held
+# directly, db/direct.py: single checks use two at a time, a batch one more), and the rest
+# (keys, check records and receipts, the registry poll).
+_LOOKUP_CONNECTIONS = 8
+_REALTIME_POOL = 4
 
 
 def engines(
@@ -45,6 +51,7 @@ def engines(
     # signing key), so none needs a transaction around it.
     realtime = create_engine(
         settings.database_url,
+        pool_size=_REALTIME_POOL,
         deadlines=Deadlines.realtime(settings.db_timeout),
         single_statements=True,
     )
@@ -61,9 +68,15 @@ async def store(
     deadline: Deadline,
 ) -> RegistryStore:
     """The store, read once now and polled for new generations until shutdown."""
+    direct = None
+    if realtime.dialect.name == "postgresql":
+        deadlines = Deadlines.realtime(settings.db_timeout)
+        direct = DirectConnections(realtime.url, size=_LOOKUP_CONNECTIONS, deadlines=deadlines)
+        stack.push_async_callback(direct.close)
     store = RegistryStore(
         realtime,
         deadline=deadline,
+        direct=direct,
         cache_size=settings.cache_size,
         cache_ttl=settings.cache_ttl,
         max_age=timedelta(seconds=settings.max_registry_age),

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import event, make_url, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from certcheck.db.direct import DirectConnections
 from certcheck.db.engine import Deadlines, create_engine
 from certcheck.db.tables import registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
@@ -30,10 +31,19 @@ UNKNOWN = "2024010999999999"
 
 
 def make_store(
-    engine: AsyncEngine, *, max_age: timedelta = timedelta(hours=1), cache_ttl: float = 60.0
+    engine: AsyncEngine,
+    *,
+    max_age: timedelta = timedelta(hours=1),
+    cache_ttl: float = 60.0,
+    direct: DirectConnections | None = None,
 ) -> RegistryStore:
     return RegistryStore(
-        engine, cache_size=50_000, cache_ttl=cache_ttl, max_age=max_age, db_timeout=5.0
+        engine,
+        cache_size=50_000,
+        cache_ttl=cache_ttl,
+        max_age=max_age,
+        db_timeout=5.0,
+        direct=direct,
     )
 
 
@@ -47,11 +57,17 @@ def certs() -> list[Certificate]:
 
 
 @pytest.fixture
-async def store(engine: AsyncEngine, certs: list[Certificate]) -> RegistryStore:
+async def store(engine: AsyncEngine, certs: list[Certificate]) -> AsyncIterator[RegistryStore]:
+    """On PostgreSQL, looking certificates up on connections of its own, as a server does."""
     await load(engine, certs)
-    store = make_store(engine)
+    direct = None
+    if engine.dialect.name == "postgresql":
+        direct = DirectConnections(engine.url, size=2, deadlines=Deadlines.realtime(5.0))
+    store = make_store(engine, direct=direct)
     await store.refresh()
-    return store
+    yield store
+    if direct is not None:
+        await direct.close()
 
 
 @pytest.fixture
@@ -82,8 +98,8 @@ async def within(seconds: float, ready: Callable[[], Awaitable[bool]]) -> None:
 
 
 class DatabaseUses:
-    """Connections taken from the engine's pool: every statement needs one, those the store
-    runs on the driver itself (PostgreSQL's look-up) included."""
+    """Connections taken from the engine's pool. A store given look-up connections of its
+    own (PostgreSQL, db/direct.py) reads certificates on those: `reads` counts its reads."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
@@ -274,16 +290,20 @@ class TestEnsureUsable:
 
 class TestCache:
     async def test_second_lookup_needs_no_database(
-        self, engine: AsyncEngine, store: RegistryStore, certs: list[Certificate]
+        self,
+        engine: AsyncEngine,
+        store: RegistryStore,
+        certs: list[Certificate],
+        reads: list[int],
     ) -> None:
         uses = DatabaseUses(engine)
         asked = [certs[0].cert_no, UNKNOWN]
         first = await store.lookup(asked)
-        read = uses.count
+        read, used = list(reads), uses.count
 
         assert await store.lookup(asked) == first
-        assert read >= 1
-        assert uses.count == read
+        assert read == [2]
+        assert (reads, uses.count) == (read, used)
         assert (store.cache_hits, store.cache_misses) == (2, 2)
 
     async def test_cached_certificates_share_the_values_they_repeat(

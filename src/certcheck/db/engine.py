@@ -76,18 +76,23 @@ def create_engine(
         max_overflow=0 if single_statements else pool_size,
         pool_pre_ping=not single_statements,
         pool_timeout=deadlines.pool,
-        connect_args={
-            "timeout": deadlines.connect,
-            # asyncpg's default for every query on the connection, pre-pings and COPY included.
-            "command_timeout": deadlines.statement,
-            # The client gives up at the deadline; the server should stop working then too,
-            # or a cancelled request leaves its query running and holding locks.
-            "server_settings": {"statement_timeout": str(int(deadlines.statement * 1000))},
-        },
+        connect_args=postgres_connect_args(deadlines),
     )
     if single_statements:
         event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
+
+
+def postgres_connect_args(deadlines: Deadlines) -> dict[str, Any]:
+    """asyncpg.connect's arguments for `deadlines` (direct.py connects with them too)."""
+    return {
+        "timeout": deadlines.connect,
+        # asyncpg's default for every query on the connection, pre-pings and COPY included.
+        "command_timeout": deadlines.statement,
+        # The client gives up at the deadline; the server should stop working then too,
+        # or a cancelled request leaves its query running and holding locks.
+        "server_settings": {"statement_timeout": str(int(deadlines.statement * 1000))},
+    }
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import String
 
 from certcheck.db.deadline import Deadline
+from certcheck.db.direct import DirectConnections
 from certcheck.db.tables import certificates, registry_state
 from certcheck.errors import RegistryStale, RegistryUnavailable
 from certcheck.observability.metrics import (
@@ -104,8 +105,12 @@ class RegistryStore:
         max_age: timedelta,
         db_timeout: float,
         deadline: Deadline | None = None,
+        direct: DirectConnections | None = None,
     ) -> None:
+        """`direct`: connections for the PostgreSQL look-ups (a server's), instead of the
+        engine's pool."""
         self._engine = engine
+        self._direct = direct
         self._postgres = engine.dialect.name == "postgresql"
         self._cache = CertificateCache(cache_size, cache_ttl)
         self._gather = Gatherer(self._read_gathered, lanes=_GATHER_LANES, most=_GATHER_MOST)
@@ -222,6 +227,8 @@ class RegistryStore:
         return self._remember(cert_nos, rows)
 
     async def _read(self, cert_nos: list[str]) -> list[Any]:
+        if self._direct is not None:
+            return await self._direct.fetch(_PG_LOOKUP, cert_nos, 1)
         async with self._engine.connect() as conn:
             if self._postgres:
                 driver: Any = (await conn.get_raw_connection()).driver_connection
