@@ -45,7 +45,8 @@ class DirectConnections:
             try:
                 rows: list[Any] = await conn.fetch(query, *args)
             except BaseException:
-                # Cut off mid-statement (a deadline, a broken link), its state is unknown.
+                # Cut off mid-statement (a deadline, a broken link), its state is unknown; a
+                # server's error (a bug here) is too rare to be worth telling apart.
                 conn.terminate()
                 raise
             if self._closed:
