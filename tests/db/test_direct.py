@@ -31,10 +31,11 @@ async def pid_of(direct: DirectConnections) -> int:
     return pid
 
 
-async def terminate(postgres_url: str, pid: int) -> None:
+async def asked_apart(postgres_url: str, query: str, *args: object) -> object:
+    """One value, asked on a plain connection of its own (as an administrator would)."""
     admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
     try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        return await admin.fetchval(query, *args)
     finally:
         await admin.close()
 
@@ -82,7 +83,7 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_failure(
     postgres_url: str, direct: DirectConnections
 ) -> None:
     first = await pid_of(direct)
-    await terminate(postgres_url, first)
+    assert await asked_apart(postgres_url, "SELECT pg_terminate_backend($1)", first)
     await asyncio.sleep(0.2)  # the server's goodbye reaches the client's event loop
 
     assert await pid_of(direct) != first
@@ -133,11 +134,7 @@ async def test_closed_they_close_their_connections_and_refuse_more(
     pid = await pid_of(direct)
     await direct.close()
 
-    admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
-    try:
-        gone = await admin.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", pid)
-    finally:
-        await admin.close()
-    assert gone
+    gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+    assert await asked_apart(postgres_url, gone, pid)
     with pytest.raises(asyncpg.InterfaceError):
         await direct.fetch(PID)
