@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
 
+from certcheck.api.schemas import VerifyRequest
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
 from certcheck.evidence import collector, store
-from certcheck.evidence.records import COLUMNS, Checked, Source, row_of
+from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, row_of, staged_row
 from certcheck.evidence.staged import STAGE_COLUMNS
 from certcheck.verification.numbers import today_in_shanghai
 from tests.evidence.helpers import product_code_of
@@ -67,6 +68,38 @@ def test_staged_rows_end_with_what_the_statistics_count() -> None:
         )
     assert {row[-3] for row in staged} >= {"", "0901", "0902"}
     assert len({row[-2] for row in staged}) > 1
+
+
+def test_a_row_made_on_the_request_path_is_the_batch_row() -> None:
+    items = random_checks(seed=11, count=300)
+    staged = {row[0]: row for row in store.batch_of(items).rows(staged=True)}
+
+    for item in items:
+        alone = staged_row(item.check, item.requested, item.platform, item.source, item.job_id)
+        assert alone == staged[item.check.check_id]
+        assert alone[len(COLUMNS) :] == (
+            product_code_of(item),
+            today_in_shanghai(item.check.checked_at),
+            item.check.decision.reason.value,
+        )
+
+
+def test_a_verify_request_is_recorded_as_its_requested_fields() -> None:
+    (item,) = random_checks(seed=13, count=1)
+    body = VerifyRequest(
+        cert_no="ignored: the check's number is recorded",
+        product_code=" 0901",
+        model="M-1",
+        manufacturer="Maker",
+        listing_id="sku-1",
+        merchant_id="m-1",
+    )
+    asked = Requested(" 0901", "M-1", "Maker", "sku-1", "m-1")
+
+    row = staged_row(item.check, body, "shop-a", Source.VERIFY)
+
+    assert row == staged_row(item.check, asked, "shop-a", Source.VERIFY)
+    assert row[5:11] == (item.check.cert_no, " 0901", "M-1", "Maker", "sku-1", "m-1")
 
 
 def test_bind_processors_run_once_per_object_and_alike() -> None:

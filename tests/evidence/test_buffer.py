@@ -16,18 +16,19 @@ from certcheck.checking import Check
 from certcheck.db.tables import check_counts, check_records
 from certcheck.evidence import store
 from certcheck.evidence.buffer import CheckRecorder, WhenFull, running
-from certcheck.evidence.records import Checked, Requested, Source
+from certcheck.evidence.records import Requested, Source, staged_row
 from certcheck.verification.decision import MALFORMED_DECISION
 
 
-def checked(count: int) -> list[Checked]:
+def checked(count: int) -> list[tuple[Any, ...]]:
+    """Staged rows, as the buffer keeps them."""
     now = datetime.now(UTC)
     return [
-        Checked(
+        staged_row(
             Check(str(ULID()), None, MALFORMED_DECISION, None, now, now),
             Requested(listing_id=str(n)),
-            Source.BATCH,
             "shop",
+            Source.BATCH,
         )
         for n in range(count)
     ]
@@ -101,17 +102,17 @@ async def test_a_flush_that_committed_unanswered_is_not_written_twice(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = CheckRecorder(engine, capacity=1000, when_full=WhenFull.SHED)
-    write_all = store.write_all
+    write_all = store.write_ready_all
 
     async def committed_then_lost(*args: Any, **kwargs: Any) -> None:
         await write_all(*args, **kwargs)
         raise ConnectionResetError("the answer to COMMIT never came")
 
-    monkeypatch.setattr(store, "write_all", committed_then_lost)
+    monkeypatch.setattr(store, "write_ready_all", committed_then_lost)
     await recorder.add(checked(30))
     with pytest.raises(ConnectionResetError):
         await recorder.flush()
-    monkeypatch.setattr(store, "write_all", write_all)
+    monkeypatch.setattr(store, "write_ready_all", write_all)
     assert (recorder.held, await stored(engine)) == (30, 30)  # this process cannot know
 
     await recorder.add(checked(5))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from certcheck.api.schemas import CertificateOut, VerifyRequest, VerifyResponse
 from certcheck.checking import Check
-from certcheck.evidence.records import Requested
 from certcheck.verification.records import Certificate, Listing
 
 
@@ -48,15 +47,4 @@ def verify_response(check: Check, listing_id: str | None) -> VerifyResponse:
         checked_at=check.checked_at,
         cert_no_given=check.given,
         detail=check.detail,
-    )
-
-
-def requested_of(request: VerifyRequest) -> Requested:
-    """What a check record keeps of the request besides the normalised number."""
-    return Requested(
-        product_code=request.product_code,
-        model=request.model,
-        manufacturer=request.manufacturer,
-        listing_id=request.listing_id,
-        merchant_id=request.merchant_id,
     )

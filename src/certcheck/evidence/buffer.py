@@ -1,6 +1,8 @@
 """The per-process buffer of check records: filled on the request path, flushed in bulk.
 
-`add` only appends (no I/O); a task flushes everything buffered every `interval` seconds in
+The buffer keeps each check as its staged row (records.staged_row, made by the caller), so a
+check waiting to be written is one tuple of plain values. `add` only appends (no I/O); a task
+flushes everything buffered every `interval` seconds in
 one bulk write, sooner once a flush's worth is waiting, and once more at shutdown. A failed
 flush keeps its records for the next one, an interval later. A flush can fail after its
 transaction committed (cancelled at shutdown while COMMIT was under way, or the connection
@@ -18,14 +20,14 @@ import enum
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.evidence import partitions, store
-from certcheck.evidence.records import Checked
+from certcheck.evidence.records import SOURCE_AT
 from certcheck.observability.metrics import (
     CHECK_RECORD_FLUSH_FAILURES,
     CHECK_RECORDS_BUFFERED,
@@ -36,7 +38,7 @@ from certcheck.observability.metrics import (
 
 log = logging.getLogger(__name__)
 
-Writer = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
+Row = tuple[Any, ...]  # staged.STAGE_COLUMNS
 _SHED_LOG_EVERY = 10.0  # seconds between two log lines about dropped records
 _AHEAD_EVERY = 600.0  # seconds between two looks at the partitions ahead
 _LAST_FLUSH_TIMEOUT = 5.0  # seconds shutdown waits for the last flush (a database away)
@@ -59,7 +61,7 @@ class CheckRecorder:
         self._capacity = capacity
         self._when_full = when_full
         self.enabled = enabled
-        self._items: deque[Checked] = deque()
+        self._items: deque[Row] = deque()
         self._held = 0  # buffered plus being written: what counts against the capacity
         self._room = asyncio.Event()
         self._dropped_unlogged = 0
@@ -74,8 +76,8 @@ class CheckRecorder:
         """Records buffered or being written."""
         return self._held
 
-    async def add(self, items: Sequence[Checked]) -> None:
-        """Buffer `items`; sheds or waits when the buffer is full."""
+    async def add(self, items: Sequence[Row]) -> None:
+        """Buffer the staged rows `items`; sheds or waits when the buffer is full."""
         if not self.enabled:
             return
         start = 0
@@ -117,8 +119,8 @@ class CheckRecorder:
                 return 0
             self._items.clear()
             try:
-                prepared = await asyncio.to_thread(store.batch_of, batch)
-                await store.write_all(self._engine, prepared, uncertain=self._uncertain)
+                ready = await asyncio.to_thread(store.ready, batch, self._engine.dialect)
+                await store.write_ready_all(self._engine, ready, uncertain=self._uncertain)
             except BaseException:
                 self._items.extendleft(reversed(batch))  # tried again at the next flush
                 self._uncertain = True
@@ -127,7 +129,7 @@ class CheckRecorder:
             self._held -= len(batch)
             CHECK_RECORDS_BUFFERED.dec(len(batch))
             self._room.set()
-            for source, count in Counter(item.source.value for item in batch).items():
+            for source, count in Counter(row[SOURCE_AT] for row in batch).items():
                 CHECK_RECORDS_WRITTEN.labels(source=source).inc(count)
             return len(batch)
 

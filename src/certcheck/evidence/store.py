@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.checking import Check
 from certcheck.db.tables import check_records
 from certcheck.evidence import aggregates, collector, partitions, staged
-from certcheck.evidence.records import Checked, Requested, Source, as_json, rows_of
+from certcheck.evidence.records import Asked, Checked, Requested, Source, as_json, rows_of
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
@@ -84,8 +84,21 @@ class Ready:
 def _ready(batch: Batch, dialect: Dialect) -> Ready:
     """CPU only: everything per row that writing the batch needs, off the event loop."""
     with collector.paused():
-        rows = batch.rows(staged=True)
+        return ready(batch.rows(staged=True), dialect)
+
+
+def ready(rows: list[tuple[Any, ...]], dialect: Dialect) -> Ready:
+    """Staged rows (records.staged_row, rows_of) made ready to write. CPU only: on SQLite
+    every value goes through its bind processor, so a worker thread."""
+    with collector.paused():
         return Ready(staged.ready(rows, dialect), _days(rows))
+
+
+def batch_rows(lines: Sequence[tuple[Check, Asked]], platform: str) -> list[tuple[Any, ...]]:
+    """The staged rows of a verify batch's checks, for the buffer. CPU only: a worker thread,
+    so that single checks go on while 10,000 rows are made."""
+    with collector.paused():
+        return rows_of(lines, platform, Source.BATCH, None, staged=True)
 
 
 def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
@@ -122,14 +135,20 @@ async def write(conn: AsyncConnection, batch: Batch) -> None:
 
 
 async def write_all(engine: AsyncEngine, batch: Batch, *, uncertain: bool = False) -> None:
-    """The batch in one transaction. `uncertain`: some of its records may be written already
-    (an earlier write of them ended without an answer): those are left out."""
-    if not batch.groups:
+    """The batch in one transaction (write_ready_all)."""
+    if batch.groups:
+        made = await asyncio.to_thread(_ready, batch, engine.dialect)
+        await write_ready_all(engine, made, uncertain=uncertain)
+
+
+async def write_ready_all(engine: AsyncEngine, made: Ready, *, uncertain: bool = False) -> None:
+    """Records made ready, in one transaction. `uncertain`: some of them may be written
+    already (an earlier write of them ended without an answer): those are left out."""
+    if not made.rows:
         return
-    ready = await asyncio.to_thread(_ready, batch, engine.dialect)
-    await partitions.ensure(engine, ready.days)
+    await partitions.ensure(engine, made.days)
     async with engine.begin() as conn:
-        await staged.write(conn, ready.rows, uncertain=uncertain)
+        await staged.write(conn, made.rows, uncertain=uncertain)
 
 
 @dataclass(frozen=True, slots=True)

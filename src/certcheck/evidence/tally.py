@@ -1,7 +1,8 @@
 """What a check counts under in the statistics and the misuse signals.
 
-The database does the counting (staged.py), from rows made by records.rows_of (which makes
-the product code, day and reason a check counts under); these are the constants both use.
+The database does the counting (staged.py), from rows made by records.staged_row or rows_of
+(which make the product code, day and reason a check counts under); these are the constants
+both use.
 """
 
 from __future__ import annotations

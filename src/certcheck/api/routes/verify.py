@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from certcheck.api.answers import verify_json
-from certcheck.api.convert import certificate_out, listing_of, requested_of, verify_response
+from certcheck.api.convert import certificate_out, listing_of, verify_response
 from certcheck.api.deps import (
     BatchKey,
     CheckerDep,
@@ -36,8 +36,9 @@ from certcheck.api.strict_json import (
 )
 from certcheck.checking import SLICE, Check, Checker, in_slices
 from certcheck.errors import CertificateNotFound, MalformedNumber
-from certcheck.evidence.records import Checked, Source
+from certcheck.evidence.records import Source, staged_row
 from certcheck.evidence.service import Evidence
+from certcheck.evidence.store import batch_rows
 from certcheck.keys import Principal, Scope
 from certcheck.verification.numbers import (
     malformed_detail,
@@ -76,8 +77,7 @@ async def decided(
     reason the request log line reads (observability/requests.py)."""
     (check,) = await checker.check((listing_of(body),))
     if evidence.recorder.enabled:
-        record = Checked(check, requested_of(body), Source.VERIFY, key.platform)
-        await evidence.recorder.add((record,))
+        await evidence.recorder.add((staged_row(check, body, key.platform, Source.VERIFY),))
     state["decision"] = check.decision.verdict.value
     state["reason"] = check.decision.reason.value
     return check
@@ -95,12 +95,8 @@ async def verify_batch(
         raise too_many_items(str(len(body.items)), settings.batch_max_items)
     checks = await checker.check(await in_slices(body.items, listing_of))
     if evidence.recorder.enabled:
-        await evidence.recorder.add(
-            await in_slices(
-                list(zip(checks, body.items, strict=True)),
-                lambda pair: Checked(pair[0], requested_of(pair[1]), Source.BATCH, key.platform),
-            )
-        )
+        lines = list(zip(checks, body.items, strict=True))
+        await evidence.recorder.add(await asyncio.to_thread(batch_rows, lines, key.platform))
     counts = Counter(check.decision.verdict for check in checks)
     summary = Summary(
         allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
