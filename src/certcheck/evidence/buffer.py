@@ -2,12 +2,12 @@
 
 The buffer keeps each check as its staged row (records.staged_row, made by the caller), so a
 check waiting to be written is one tuple of plain values. `add` only appends (no I/O); a task
-flushes everything buffered every `interval` seconds in
-one bulk write, sooner once a flush's worth is waiting, and once more at shutdown. A failed
-flush keeps its records for the next one, an interval later. A flush can fail after its
-transaction committed (cancelled at shutdown while COMMIT was under way, or the connection
-lost before the answer): the next one leaves out those already written, so no record is
-written or counted twice, and one such failure cannot refuse the buffer's later records.
+flushes everything buffered every `interval` seconds in one bulk write, sooner once a flush's
+worth is waiting, and once more at shutdown. A failed flush keeps its records for the next
+one, an interval later. A flush can fail after its transaction committed (cancelled at
+shutdown while COMMIT was under way, or the connection lost before the answer): the next one
+leaves out those already written, so no record is written or counted twice, and one such
+failure cannot refuse the buffer's later records.
 When the buffer is full, `shed` drops the new records (counted, logged at most every 10 s) and
 `wait` makes the caller wait for room: the choice between fast answers and no lost record.
 """
