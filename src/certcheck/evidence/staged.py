@@ -18,8 +18,6 @@ every writer updates, come last, so they are held for the shortest time.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Date, Dialect, MetaData, String, Table, Text, insert
@@ -40,7 +38,7 @@ from certcheck.evidence.tally import (
 
 # Each staged row: the record's columns, then what its figures are counted under.
 STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
-_COPY_SLICE = 500  # COPY rows encoded between two turns of the event loop
+_COPY_SLICE = 500  # rows a COPY: encoded between two turns of the event loop
 
 # Not in the application's metadata: no migration makes it, each connection does.
 _stage = Table(
@@ -204,9 +202,13 @@ async def write(
     forget = (_FORGET_WRITTEN,) if uncertain else ()
     if conn.dialect.name == "postgresql":
         await driver.execute(create)
-        await driver.copy_records_to_table(
-            "check_stage", records=_sliced(rows), columns=STAGE_COLUMNS
-        )
+        # asyncpg encodes a COPY's rows on the loop, all of a list in one go (~30 ms for
+        # 10,000 records): one COPY a slice lets other requests run between them. An async
+        # iterator of the rows did too, at 0.4-0.7 us more a row (one await each).
+        for start in range(0, len(rows), _COPY_SLICE):
+            await driver.copy_records_to_table(
+                "check_stage", records=rows[start : start + _COPY_SLICE], columns=STAGE_COLUMNS
+            )
         for sql in forget:
             await driver.execute(sql)
         await driver.execute(_PG_FOLD)  # no parameters: one round trip for the script
@@ -217,12 +219,3 @@ async def write(
         await driver.execute_fetchall(sql, values)  # one hop to aiosqlite's thread each
     for sql in (*forget, *_SQLITE_FOLD, "DELETE FROM check_stage"):
         await driver.execute(sql)
-
-
-async def _sliced(rows: Sequence[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
-    """`rows`, letting the event loop run between slices: asyncpg encodes COPY's rows on the
-    loop and, given a list, all of them in one go (~30 ms for 10,000 records)."""
-    for start in range(0, len(rows), _COPY_SLICE):
-        for row in rows[start : start + _COPY_SLICE]:
-            yield row
-        await asyncio.sleep(0)
