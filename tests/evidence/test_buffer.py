@@ -52,6 +52,23 @@ async def test_a_flush_writes_everything_buffered_at_once(engine: AsyncEngine) -
     assert (await stored(engine), recorder.held) == (250, 0)
 
 
+def buffered() -> float | None:
+    return REGISTRY.get_sample_value("certcheck_check_records_buffered")
+
+
+async def test_the_gauge_says_what_waits_at_each_flush_and_when_full(engine: AsyncEngine) -> None:
+    recorder = CheckRecorder(engine, capacity=10, when_full=WhenFull.SHED)
+    await recorder.flush()
+    assert buffered() == 0
+
+    await recorder.add(checked(4))
+    assert buffered() == 0  # not at every check: as of the last flush
+    await recorder.add(checked(8))  # 6 fit, 2 dropped
+    assert buffered() == 10
+    await recorder.flush()
+    assert buffered() == 0
+
+
 async def test_a_full_buffer_sheds_and_counts(engine: AsyncEngine) -> None:
     recorder = CheckRecorder(engine, capacity=3, when_full=WhenFull.SHED)
     before = dropped()

@@ -141,7 +141,7 @@ CHECK_RECORDS_DROPPED = Counter(
 )
 CHECK_RECORDS_BUFFERED = Gauge(
     "certcheck_check_records_buffered",
-    "Check records waiting in this process's buffer to be written.",
+    "Check records waiting in this process's buffer to be written, as of its last flush.",
     multiprocess_mode="livesum",
 )
 CHECK_RECORD_FLUSH_FAILURES = Counter(
