@@ -124,7 +124,7 @@ def staged_row(
         said,
         None if certificate is None else certificate_shown(certificate).decode(),
         check.registry_as_of,
-        _claimed_code(asked.product_code) if certificate is None else certificate.product_code,
+        counted_code(certificate, asked.product_code),
         today_in_shanghai(check.checked_at),
         first,
     )
@@ -144,6 +144,13 @@ def _told(reasons: tuple[Reason, ...]) -> tuple[str, str]:
     return " ".join(reason.value for reason in reasons), reasons[0].value
 
 
+def counted_code(certificate: Certificate | None, claim: str | None) -> str:
+    """The product code the statistics count a check under: the certificate's when one was
+    found, else the listing's claim as decide() reads it (width-folded, stripped), else ""."""
+    return _claimed_code(claim) if certificate is None else certificate.product_code
+
+
+# Claims repeat: each distinct one is cleaned once while it is among the recent.
 _claimed_code = functools.lru_cache(maxsize=4096)(clean_code)
 
 
@@ -158,9 +165,8 @@ def rows_of(
     """row_of for many checks of one platform, source and job (a job's chunk, say): what is
     the same for many of them is made once (a certificate's JSON once per certificate).
     `staged` rows (staged.py) end with what the check's figures count it under: its product
-    code (Codes), its China Standard Time day and its most severe reason."""
+    code (counted_code), its China Standard Time day and its most severe reason."""
     source_value = source.value
-    code_of = Codes() if staged else None
     days: dict[datetime, date] = {}
     # One object per day: the driver's rows are made per distinct object (bulk.Statement),
     # and every verify has a time of its own.
@@ -168,20 +174,12 @@ def rows_of(
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
     texts: dict[int, tuple[Certificate, str]] = {}
-    reasons_text: dict[tuple[Reason, ...], tuple[str, str]] = {}
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for check, asked in lines:
         decision = check.decision
-        reasons = decision.reasons
-        told = reasons_text.get(reasons)
-        if told is None:
-            told = reasons_text[reasons] = (
-                " ".join(reason.value for reason in reasons),
-                reasons[0].value,
-            )
-        said = told[0]
+        said, first = _told(decision.reasons)
         certificate = check.certificate
         if certificate is None:
             text = None
@@ -210,35 +208,18 @@ def rows_of(
             text,
             check.registry_as_of,
         )
-        if code_of is not None:
+        if staged:
             at = check.checked_at
             day = days.get(at)
             if day is None:
                 day = today_in_shanghai(at)
                 day = days[at] = same_day.setdefault(day, day)
-            row = (*row, code_of(certificate, asked.product_code), day, told[1])
+            row = (*row, counted_code(certificate, asked.product_code), day, first)
         append(row)
     return rows
 
 
 _VERDICTS = {verdict: verdict.value for verdict in Verdict}
-
-
-class Codes:
-    """The product code the statistics count a check under: the certificate's when one was
-    found, else the listing's claim as decide() reads it (width-folded, stripped), else "".
-    One per batch: each distinct claim is cleaned once."""
-
-    def __init__(self) -> None:
-        self._claims: dict[str | None, str] = {}
-
-    def __call__(self, certificate: Certificate | None, claim: str | None) -> str:
-        if certificate is not None:
-            return certificate.product_code
-        code = self._claims.get(claim)
-        if code is None:
-            code = self._claims[claim] = clean_code(claim)
-        return code
 
 
 def _shown(c: Certificate) -> bytes:

@@ -7,7 +7,7 @@ process 6-15 µs a record beside the row itself, on the core that answers reques
 database has the rows anyway: PostgreSQL groups them on its own core, and SQLite runs its
 statements with the GIL released, so the event loop goes on meanwhile. Python makes what SQL
 would make differently on the two databases: the product code a check counts under
-(records.Codes), its China Standard Time day and its most severe reason.
+(records.counted_code), its China Standard Time day and its most severe reason.
 
 The staging table is temporary (one per connection, created by the first batch a connection
 writes) and emptied around every batch (PostgreSQL: at commit), so a failed batch leaves
@@ -45,7 +45,7 @@ _stage = Table(
     "check_stage",
     MetaData(),
     *(Column(c.name, c.type, nullable=c.nullable) for c in check_records.columns),
-    Column("code", Text, nullable=False),  # records.Codes
+    Column("code", Text, nullable=False),  # records.counted_code
     Column("day", Date, nullable=False),  # China Standard Time (today_in_shanghai)
     Column("reason", String(32), nullable=False),  # the answer's `reason`: the first
     prefixes=["TEMPORARY"],
