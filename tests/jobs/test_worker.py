@@ -351,4 +351,7 @@ class TestReadiness:
                     assert time.monotonic() < deadline, ready.json()
                     await asyncio.sleep(0.02)
         assert ready.status_code == 503
-        assert ready.json()["checks"]["jobs"] == "2 of 2 job workers not running (RuntimeError)"
+        workers = settings.job_workers
+        assert workers > 1  # the default: more than one worker, all of them named
+        expected = f"{workers} of {workers} job workers not running (RuntimeError)"
+        assert ready.json()["checks"]["jobs"] == expected

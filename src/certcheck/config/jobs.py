@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field, model_validator
 
 
 class JobSettings(BaseModel):
+    # Four, not two: while one works a chunk, the others' chunks are being written, which with
+    # check records takes the database longer than the work (bench/README.md, thirteenth pass).
     job_workers: int = Field(
-        default=2, ge=0, le=64, description="job worker tasks per serve process; 0: API only"
+        default=4, ge=0, le=64, description="job worker tasks per serve process; 0: API only"
     )
     job_chunk_lines: int = Field(default=5_000, ge=1, le=50_000, description="lines per chunk")
     job_lease_seconds: float = Field(

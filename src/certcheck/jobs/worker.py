@@ -84,9 +84,10 @@ class JobWorkers:
         self._process = process
         self._wake = asyncio.Event()
         # One chunk's CPU work at a time (processing, compressing, its records made ready):
-        # the next chunk is worked while this one's results and records are written. Left to
-        # themselves, two workers fall into step, both working and then both writing, and the
+        # the next chunk is worked while earlier ones' results and records are written. Left
+        # to themselves, workers fall into step, all working and then all writing, and the
         # process idles while the database folds records (bench/README.md, "A re-check job").
+        # A write with records outlasts the work, so more than two workers keep the turn taken.
         self._turn = asyncio.Lock()
         self._stopping = False
         self._stopped = asyncio.Event()
