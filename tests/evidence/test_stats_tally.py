@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
@@ -247,4 +247,32 @@ class TestSignals:
         assert set(out.signals) == {
             SignalKey("a", NUMBER, "MANY_MERCHANTS"),
             SignalKey("b", NUMBER, "MANY_MERCHANTS"),
+        }
+
+
+class TestStaging:
+    async def test_staged_text_compares_bytewise_on_postgresql(self, engine: AsyncEngine) -> None:
+        """The fold sorts and groups the staged rows: on PostgreSQL their text is collated "C"
+        (memcmp), whatever the database's locale; SQLite compares bytes by default."""
+        await store.prepare(engine, [NOON])  # the day's partition, outside the transaction
+        async with engine.begin() as conn:
+            await store.write(conn, store.batch_of([checked(merchant="m-1")]))
+            if engine.dialect.name == "postgresql":
+                query = text(
+                    "SELECT a.attname, c.collname FROM pg_attribute AS a "
+                    "JOIN pg_collation AS c ON c.oid = a.attcollation "
+                    "WHERE a.attrelid = 'check_stage'::regclass AND a.attnum > 0"
+                )
+                collations: dict[str, str] = {
+                    name: collation for name, collation in await conn.execute(query)
+                }
+                texts = {"check_id", "platform", "cert_no", "merchant_id", "code", "reason"}
+                assert texts <= collations.keys()
+                assert set(collations.values()) == {"C"}
+            else:
+                rows = await conn.execute(text("SELECT sql FROM sqlite_temp_master"))
+                (ddl,) = [sql for (sql,) in rows if "check_stage" in sql]
+                assert "COLLATE" not in ddl
+        assert (await folded(engine, [])).signal_merchants == {
+            (SignalKey("shop", NUMBER, "MANY_MERCHANTS"), "m-1")
         }
