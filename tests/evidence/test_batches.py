@@ -11,6 +11,8 @@ import gc
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
 
@@ -18,7 +20,15 @@ from certcheck.api.schemas import VerifyRequest
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
 from certcheck.evidence import collector, store
-from certcheck.evidence.records import COLUMNS, Checked, Requested, Source, row_of, staged_row
+from certcheck.evidence.records import (
+    COLUMNS,
+    Checked,
+    Requested,
+    ShanghaiDay,
+    Source,
+    row_of,
+    staged_row,
+)
 from certcheck.evidence.staged import STAGE_COLUMNS
 from certcheck.verification.numbers import today_in_shanghai
 from tests.evidence.helpers import product_code_of
@@ -152,3 +162,34 @@ class TestCollectorPause:
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+class TestShanghaiDay:
+    """The request path's day of a check is today_in_shanghai's, whatever order times come in."""
+
+    MIDNIGHT = datetime(2026, 12, 5, 16, 0, tzinfo=UTC)  # 00:00 on 6 December in Beijing
+
+    @given(
+        st.lists(
+            st.integers(min_value=-3 * 86_400_000_000, max_value=3 * 86_400_000_000),
+            min_size=1,
+            max_size=50,
+        ),
+        st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]),
+    )
+    def test_any_sequence_of_times_gets_the_zones_day(
+        self, offsets: list[int], zone: timezone
+    ) -> None:
+        days = ShanghaiDay()
+        for offset in offsets:
+            moment = (self.MIDNIGHT + timedelta(microseconds=offset)).astimezone(zone)
+            assert days.of(moment) == today_in_shanghai(moment)
+
+    def test_the_last_microsecond_of_a_day_and_the_first_of_the_next(self) -> None:
+        days = ShanghaiDay()
+        before = self.MIDNIGHT - timedelta(microseconds=1)
+        assert [days.of(t) for t in (before, self.MIDNIGHT, before)] == [
+            datetime(2026, 12, 5).date(),
+            datetime(2026, 12, 6).date(),
+            datetime(2026, 12, 5).date(),
+        ]

@@ -12,7 +12,7 @@ import enum
 import functools
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
@@ -20,7 +20,7 @@ from pydantic_core import to_json
 from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.verification.catalogue import clean_code
-from certcheck.verification.numbers import today_in_shanghai
+from certcheck.verification.numbers import SHANGHAI, today_in_shanghai
 from certcheck.verification.records import Certificate, Listing, Reason, Verdict
 
 
@@ -82,6 +82,29 @@ SOURCE_AT = COLUMNS.index("source")
 _REQUEST_FIELDS = ("cert_no", "product_code", "model", "manufacturer", "listing_id", "merchant_id")
 
 
+class ShanghaiDay:
+    """today_in_shanghai of a time, from the bounds of the last day it made: a verify's checks
+    fall on one day for hours, and converting each time to the zone took most of its row's day
+    (0.58 against 0.08 us). One tuple, replaced whole: safe from any thread."""
+
+    def __init__(self) -> None:
+        never = datetime.min.replace(tzinfo=UTC)
+        self._window: tuple[datetime, datetime, date] = (never, never, date.min)
+
+    def of(self, moment: datetime) -> date:
+        start, end, day = self._window
+        if start <= moment < end:
+            return day
+        day = today_in_shanghai(moment)
+        start = datetime.combine(day, time(), SHANGHAI).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(), SHANGHAI).astimezone(UTC)
+        self._window = (start, end, day)
+        return day
+
+
+_day_of = ShanghaiDay().of
+
+
 class Asked(Protocol):
     """What a check record keeps of a request besides the number: a Requested, or the
     request itself (a VerifyRequest has these fields), so none is made on the request path."""
@@ -125,7 +148,7 @@ def staged_row(
         None if certificate is None else certificate_shown(certificate).decode(),
         check.registry_as_of,
         counted_code(certificate, asked.product_code),
-        today_in_shanghai(check.checked_at),
+        _day_of(check.checked_at),
         first,
     )
 
