@@ -190,10 +190,6 @@ def rows_of(
     `staged` rows (staged.py) end with what the check's figures count it under: its product
     code (counted_code), its China Standard Time day and its most severe reason."""
     source_value = source.value
-    days: dict[datetime, date] = {}
-    # One object per day: the driver's rows are made per distinct object (bulk.Statement),
-    # and every verify has a time of its own.
-    same_day: dict[date, date] = {}
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
     texts: dict[int, tuple[Certificate, str]] = {}
@@ -232,11 +228,9 @@ def rows_of(
             check.registry_as_of,
         )
         if staged:
-            at = check.checked_at
-            day = days.get(at)
-            if day is None:
-                day = today_in_shanghai(at)
-                day = days[at] = same_day.setdefault(day, day)
+            # _day_of gives one object a day while the day lasts: the driver's rows are made
+            # per distinct object (bulk.Statement), and every verify has a time of its own.
+            day = _day_of(check.checked_at)
             row = (*row, counted_code(certificate, asked.product_code), day, first)
         append(row)
     return rows
