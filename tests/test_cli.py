@@ -110,6 +110,13 @@ class TestHelp:
         text = " ".join(run(tmp_path, "verify", "--help").stdout.split())
         assert "0 allow, 3 block, 4 review" in text
 
+    def test_fake_upstream_lists_its_faults_one_a_line(self, tmp_path: Path) -> None:
+        lines = [
+            line.strip() for line in run(tmp_path, "fake-upstream", "--help").stdout.splitlines()
+        ]
+        assert "truncate           send half of the body, then close the connection" in lines
+        assert "loop               next_page_token repeats this page's own token" in lines
+
     def test_the_repository_never_points_outside_itself(self) -> None:
         outside = ".." + "/shared"
         tracked = subprocess.run(
@@ -336,7 +343,32 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], *, seconds: fl
     pytest.fail(f"certcheck serve --workers 2 did not answer on {url} in {seconds} s")
 
 
+def test_the_command_line_starts_without_what_only_some_commands_use(tmp_path: Path) -> None:
+    # Each costs every command its import time at start (an import of a million rows too):
+    # the server's stack, the sync's and receipts' HTTP client, the terminal's progress bar.
+    heavy = ["fastapi", "uvicorn", "httpx", "rich", "cryptography", "certcheck.app"]
+    probe = f"import sys, certcheck.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(TOP / "src")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+
+
 class TestProgress:
+    def test_on_a_terminal_draws_a_bar(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+        with progress("importing r.csv", "bytes", total=200) as update:
+            update(100)
+        assert "importing r.csv" in capsys.readouterr().err
+
     def test_without_a_terminal_prints_plain_lines_now_and_then(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:

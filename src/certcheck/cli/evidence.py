@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from certcheck.cli.commands import require_readable
 from certcheck.cli.database import open_database
@@ -59,6 +58,8 @@ def receipt_verify(settings: Settings, *, path: Path, jwks: str | None) -> int:
 
 async def _key_set(settings: Settings, jwks: str | None) -> Any:
     """The JWK Set from a URL, a file, or (neither given) the database's signing keys."""
+    import httpx  # here, as the evidence modules: only this command fetches anything
+
     from certcheck.evidence.signing import SigningKeys
 
     try:

@@ -11,19 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 # Update(completed, total=None): `completed` of `total` units done so far.
 Update = Callable[..., None]
 
@@ -42,6 +29,21 @@ def progress(
 
 @contextlib.contextmanager
 def _bar(label: str, unit: str, total: int | None) -> Iterator[Update]:
+    # Imported for a terminal only: rich and pygments cost a command 50 ms at start, which a
+    # scripted `certcheck import` (stderr not a terminal) does not need.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
     if total is None:
         columns += [TextColumn(f"{{task.completed:,.0f}} {unit}"), TimeElapsedColumn()]

@@ -1,19 +1,7 @@
-"""`certcheck fake-upstream`: a snapshot file served as the upstream feed, with scripted faults.
-
-For trying the sync out and for end-to-end tests. Items are served raw (unvalidated, as an
-upstream might send them), oldest `updated_at` first; a row without `updated_at` gets one a
-millisecond apart, ending at the file's modification time. Faults are `KIND[:ARG][@WHEN]`:
-
-    500, 503, 429 ...  answer with that status (429 and 503 carry Retry-After: ARG, default 1)
-    trickle[:S]        send the body one byte every S seconds (default 0.2)
-    truncate           send half of the body, then close the connection
-    invalid-json       a body that is not JSON
-    bad-status[:N]     the first N items (default all) carry an unknown status
-    loop               next_page_token repeats this page's own token
-    as-of-back         as_of a day before the real one
-
-WHEN is `N` (the Nth request), `pageN` (every request for page N) or absent (every request).
-"""
+"""`certcheck fake-upstream`: a snapshot file served as the upstream feed, with scripted faults,
+for trying the sync out and for end-to-end tests. What it serves and the faults' syntax
+(`KIND[:ARG][@WHEN]`, parsed by `parse_fault` here) are its help text, in
+cli/parser/service.py, which the command line shows without importing this module."""
 
 from __future__ import annotations
 

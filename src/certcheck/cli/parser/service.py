@@ -10,7 +10,6 @@ import click
 from certcheck.cli import commands
 from certcheck.cli.environment import load_settings, use_demo_database
 from certcheck.cli.parser.common import DATABASE
-from certcheck.sync import fake_upstream as fake_upstream_module
 
 
 @click.command(epilog=DATABASE)
@@ -58,7 +57,6 @@ def serve(host: str, port: int, workers: int | None, demo: bool) -> int:
 
 @click.command(
     "fake-upstream",
-    help=fake_upstream_module.__doc__,
     short_help="Serve a snapshot as a fake feed.",
     epilog="Touches no database. Point a certcheck's CERTCHECK_UPSTREAM_URL at it.",
 )
@@ -77,6 +75,26 @@ def serve(host: str, port: int, workers: int | None, demo: bool) -> int:
 def fake_upstream(
     snapshot: Path, host: str, port: int, fault: tuple[str, ...], token: str | None
 ) -> int:
+    """Serve a snapshot file as the upstream feed, with scripted faults.
+
+    For trying the sync out and for end-to-end tests. Items are served raw (unvalidated, as
+    an upstream might send them), oldest `updated_at` first; a row without `updated_at` gets
+    one a millisecond apart, ending at the file's modification time.
+
+    \b
+    Faults are KIND[:ARG][@WHEN]:
+      500, 503, 429 ...  answer with that status (429 and 503 carry
+                         Retry-After: ARG, default 1)
+      trickle[:S]        send the body one byte every S seconds (default 0.2)
+      truncate           send half of the body, then close the connection
+      invalid-json       a body that is not JSON
+      bad-status[:N]     the first N items (default all) carry an unknown status
+      loop               next_page_token repeats this page's own token
+      as-of-back         as_of a day before the real one
+
+    WHEN is N (the Nth request), pageN (every request for page N) or absent (every
+    request).
+    """
     return commands.fake_upstream(
         snapshot=snapshot, host=host, port=port, fault=list(fault), token=token
     )
