@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from certcheck.db import bulk
 from certcheck.db.tables import check_counts, signal_counts
 
-_SIGNAL = ("platform", "cert_no", "kind", "checks", "merchants", "evidence", "last_checked_at")
+_SIGNAL = (
+    *("platform", "cert_no", "kind", "checks", "merchants", "evidence", "last_checked_at"),
+    "first_merchant",
+)
 _PG = create_async_engine("postgresql+asyncpg://certcheck@localhost/none").dialect
 _SQLITE = create_async_engine("sqlite+aiosqlite://").dialect  # neither engine connects
 _AT = datetime(2026, 11, 22, 4, 0, 0, 123456, tzinfo=UTC)
@@ -46,16 +49,16 @@ class TestStatement:
 class TestRows:
     def test_values_go_through_their_types_bind_processors(self) -> None:
         """What conn.execute would send: on SQLite, UTC text for the time, text for the day."""
-        row = ("shop", "2024010901234567", "MANY_MERCHANTS", 2, 1, "ids", _AT)
+        row = ("shop", "2024010901234567", "MANY_MERCHANTS", 2, 1, "ids", _AT, "m-1")
         (sent,) = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL).rows([row])
-        assert sent == (*row[:6], "2026-11-22 04:00:00.123456")
+        assert sent == (*row[:6], "2026-11-22 04:00:00.123456", "m-1")
         day = (date(2026, 11, 22), "shop", "", "verify", "VALID", "allow", 3)
         counts = bulk.statement(insert(check_counts), _SQLITE, check_counts.c.keys())
         assert counts.rows([day]) == [("2026-11-22", *day[1:])]
 
     def test_none_stays_none_and_postgresql_keeps_aware_times(self) -> None:
         made = bulk.statement(insert(signal_counts), _PG, _SIGNAL)
-        (sent,) = made.rows([("shop", None, "k", 1, 0, "", _AT)])
+        (sent,) = made.rows([("shop", None, "k", 1, 0, "", _AT, None)])
         assert sent[1] is None
         assert sent[6] == _AT
         assert sent[6].tzinfo is not None
@@ -63,7 +66,7 @@ class TestRows:
     def test_a_naive_time_is_refused_as_conn_execute_would(self) -> None:
         made = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL)
         with pytest.raises(ValueError, match="naive"):
-            made.rows([("shop", "n", "k", 1, 0, "", _AT.replace(tzinfo=None))])
+            made.rows([("shop", "n", "k", 1, 0, "", _AT.replace(tzinfo=None), None)])
 
     def test_an_object_is_processed_again_only_after_another(self) -> None:
         seen: list[object] = []
@@ -85,7 +88,7 @@ class TestSqliteRuns:
     def test_inserts_every_row_in_order_in_few_statement_texts(self, count: int) -> None:
         made = bulk.statement(insert(signal_counts), _SQLITE, _SIGNAL)
         rows = made.rows(
-            [("shop", f"{n:016d}", "MANY_MERCHANTS", n, 0, "", _AT) for n in range(count)]
+            [("shop", f"{n:016d}", "MANY_MERCHANTS", n, 0, "", _AT, None) for n in range(count)]
         )
         runs = made.sqlite_runs(rows)
         lengths = [len(values) // len(_SIGNAL) for _, values in runs]
@@ -95,7 +98,7 @@ class TestSqliteRuns:
         db = sqlite3.connect(":memory:")
         db.execute(
             "CREATE TABLE signal_counts (platform, cert_no, kind, checks, merchants, evidence, "
-            "last_checked_at)"
+            "last_checked_at, first_merchant)"
         )
         for sql, values in runs:
             db.execute(sql, values)

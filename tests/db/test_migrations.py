@@ -13,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, make_url
+from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -107,3 +107,55 @@ class TestDowngrade:
         async with empty_engine.connect() as conn:
             assert await conn.run_sync(table_names) == TABLES
             assert await conn.run_sync(drift) == []
+
+
+class TestSignalFirstMerchant:
+    """3f8a61c2d9e5 moves each signal's first merchant into its row and back."""
+
+    async def test_merchants_move_and_are_counted_the_same(self, empty_engine: AsyncEngine) -> None:
+        await run(empty_engine, command.upgrade, "9d3b6e1f4a28")
+        async with empty_engine.begin() as conn:
+            for cert_no, merchants in (
+                ("2024010901234567", ["m-2", "m-1"]),
+                ("2024010901234568", []),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO signal_counts (platform, cert_no, kind, checks, merchants, "
+                        "evidence, last_checked_at) VALUES ('shop', :n, 'MANY_MERCHANTS', 3, :m, "
+                        "'', '2026-12-05 00:00:00+00:00')"
+                    ),
+                    {"n": cert_no, "m": len(merchants)},
+                )
+                for merchant in merchants:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO signal_merchants (platform, cert_no, kind, merchant_id) "
+                            "VALUES ('shop', :n, 'MANY_MERCHANTS', :m)"
+                        ),
+                        {"n": cert_no, "m": merchant},
+                    )
+
+        await run(empty_engine, command.upgrade, "3f8a61c2d9e5")
+
+        async with empty_engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT cert_no, merchants, first_merchant FROM signal_counts ORDER BY 1")
+            )
+            assert [tuple(r) for r in rows] == [
+                ("2024010901234567", 2, "m-1"),
+                ("2024010901234568", 0, None),
+            ]
+            others = await conn.execute(text("SELECT cert_no, merchant_id FROM signal_merchants"))
+            assert [tuple(r) for r in others] == [("2024010901234567", "m-2")]
+
+        await run(empty_engine, command.downgrade, "9d3b6e1f4a28")
+
+        async with empty_engine.connect() as conn:
+            back = await conn.execute(
+                text("SELECT cert_no, merchant_id FROM signal_merchants ORDER BY 2")
+            )
+            assert [tuple(r) for r in back] == [
+                ("2024010901234567", "m-1"),
+                ("2024010901234567", "m-2"),
+            ]

@@ -289,15 +289,22 @@ class TestConcurrentWriters:
 class TestPurge:
     async def test_figures_go_with_the_records(self, engine: AsyncEngine) -> None:
         now = datetime.now(UTC)
-        old = checked(at=now - timedelta(days=40), merchant="m-1", listing="sku-1")
-        new = checked(cert_no="2024010901234568", at=now - timedelta(days=1), merchant="m-1")
-        await write_in_batches(engine, [old, new], size=2)
+        # Two merchants each: the second of each signal is a row of signal_merchants.
+        old = [
+            checked(at=now - timedelta(days=40), merchant=m, listing="sku-1")
+            for m in ("m-1", "m-2")
+        ]
+        new = [
+            checked(cert_no="2024010901234568", at=now - timedelta(days=1), merchant=m)
+            for m in ("m-1", "m-2")
+        ]
+        await write_in_batches(engine, [*old, *new], size=4)
 
         print(await store.purge(engine, 30))
 
         today = today_in_shanghai(now)
         got = await stats.statistics(engine, today - timedelta(60), today, GroupBy.DAY, None)
-        assert got.total.checks == 1
+        assert got.total.checks == 2
         assert got.total.listings == 0
         async with engine.connect() as conn:
             left = set(await conn.scalars(select(signal_counts.c.cert_no)))

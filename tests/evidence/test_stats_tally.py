@@ -99,11 +99,18 @@ async def folded(engine: AsyncEngine, items: list[Checked]) -> Folded:
                 select(s.platform, s.cert_no, s.kind, s.checks, s.evidence, s.last_checked_at)
             )
         }
-        merchants = {
+        # A signal's first merchant is in its row, the others in signal_merchants.
+        others = select(m.platform, m.cert_no, m.kind, m.merchant_id)
+        firsts = select(s.platform, s.cert_no, s.kind, s.first_merchant).where(
+            s.first_merchant.is_not(None)
+        )
+        merchants = [
             (SignalKey(*row[:3]), row[3])
-            for row in await conn.execute(select(m.platform, m.cert_no, m.kind, m.merchant_id))
-        }
-    return Folded(counts, members, signals, merchants)
+            for query in (others, firsts)
+            for row in await conn.execute(query)
+        ]
+    assert len(set(merchants)) == len(merchants), "a signal's first merchant twice"
+    return Folded(counts, members, signals, set(merchants))
 
 
 class TestDay:
@@ -231,6 +238,28 @@ class TestSignals:
             (key(SignalKind.MODEL_MISMATCH), "m-2"),
             (key(SignalKind.MANUFACTURER_MISMATCH), "m-2"),
         }
+
+    async def test_merchants_are_the_first_one_named_and_each_other_once(
+        self, engine: AsyncEngine
+    ) -> None:
+        batches = [
+            [checked()],  # no merchant named yet
+            [checked(merchant="m-2")],  # the first
+            [checked(merchant="m-3"), checked(merchant="m-2"), checked(merchant="m-1")],
+            [checked(merchant="m-1"), checked()],
+        ]
+        s = signal_counts.c
+        seen = []
+        for batch in batches:
+            out = await folded(engine, batch)
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(s.merchants, s.first_merchant))).one()
+            seen.append(tuple(row))
+
+        assert seen == [(0, None), (1, "m-2"), (3, "m-2"), (3, "m-2")]
+        many = SignalKey("shop", NUMBER, SignalKind.MANY_MERCHANTS.value)
+        assert out.signal_merchants == {(many, "m-1"), (many, "m-2"), (many, "m-3")}
+        assert out.signals[many][0] == 7
 
     async def test_evidence_is_the_newest_ids_at_most_twenty(self, engine: AsyncEngine) -> None:
         items = [checked(at=NOON + timedelta(seconds=n)) for n in range(30)]

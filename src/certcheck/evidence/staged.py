@@ -26,7 +26,7 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.types import TypeEngine
 
 from certcheck.db import bulk
-from certcheck.db.tables import check_records
+from certcheck.db.tables import check_records, signal_merchants
 from certcheck.evidence.records import COLUMNS
 from certcheck.evidence.tally import (
     EVIDENCE_CHARS,
@@ -65,10 +65,26 @@ _stage = Table(
 )
 if tuple(c.name for c in _stage.columns) != STAGE_COLUMNS:
     raise RuntimeError("check_stage's columns are not STAGE_COLUMNS")
+# A batch's merchants of signals that already have another first merchant: the ones
+# signal_merchants may gain. Emptied like the stage.
+_extra = Table(
+    "signal_extra",
+    MetaData(),
+    *(
+        Column(c.name, _bytewise(c.type), nullable=False)
+        for c in signal_merchants.columns
+        if c.name in ("platform", "cert_no", "kind", "merchant_id")
+    ),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
 
 
-def _create(dialect: Dialect) -> str:
-    return str(CreateTable(_stage, if_not_exists=True).compile(dialect=dialect))
+def _create(dialect: Dialect) -> tuple[str, ...]:
+    return tuple(
+        str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
+        for table in (_stage, _extra)
+    )
 
 
 def _insert(dialect: Dialect) -> bulk.Statement:
@@ -126,46 +142,54 @@ ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (day, platform, product_code, source, reason, decision)
 DO UPDATE SET checks = t.checks + excluded.checks"""
 # A batch's ids come before the older ones in `evidence`; ids are of one width, so cutting
-# at EVIDENCE_CHARS keeps whole ids. `totals` is made by each database's statement below.
+# at EVIDENCE_CHARS keeps whole ids. `totals` (one row a signal: its checks, evidence, newest
+# check and smallest merchant id) is made by each database's statement below. A signal's
+# first merchant is set once, by the first batch that names one, and counts as a merchant.
 _UPSERT_SIGNALS = f"""INSERT INTO signal_counts AS t
-    ({_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at)
-SELECT {_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at FROM totals WHERE true
+    ({_SIGNAL_KEY}, checks, merchants, evidence, last_checked_at, first_merchant)
+SELECT {_SIGNAL_KEY}, checks, CASE WHEN first_merchant IS NULL THEN 0 ELSE 1 END, evidence,
+    last_checked_at, first_merchant
+FROM totals WHERE true
 ORDER BY 1, 2, 3
 ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
     checks = t.checks + excluded.checks,
-    merchants = t.merchants + excluded.merchants,
+    merchants = t.merchants + CASE WHEN t.first_merchant IS NULL THEN excluded.merchants ELSE 0 END,
     evidence = substr(excluded.evidence || ' ' || t.evidence, 1, {EVIDENCE_CHARS}),
     last_checked_at = CASE WHEN excluded.last_checked_at > t.last_checked_at
-        THEN excluded.last_checked_at ELSE t.last_checked_at END"""  # nosec B608
-# A signal's figures are parts (checks and evidence, merchants) added up by key, not joined:
-# the planner knows nothing of a temporary table's grouped rows, and chose a nested loop
-# over two of them that took 2-3 s for a 5,000-line chunk.
-_TOTALS = f"""totals AS (
-    SELECT {_SIGNAL_KEY}, sum(checks) AS checks, sum(merchants) AS merchants,
-        max(evidence) AS evidence, max(last_checked_at) AS last_checked_at
-    FROM parts GROUP BY {_SIGNAL_KEY}
-)"""  # nosec B608
-# PostgreSQL: a merchant counts for the transaction that inserted it (`new`), which leaves
-# out one another process inserted first.
-_PG_SIGNALS = f"""WITH {_KINDS}, new AS (
-    INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
-    SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
-    ORDER BY 1, 2, 3, 4
+        THEN excluded.last_checked_at ELSE t.last_checked_at END,
+    first_merchant = coalesce(t.first_merchant, excluded.first_merchant)"""  # nosec B608
+_SAME_SIGNAL = "{0}.platform = {1}.platform AND {0}.cert_no = {1}.cert_no AND {0}.kind = {1}.kind"
+_EXTRA_KEY = f"{_SIGNAL_KEY}, merchant_id"
+# PostgreSQL: the upsert returns each signal's first merchant as it now stands (rows this
+# transaction holds locked until it ends), and the batch's other merchants wait in signal_extra;
+# a merchant counts for the transaction that inserted it into signal_merchants (`new`), which
+# leaves out one another process inserted first.
+_PG_SIGNALS = f"""WITH {_KINDS}, totals AS (
+    SELECT {_SIGNAL_KEY}, count(*) AS checks, array_to_string(
+        (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
+    ) AS evidence, max(checked_at) AS last_checked_at, min(merchant_id) AS first_merchant
+    FROM k GROUP BY {_SIGNAL_KEY}
+), up AS (
+    {_UPSERT_SIGNALS}
+    RETURNING {_SIGNAL_KEY}, first_merchant
+)
+INSERT INTO signal_extra ({_EXTRA_KEY})
+SELECT DISTINCT k.platform, k.cert_no, k.kind, k.merchant_id
+FROM k JOIN up ON {_SAME_SIGNAL.format("up", "k")}
+WHERE k.merchant_id <> up.first_merchant"""  # nosec B608
+_PG_MERCHANTS = f"""WITH new AS (
+    INSERT INTO signal_merchants ({_EXTRA_KEY})
+    SELECT {_EXTRA_KEY} FROM signal_extra ORDER BY 1, 2, 3, 4
     ON CONFLICT DO NOTHING
     RETURNING {_SIGNAL_KEY}
-), parts AS (
-    SELECT {_SIGNAL_KEY}, count(*) AS checks, 0 AS merchants, array_to_string(
-        (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
-    ) AS evidence, max(checked_at) AS last_checked_at
-    FROM k GROUP BY {_SIGNAL_KEY}
-    UNION ALL
-    SELECT {_SIGNAL_KEY}, 0, count(*), NULL, NULL FROM new GROUP BY {_SIGNAL_KEY}
-), {_TOTALS}
-{_UPSERT_SIGNALS}"""  # nosec B608
-_PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _COUNTS])
+)
+UPDATE signal_counts AS t SET merchants = t.merchants + n.added
+FROM (SELECT {_SIGNAL_KEY}, count(*) AS added FROM new GROUP BY {_SIGNAL_KEY}) AS n
+WHERE {_SAME_SIGNAL.format("t", "n")}"""  # nosec B608
+_PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
-# merchants not yet in signal_merchants are the ones this batch adds. Its evidence: the 20
-# newest ids of each signal, concatenated by a window over them in that order (a plain
+# merchants neither first nor in signal_merchants are the ones this batch adds. Its evidence:
+# the 20 newest ids of each signal, concatenated by a window over them in that order (a plain
 # group_concat's order is not defined), held by the row of the newest. One window makes the
 # evidence and the totals; with two (the newest 20 picked, then concatenated) the statement
 # took 15.4 us a record of a 2,000-record flush, against 13.0 (the most of any part of it).
@@ -174,26 +198,30 @@ _SQLITE_SIGNALS = f"""WITH {_KINDS}, ranked AS (
     SELECT {_SIGNAL_KEY}, row_number() OVER w AS n,
         group_concat(check_id, ' ') OVER (w ROWS BETWEEN CURRENT ROW AND {EVIDENCE_IDS - 1}
             FOLLOWING) AS evidence,
-        count(*) OVER (w {_WHOLE}) AS checks, max(checked_at) OVER (w {_WHOLE}) AS last_checked_at
+        count(*) OVER (w {_WHOLE}) AS checks, max(checked_at) OVER (w {_WHOLE}) AS last_checked_at,
+        min(merchant_id) OVER (w {_WHOLE}) AS first_merchant
     FROM k WINDOW w AS (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC)
-), parts AS (
-    SELECT {_SIGNAL_KEY}, checks, 0 AS merchants, evidence, last_checked_at
-    FROM ranked WHERE n = 1
-    UNION ALL
-    SELECT {_SIGNAL_KEY}, 0, count(*), NULL, NULL FROM (
-        SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k AS d
-        WHERE merchant_id IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM signal_merchants AS m WHERE m.platform = d.platform
-            AND m.cert_no = d.cert_no AND m.kind = d.kind AND m.merchant_id = d.merchant_id
-        )
-    ) GROUP BY {_SIGNAL_KEY}
-), {_TOTALS}
+), totals AS (
+    SELECT {_SIGNAL_KEY}, checks, evidence, last_checked_at, first_merchant FROM ranked
+    WHERE n = 1
+)
 {_UPSERT_SIGNALS}"""  # nosec B608
-_SQLITE_MERCHANTS = f"""WITH {_KINDS}
-INSERT INTO signal_merchants ({_SIGNAL_KEY}, merchant_id)
-SELECT DISTINCT {_SIGNAL_KEY}, merchant_id FROM k WHERE merchant_id IS NOT NULL
-ON CONFLICT DO NOTHING"""  # nosec B608
-_SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_MERCHANTS, _COUNTS]
+_SQLITE_EXTRA = f"""WITH {_KINDS}
+INSERT INTO signal_extra ({_EXTRA_KEY})
+SELECT DISTINCT k.platform, k.cert_no, k.kind, k.merchant_id
+FROM k JOIN signal_counts AS c ON {_SAME_SIGNAL.format("c", "k")}
+WHERE k.merchant_id <> c.first_merchant AND NOT EXISTS (
+    SELECT 1 FROM signal_merchants AS m
+    WHERE {_SAME_SIGNAL.format("m", "k")} AND m.merchant_id = k.merchant_id
+)"""  # nosec B608
+_SQLITE_MERCHANTS = [
+    f"""UPDATE signal_counts AS t SET merchants = t.merchants + n.added
+FROM (SELECT {_SIGNAL_KEY}, count(*) AS added FROM signal_extra GROUP BY {_SIGNAL_KEY}) AS n
+WHERE {_SAME_SIGNAL.format("t", "n")}""",  # nosec B608
+    f"INSERT INTO signal_merchants ({_EXTRA_KEY}) SELECT {_EXTRA_KEY} FROM signal_extra",  # nosec B608
+]
+_SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_EXTRA, *_SQLITE_MERCHANTS, _COUNTS]
+_EMPTY = ("DELETE FROM check_stage", "DELETE FROM signal_extra")  # SQLite: no ON COMMIT
 # A record's key is its check id and time (the primary key, which the partitions need).
 _FORGET_WRITTEN = """DELETE FROM check_stage WHERE EXISTS (
     SELECT 1 FROM check_records AS r
@@ -213,7 +241,7 @@ async def write(
     create = bulk.per_dialect(_create, conn.dialect)
     forget = (_FORGET_WRITTEN,) if uncertain else ()
     if conn.dialect.name == "postgresql":
-        await driver.execute(create)
+        await driver.execute(";\n".join(create))
         # asyncpg encodes a COPY's rows on the loop, all of a list in one go (~30 ms for
         # 10,000 records): one COPY a slice lets other requests run between them. An async
         # iterator of the rows did too, at 0.4-0.7 us more a row (one await each).
@@ -225,9 +253,9 @@ async def write(
             await driver.execute(sql)
         await driver.execute(_PG_FOLD)  # no parameters: one round trip for the script
         return
-    for sql in (create, "DELETE FROM check_stage"):
+    for sql in (*create, *_EMPTY):
         await driver.execute(sql)
     for sql, values in rows:
         await driver.execute_fetchall(sql, values)  # one hop to aiosqlite's thread each
-    for sql in (*forget, *_SQLITE_FOLD, "DELETE FROM check_stage"):
+    for sql in (*forget, *_SQLITE_FOLD, *_EMPTY):
         await driver.execute(sql)

@@ -37,7 +37,10 @@ check_members = Table(
 )
 
 # Misuse signals (evidence/signals.py): per platform, certificate number and kind, the checks,
-# the distinct merchants (counted as signal_merchants gains rows) and the newest check ids.
+# the distinct merchants and the newest check ids. The first merchant seen is kept in the row
+# and signal_merchants holds the others: most numbers are claimed by one merchant, and a row
+# and an index entry fewer for each of them was 25 % of what folding the signals cost
+# PostgreSQL (bench/README.md, fourteenth pass).
 signal_counts = Table(
     "signal_counts",
     metadata,
@@ -48,8 +51,10 @@ signal_counts = Table(
     Column("merchants", BigInteger, nullable=False),
     Column("evidence", Text, nullable=False),  # check ids, newest first, space-separated, <= 20
     Column("last_checked_at", UTCDateTime, nullable=False),
+    Column("first_merchant", Text),  # None until a check of the key names a merchant
 )
 
+# The merchants of a signal other than its first_merchant.
 signal_merchants = Table(
     "signal_merchants",
     metadata,
