@@ -300,7 +300,10 @@ class TestPurge:
         ]
         await write_in_batches(engine, [*old, *new], size=4)
 
-        print(await store.purge(engine, 30))
+        done = await store.purge(engine, 30)
+
+        # The old day's counter, its listing and two merchants; the old number's one signal.
+        assert done.endswith("; forgot 4 statistics rows and 1 signal rows")
 
         today = today_in_shanghai(now)
         got = await stats.statistics(engine, today - timedelta(60), today, GroupBy.DAY, None)
