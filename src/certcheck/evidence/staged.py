@@ -160,6 +160,13 @@ ON CONFLICT ({_SIGNAL_KEY}) DO UPDATE SET
     first_merchant = coalesce(t.first_merchant, excluded.first_merchant)"""  # nosec B608
 _SAME_SIGNAL = "{0}.platform = {1}.platform AND {0}.cert_no = {1}.cert_no AND {0}.kind = {1}.kind"
 _EXTRA_KEY = f"{_SIGNAL_KEY}, merchant_id"
+# The batch's merchants that are not a signal's first: each database's statement ends it.
+_INTO_EXTRA = f"""INSERT INTO signal_extra ({_EXTRA_KEY})
+SELECT DISTINCT k.platform, k.cert_no, k.kind, k.merchant_id"""
+# Each signal's merchant count, plus the rows of `{0}` (one a merchant it gained) by key.
+_ADD_MERCHANTS = f"""UPDATE signal_counts AS t SET merchants = t.merchants + n.added
+FROM (SELECT {_SIGNAL_KEY}, count(*) AS added FROM {{0}} GROUP BY {_SIGNAL_KEY}) AS n
+WHERE {_SAME_SIGNAL.format("t", "n")}"""  # nosec B608
 # PostgreSQL: the upsert returns each signal's first merchant as it now stands (rows this
 # transaction holds locked until it ends), and the batch's other merchants wait in signal_extra;
 # a merchant counts for the transaction that inserted it into signal_merchants (`new`), which
@@ -173,8 +180,7 @@ _PG_SIGNALS = f"""WITH {_KINDS}, totals AS (
     {_UPSERT_SIGNALS}
     RETURNING {_SIGNAL_KEY}, first_merchant
 )
-INSERT INTO signal_extra ({_EXTRA_KEY})
-SELECT DISTINCT k.platform, k.cert_no, k.kind, k.merchant_id
+{_INTO_EXTRA}
 FROM k JOIN up ON {_SAME_SIGNAL.format("up", "k")}
 WHERE k.merchant_id <> up.first_merchant"""  # nosec B608
 _PG_MERCHANTS = f"""WITH new AS (
@@ -183,9 +189,7 @@ _PG_MERCHANTS = f"""WITH new AS (
     ON CONFLICT DO NOTHING
     RETURNING {_SIGNAL_KEY}
 )
-UPDATE signal_counts AS t SET merchants = t.merchants + n.added
-FROM (SELECT {_SIGNAL_KEY}, count(*) AS added FROM new GROUP BY {_SIGNAL_KEY}) AS n
-WHERE {_SAME_SIGNAL.format("t", "n")}"""  # nosec B608
+{_ADD_MERCHANTS.format("new")}"""  # nosec B608
 _PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants neither first nor in signal_merchants are the ones this batch adds. Its evidence:
@@ -207,17 +211,14 @@ _SQLITE_SIGNALS = f"""WITH {_KINDS}, ranked AS (
 )
 {_UPSERT_SIGNALS}"""  # nosec B608
 _SQLITE_EXTRA = f"""WITH {_KINDS}
-INSERT INTO signal_extra ({_EXTRA_KEY})
-SELECT DISTINCT k.platform, k.cert_no, k.kind, k.merchant_id
+{_INTO_EXTRA}
 FROM k JOIN signal_counts AS c ON {_SAME_SIGNAL.format("c", "k")}
 WHERE k.merchant_id <> c.first_merchant AND NOT EXISTS (
     SELECT 1 FROM signal_merchants AS m
     WHERE {_SAME_SIGNAL.format("m", "k")} AND m.merchant_id = k.merchant_id
 )"""  # nosec B608
 _SQLITE_MERCHANTS = [
-    f"""UPDATE signal_counts AS t SET merchants = t.merchants + n.added
-FROM (SELECT {_SIGNAL_KEY}, count(*) AS added FROM signal_extra GROUP BY {_SIGNAL_KEY}) AS n
-WHERE {_SAME_SIGNAL.format("t", "n")}""",  # nosec B608
+    _ADD_MERCHANTS.format("signal_extra"),
     f"INSERT INTO signal_merchants ({_EXTRA_KEY}) SELECT {_EXTRA_KEY} FROM signal_extra",  # nosec B608
 ]
 _SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_EXTRA, *_SQLITE_MERCHANTS, _COUNTS]
