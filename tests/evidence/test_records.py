@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,6 +96,27 @@ class TestCheckRecords:
             "certificate": answer["certificate"],
             "registry_as_of": answer["registry_as_of"],
         }
+
+    async def test_the_certificate_is_kept_as_the_text_the_answer_showed(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        engine: AsyncEngine,
+    ) -> None:
+        answer = await verify(client, app, headers, {"cert_no": VALID})
+        await record(client, answer["check_id"], headers)
+
+        async with engine.connect() as conn:
+            kept = await conn.scalar(
+                select(check_records.c.certificate).where(
+                    check_records.c.check_id == answer["check_id"]
+                )
+            )
+
+        # Staged as the answer's JSON bytes: the database must have made them text.
+        assert isinstance(kept, str), type(kept)
+        assert json.loads(kept) == answer["certificate"]
 
     async def test_malformed_number_is_recorded_as_null(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
@@ -215,7 +237,12 @@ class TestRetention:
             await client.get(f"/v1/checks/{expired[0]}", headers=headers), 404, "NOT_FOUND"
         )
 
-        print(await store.purge(engine, 30))
+        done = await store.purge(engine, 30)
+
+        # The record past retention goes with its day (PostgreSQL's partition), and its figures.
+        postgres = engine.dialect.name == "postgresql"
+        assert done.startswith("dropped 1 day partitions" if postgres else "deleted 1 records")
+        assert done.endswith("; forgot 1 statistics rows and 0 signal rows"), done
 
         async with engine.connect() as conn:
             left = set(await conn.scalars(select(check_records.c.check_id)))

@@ -126,8 +126,11 @@ def staged_row(
 ) -> tuple[Any, ...]:
     """The row of one check as the buffer keeps it (staged.STAGE_COLUMNS order), made on the
     request path: plain text, times and None, so the collector stops looking at it after one
-    young collection, and the check, its certificate and the request can go at once. A
-    batch of many checks is made faster by rows_of; the two make equal rows."""
+    young collection, and the check, its certificate and the request can go at once. The
+    certificate is the answer's own JSON bytes (`certificate_shown`), which the database
+    reads as text: decoded here, a row held a second copy of them, twice their size in a
+    string of Chinese text. A batch of many checks is made faster by rows_of; the two make
+    equal rows."""
     decision = check.decision
     said, first = _told(decision.reasons)
     certificate = check.certificate
@@ -145,7 +148,7 @@ def staged_row(
         asked.merchant_id,
         _VERDICTS[decision.verdict],
         said,
-        None if certificate is None else certificate_shown(certificate).decode(),
+        None if certificate is None else certificate_shown(certificate),
         check.registry_as_of,
         counted_code(certificate, asked.product_code),
         _day_of(check.checked_at),
@@ -154,7 +157,7 @@ def staged_row(
 
 
 def row_of(item: Checked) -> tuple[Any, ...]:
-    """The check_records row of `item`, in COLUMNS order."""
+    """The check_records row of `item`, in COLUMNS order (its certificate as JSON bytes)."""
     return staged_row(item.check, item.requested, item.platform, item.source, item.job_id)[
         : len(COLUMNS)
     ]
@@ -192,7 +195,7 @@ def rows_of(
     source_value = source.value
     # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
     # cannot be reused by another meanwhile.
-    texts: dict[int, tuple[Certificate, str]] = {}
+    texts: dict[int, tuple[Certificate, bytes]] = {}
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
@@ -205,10 +208,7 @@ def rows_of(
         else:
             known = texts.get(id(certificate))
             if known is None:
-                known = texts[id(certificate)] = (
-                    certificate,
-                    certificate_shown(certificate).decode(),
-                )
+                known = texts[id(certificate)] = (certificate, certificate_shown(certificate))
             text = known[1]
         row: tuple[Any, ...] = (
             check.check_id,

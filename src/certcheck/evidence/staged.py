@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Date, Dialect, MetaData, String, Table, Text, insert
+from sqlalchemy import Column, Date, Dialect, LargeBinary, MetaData, String, Table, Text, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.types import TypeEngine
@@ -56,7 +56,15 @@ def _bytewise(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 _stage = Table(
     "check_stage",
     MetaData(),
-    *(Column(c.name, _bytewise(c.type), nullable=c.nullable) for c in check_records.columns),
+    *(
+        # The certificate as the answer's JSON bytes (records.staged_row): text once inserted.
+        Column(
+            c.name,
+            LargeBinary() if c.name == "certificate" else _bytewise(c.type),
+            nullable=c.nullable,
+        )
+        for c in check_records.columns
+    ),
     Column("code", _bytewise(Text()), nullable=False),  # records.counted_code
     Column("day", Date, nullable=False),  # China Standard Time (today_in_shanghai)
     Column("reason", _bytewise(String(32)), nullable=False),  # the answer's `reason`: the first
@@ -120,10 +128,17 @@ _KINDS = f"""k AS MATERIALIZED (
         ON ' ' || s.reasons || ' ' LIKE '% ' || m.reason || ' %'
     WHERE s.cert_no IS NOT NULL
 )"""  # nosec B608
+
+
+def _insert_records(certificate_text: str) -> str:
+    """The staged records into check_records, `certificate_text` making their certificates'
+    UTF-8 bytes the text the column holds."""
+    selected = ", ".join(certificate_text if c == "certificate" else c for c in COLUMNS)
+    return f"INSERT INTO check_records ({_RECORDS}) SELECT {selected} FROM check_stage"  # nosec B608
+
+
 # Names and constants of this module only: nothing in these statements comes from a request.
-_SHARED_FIRST = [
-    f"INSERT INTO check_records ({_RECORDS}) SELECT {_RECORDS} FROM check_stage",  # nosec B608
-    f"""INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
+_MEMBERS = f"""INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
 SELECT * FROM (
     SELECT day, platform, '{LISTING}' AS kind, listing_id AS member, code, reason, source
     FROM check_stage WHERE listing_id IS NOT NULL
@@ -132,8 +147,7 @@ SELECT * FROM (
     FROM check_stage WHERE merchant_id IS NOT NULL
 ) AS m WHERE true
 ORDER BY 1, 2, 3, 4, 5, 6, 7
-ON CONFLICT DO NOTHING""",  # nosec B608
-]
+ON CONFLICT DO NOTHING"""  # nosec B608
 _COUNTS = """INSERT INTO check_counts AS t
     (day, platform, product_code, source, reason, decision, checks)
 SELECT day, platform, code, source, reason, decision, count(*) FROM check_stage WHERE true
@@ -190,7 +204,8 @@ _PG_MERCHANTS = f"""WITH new AS (
     RETURNING {_SIGNAL_KEY}
 )
 {_ADD_MERCHANTS.format("new")}"""  # nosec B608
-_PG_FOLD = ";\n".join([*_SHARED_FIRST, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
+_PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')")
+_PG_FOLD = ";\n".join([_PG_RECORDS, _MEMBERS, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants neither first nor in signal_merchants are the ones this batch adds. Its evidence:
 # the 20 newest ids of each signal, concatenated by a window over them in that order (a plain
@@ -221,7 +236,15 @@ _SQLITE_MERCHANTS = [
     _ADD_MERCHANTS.format("signal_extra"),
     f"INSERT INTO signal_merchants ({_EXTRA_KEY}) SELECT {_EXTRA_KEY} FROM signal_extra",  # nosec B608
 ]
-_SQLITE_FOLD = [*_SHARED_FIRST, _SQLITE_SIGNALS, _SQLITE_EXTRA, *_SQLITE_MERCHANTS, _COUNTS]
+_SQLITE_RECORDS = _insert_records("CAST(certificate AS TEXT)")
+_SQLITE_FOLD = [
+    _SQLITE_RECORDS,
+    _MEMBERS,
+    _SQLITE_SIGNALS,
+    _SQLITE_EXTRA,
+    *_SQLITE_MERCHANTS,
+    _COUNTS,
+]
 _EMPTY = ("DELETE FROM check_stage", "DELETE FROM signal_extra")  # SQLite: no ON COMMIT
 # A record's key is its check id and time (the primary key, which the partitions need).
 _FORGET_WRITTEN = """DELETE FROM check_stage WHERE EXISTS (
