@@ -193,9 +193,9 @@ def rows_of(
     `staged` rows (staged.py) end with what the check's figures count it under: its product
     code (counted_code), its China Standard Time day and its most severe reason."""
     source_value = source.value
-    # By id(): hashing a Certificate hashes every field. Each is kept with its text, so its id
+    # By id(): hashing a Certificate hashes every field. Each is kept with its JSON, so its id
     # cannot be reused by another meanwhile.
-    texts: dict[int, tuple[Certificate, bytes]] = {}
+    shown: dict[int, tuple[Certificate, bytes]] = {}
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
@@ -204,12 +204,12 @@ def rows_of(
         said, first = _told(decision.reasons)
         certificate = check.certificate
         if certificate is None:
-            text = None
+            certificate_json = None
         else:
-            known = texts.get(id(certificate))
+            known = shown.get(id(certificate))
             if known is None:
-                known = texts[id(certificate)] = (certificate, certificate_shown(certificate))
-            text = known[1]
+                known = shown[id(certificate)] = (certificate, certificate_shown(certificate))
+            certificate_json = known[1]
         row: tuple[Any, ...] = (
             check.check_id,
             check.checked_at,
@@ -224,7 +224,7 @@ def rows_of(
             asked.merchant_id,
             verdicts[decision.verdict],
             said,
-            text,
+            certificate_json,
             check.registry_as_of,
         )
         if staged:
