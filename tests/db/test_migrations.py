@@ -13,11 +13,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.db import migrate
+from certcheck.db import migrate, revision
 from certcheck.db.engine import create_engine
 from certcheck.db.tables import metadata
 from tests.conftest import POSTGRES_ADMIN_URL, run_sync
@@ -36,10 +37,10 @@ def table_names(sync: Connection) -> set[str]:
     return set(inspect(sync).get_table_names())
 
 
-async def run(engine: AsyncEngine, step: Callable[[Config, str], None], revision: str) -> None:
+async def run(engine: AsyncEngine, step: Callable[[Config, str], None], target: str) -> None:
     """An Alembic command on a connection of ours, as certcheck.db.migrate runs it."""
     async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: step(migrate.alembic_config(sync), revision))
+        await conn.run_sync(lambda sync: step(migrate.alembic_config(sync), target))
 
 
 async def _admin(statement: str) -> None:
@@ -81,27 +82,42 @@ class TestUpgrade:
         async with engine.connect() as conn:
             assert await conn.run_sync(drift) == []
             assert await conn.run_sync(table_names) == TABLES
-        assert await migrate.pending(engine) is False
+        assert await revision.pending(engine) is False
 
     async def test_an_empty_database_is_brought_to_head(self, empty_engine: AsyncEngine) -> None:
-        assert await migrate.pending(empty_engine) is True
+        assert await revision.pending(empty_engine) is True
 
         await migrate.upgrade(empty_engine)
 
-        assert await migrate.pending(empty_engine) is False
+        assert await revision.pending(empty_engine) is False
         async with empty_engine.connect() as conn:
             assert await conn.run_sync(table_names) == TABLES
             assert await conn.run_sync(drift) == []
 
 
+def test_the_revision_the_code_needs_is_the_newest_migration() -> None:
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    assert head == revision.HEAD, f"a new migration: set HEAD in certcheck/db/revision.py to {head}"
+
+
 class TestDowngrade:
+    async def test_a_database_one_migration_behind_is_not_ready(
+        self, empty_engine: AsyncEngine
+    ) -> None:
+        await migrate.upgrade(empty_engine)
+        await run(empty_engine, command.downgrade, "-1")
+
+        assert await revision.pending(empty_engine) is True
+        await migrate.upgrade(empty_engine)
+        assert await revision.pending(empty_engine) is False
+
     async def test_down_to_base_and_up_again(self, empty_engine: AsyncEngine) -> None:
         await migrate.upgrade(empty_engine)
 
         await run(empty_engine, command.downgrade, "base")
         async with empty_engine.connect() as conn:
             assert await conn.run_sync(table_names) == {"alembic_version"}
-        assert await migrate.pending(empty_engine) is True
+        assert await revision.pending(empty_engine) is True
 
         await run(empty_engine, command.upgrade, "head")
         async with empty_engine.connect() as conn:

@@ -1,8 +1,8 @@
 """What each `certcheck` command does; parser/ parses the command line, main.py reports failures.
 
 Each function takes the settings and the parsed arguments and returns the exit status. What
-only some commands need (the web app, the checker, the upstream client) is imported in them:
-`certcheck import` of a million rows should not first spend seconds loading a web service.
+only some commands need (the web app, the checker, the upstream client, Alembic) is imported in
+them: `certcheck import` of a million rows should not first spend seconds loading a web service.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from certcheck.cli.database import open_database, shown
 from certcheck.cli.environment import announce_when_ready, demo_banner
 from certcheck.cli.progress import Update, progress
 from certcheck.config import Settings
-from certcheck.db import migrate
 from certcheck.db.outage import is_database_outage
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
@@ -42,6 +41,8 @@ _PROGRESS_EVERY = 0.2  # seconds between two looks at how far the snapshot has b
 
 
 async def db_upgrade(settings: Settings) -> int:
+    from certcheck.db import migrate
+
     async with open_database(settings, migrated=False) as engine:
         await migrate.upgrade(engine)
     print(f"database {shown(settings.database_url)} is at the newest revision", file=sys.stderr)
@@ -68,6 +69,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None, demo
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
+    from certcheck.db import migrate
     from certcheck.keys import KeyStore, Scope
 
     async with open_database(settings, migrated=False) as engine:

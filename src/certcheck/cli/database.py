@@ -6,7 +6,6 @@ A command run too early fails with one line saying so, and leaves no empty SQLit
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
-from certcheck.db import migrate
+from certcheck.db import revision
 from certcheck.db.engine import create_engine
 
 
@@ -26,7 +25,7 @@ async def open_database(settings: Settings, *, migrated: bool = True) -> AsyncIt
         _require_sqlite_file(settings.database_url)
     engine = create_engine(settings.database_url, pool_size=2)
     try:
-        if migrated and await _pending(engine):
+        if migrated and await revision.pending(engine):
             raise click.ClickException(
                 f"the database {shown(settings.database_url)} is not at the newest schema: "
                 "run `certcheck db upgrade` first"
@@ -39,17 +38,6 @@ async def open_database(settings: Settings, *, migrated: bool = True) -> AsyncIt
 def shown(url: str) -> str:
     """The database URL without its password, for a message."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-async def _pending(engine: AsyncEngine) -> bool:
-    # Alembic logs its context at INFO on every look: noise on a terminal, where it is no news.
-    alembic = logging.getLogger("alembic")
-    level = alembic.level
-    alembic.setLevel(logging.WARNING)
-    try:
-        return await migrate.pending(engine)
-    finally:
-        alembic.setLevel(level)
 
 
 def _require_sqlite_file(url: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 
-from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 
 
@@ -42,5 +41,8 @@ class ServingSettings(BaseModel):
     @classmethod
     def _parse_rate_limit(cls, value: str | None) -> str | None:
         if value:
+            # Here, not at the top: every command loads the settings, few set a rate limit.
+            from limits import parse_many
+
             parse_many(value)  # raises ValueError with the reason
         return value or None

@@ -1,4 +1,7 @@
-"""Applying the Alembic migrations from code (`certcheck db upgrade`, `serve`, the tests)."""
+"""Applying the Alembic migrations from code (`certcheck db upgrade`, `serve`, the tests).
+
+Whether a database needs them is revision.py's question, asked without Alembic.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,13 +32,3 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
-
-
-async def pending(engine: AsyncEngine) -> bool:
-    """True when the database is not at the newest revision."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    async with engine.connect() as connection:
-        current = await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
-    return current != head

@@ -179,6 +179,9 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     # httpx logs every upstream request URL at INFO, page tokens included; sync runs log
     # their own summary instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic names each plugin it sets up, at INFO, when it is first imported: loaded after
+    # this (only the commands that migrate load it), that is a dozen lines of no news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # Uvicorn's own access log would repeat our request log without the fields we add.
     logging.getLogger("uvicorn.access").disabled = True
     for name in _OURS:

@@ -1,0 +1,30 @@
+"""Whether a database is at the schema this code needs, asked without loading Alembic.
+
+Every command that works on a prepared database asks this first. Loading Alembic to find its
+newest script (and with it mako, pygments and every dialect's migration support) cost each
+command a tenth of a second, more than the question itself: the revision is written here, and
+tests/db/test_migrations.py fails, naming the new one, until a new migration updates it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, MetaData, String, Table, inspect, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+HEAD = "3f8a61c2d9e5"  # the newest script in migrations/versions
+
+# Alembic's own bookkeeping table, as Alembic makes it: read here, never written.
+_versions = Table("alembic_version", MetaData(), Column("version_num", String(32)))
+
+
+def _applied(sync: Connection) -> set[str]:
+    if not inspect(sync).has_table(_versions.name):
+        return set()
+    return set(sync.scalars(select(_versions.c.version_num)))
+
+
+async def pending(engine: AsyncEngine) -> bool:
+    """True when the database is not at HEAD: empty, behind, or migrated by a newer release."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_applied) != {HEAD}
