@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from certcheck.checking import Checker
+from certcheck.files import whole_file
 from certcheck.jobs.framing import FramingLimits, frame
 from certcheck.jobs.linecaps import LineGate
 from certcheck.jobs.processing import ChunkResult, LineCodec, process_chunk
@@ -74,14 +75,8 @@ def open_output(path: str | None) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with partial.open("wb") as out:
-            yield out
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with whole_file(Path(path)) as out:
+        yield out
 
 
 async def recheck_stream(

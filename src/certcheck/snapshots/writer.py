@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from certcheck.files import whole_file
 from certcheck.snapshots.reader import (
     COLUMNS,
     SnapshotKind,
@@ -26,29 +27,21 @@ def write_snapshot(path: Path, certificates: Iterable[Certificate]) -> int:
     The file is written under a temporary name and renamed, so it is whole or absent.
     """
     fmt = detect_format(filename=path.name)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with _text_file(partial, fmt.gzip) as out:
-            write = _write_csv if fmt.kind is SnapshotKind.CSV else _write_jsonl
-            written = write(out, certificates)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return written
+    with whole_file(path) as raw, _text_file(raw, fmt.gzip) as out:
+        write = _write_csv if fmt.kind is SnapshotKind.CSV else _write_jsonl
+        return write(out, certificates)
 
 
 @contextlib.contextmanager
-def _text_file(path: Path, gzipped: bool) -> Iterator[TextIO]:
-    with path.open("wb") as raw:
-        # mtime=0 and no file name in the gzip header: the same rows give the same bytes.
-        binary: BinaryIO | gzip.GzipFile = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
-            if gzipped
-            else raw
-        )
-        with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
-            yield text
+def _text_file(raw: BinaryIO, gzipped: bool) -> Iterator[TextIO]:
+    # mtime=0 and no file name in the gzip header: the same rows give the same bytes.
+    binary: BinaryIO | gzip.GzipFile = (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
+        if gzipped
+        else raw
+    )
+    with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+        yield text
 
 
 def _write_csv(out: TextIO, certificates: Iterable[Certificate]) -> int:
