@@ -253,6 +253,70 @@ class TestSignals:
             newer[-1].check.checked_at,
         )
 
+    async def test_a_batch_of_signals_checked_once_and_many_times(
+        self, engine: AsyncEngine
+    ) -> None:
+        # SQLite makes a signal's evidence one way when a batch checks it once, another when
+        # more than once (staged.py): both in one batch, with a mismatch kind beside them.
+        once = [
+            checked(cert_no=n, merchant="m-1", at=NOON + timedelta(seconds=i))
+            for i, n in enumerate(NUMBERS[1:])
+        ]
+        many = [
+            checked(
+                *((Reason.MODEL_NOT_COVERED,) if i % 3 == 0 else ()),
+                merchant=f"m-{i % 4}",
+                at=NOON + timedelta(minutes=1, seconds=i),
+            )
+            for i in range(25)
+        ]
+        batch = [*many[:12], *once, *many[12:]]
+        await write_in_batches(engine, batch, size=len(batch))
+
+        async with engine.connect() as conn:
+            stored = (
+                await conn.execute(
+                    select(
+                        signal_counts.c.cert_no,
+                        signal_counts.c.kind,
+                        signal_counts.c.checks,
+                        signal_counts.c.merchants,
+                        signal_counts.c.evidence,
+                        signal_counts.c.last_checked_at,
+                    )
+                )
+            ).all()
+
+        def newest(items: list[Checked]) -> str:
+            ids = sorted((i.check.check_id for i in items), reverse=True)
+            return " ".join(ids[:EVIDENCE_IDS])
+
+        mismatched = many[::3]
+        assert sorted(tuple(row) for row in stored) == sorted(
+            [
+                *(
+                    (
+                        item.check.cert_no,
+                        "MANY_MERCHANTS",
+                        1,
+                        1,
+                        newest([item]),
+                        item.check.checked_at,
+                    )
+                    for item in once
+                ),
+                (NUMBERS[0], "MANY_MERCHANTS", 25, 4, newest(many), many[-1].check.checked_at),
+                (
+                    NUMBERS[0],
+                    "MODEL_MISMATCH",
+                    len(mismatched),
+                    4,  # every third check: m-0, m-3, m-2, m-1
+                    newest(mismatched),
+                    mismatched[-1].check.checked_at,
+                ),
+            ]
+        )
+
 
 class TestConcurrentWriters:
     async def test_count_each_merchant_once_and_never_deadlock(

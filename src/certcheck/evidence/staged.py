@@ -115,18 +115,22 @@ _MISMATCH_ROWS = " UNION ALL ".join(
     for reason, kind in MISMATCHES.items()
 )
 _SIGNAL_KEY = "platform, cert_no, kind"
-# Every check of a number feeds MANY_MERCHANTS, and each of its reasons that says the claim
-# is not covered the signal of that kind (tally.signal_kinds).
-_KINDS = f"""k AS MATERIALIZED (
+
+
+def _kinds(staged: str = "cert_no IS NOT NULL") -> str:
+    """The CTE `k`: each check of the `staged` rows under every signal it feeds. Every check of
+    a number feeds MANY_MERCHANTS, and each of its reasons that says the claim is not covered
+    the signal of that kind (tally.signal_kinds)."""
+    return f"""k AS MATERIALIZED (
     SELECT platform, cert_no, '{SignalKind.MANY_MERCHANTS.value}' AS kind, check_id,
         checked_at, merchant_id
-    FROM check_stage WHERE cert_no IS NOT NULL
+    FROM check_stage WHERE {staged}
     UNION ALL
     SELECT s.platform, s.cert_no, m.kind, s.check_id, s.checked_at, s.merchant_id
     FROM check_stage AS s
     JOIN ({_MISMATCH_ROWS}) AS m
         ON ' ' || s.reasons || ' ' LIKE '% ' || m.reason || ' %'
-    WHERE s.cert_no IS NOT NULL
+    WHERE {staged}
 )"""  # nosec B608
 
 
@@ -185,7 +189,7 @@ WHERE {_SAME_SIGNAL.format("t", "n")}"""  # nosec B608
 # transaction holds locked until it ends), and the batch's other merchants wait in signal_extra;
 # a merchant counts for the transaction that inserted it into signal_merchants (`new`), which
 # leaves out one another process inserted first.
-_PG_SIGNALS = f"""WITH {_KINDS}, totals AS (
+_PG_SIGNALS = f"""WITH {_kinds()}, totals AS (
     SELECT {_SIGNAL_KEY}, count(*) AS checks, array_to_string(
         (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
     ) AS evidence, max(checked_at) AS last_checked_at, min(merchant_id) AS first_merchant
@@ -207,25 +211,30 @@ _PG_MERCHANTS = f"""WITH new AS (
 _PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')")
 _PG_FOLD = ";\n".join([_PG_RECORDS, _MEMBERS, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
-# merchants neither first nor in signal_merchants are the ones this batch adds. Its evidence:
-# the 20 newest ids of each signal, concatenated by a window over them in that order (a plain
-# group_concat's order is not defined), held by the row of the newest. One window makes the
-# evidence and the totals; with two (the newest 20 picked, then concatenated) the statement
-# took 15.4 us a record of a 2,000-record flush, against 13.0 (the most of any part of it).
-_WHOLE = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
-_SQLITE_SIGNALS = f"""WITH {_KINDS}, ranked AS (
-    SELECT {_SIGNAL_KEY}, row_number() OVER w AS n,
-        group_concat(check_id, ' ') OVER (w ROWS BETWEEN CURRENT ROW AND {EVIDENCE_IDS - 1}
-            FOLLOWING) AS evidence,
-        count(*) OVER (w {_WHOLE}) AS checks, max(checked_at) OVER (w {_WHOLE}) AS last_checked_at,
-        min(merchant_id) OVER (w {_WHOLE}) AS first_merchant
-    FROM k WINDOW w AS (PARTITION BY {_SIGNAL_KEY} ORDER BY check_id DESC)
+# merchants neither first nor in signal_merchants are the ones this batch adds. A signal's
+# totals come from a GROUP BY; its evidence, the 20 newest ids concatenated in that order (a
+# plain group_concat's order is not defined), from a window over the checks of the signals
+# checked more than once in the batch, held by the row of the newest; a signal checked once
+# has that check's id. The window over every check cost 7.9 us a record of a verify's flush,
+# this 4.2 (bench/README.md, seventeenth pass): most signals of a batch are checked once.
+_SQLITE_SIGNALS = f"""WITH {_kinds()}, grouped AS MATERIALIZED (
+    SELECT {_SIGNAL_KEY}, count(*) AS checks, max(check_id) AS newest,
+        max(checked_at) AS last_checked_at, min(merchant_id) AS first_merchant
+    FROM k GROUP BY {_SIGNAL_KEY}
+), ranked AS (
+    SELECT k.platform, k.cert_no, k.kind, row_number() OVER w AS n,
+        group_concat(k.check_id, ' ') OVER (w ROWS BETWEEN CURRENT ROW AND {EVIDENCE_IDS - 1}
+            FOLLOWING) AS evidence
+    FROM k JOIN grouped AS g ON {_SAME_SIGNAL.format("g", "k")} AND g.checks > 1
+    WINDOW w AS (PARTITION BY k.platform, k.cert_no, k.kind ORDER BY k.check_id DESC)
 ), totals AS (
-    SELECT {_SIGNAL_KEY}, checks, evidence, last_checked_at, first_merchant FROM ranked
-    WHERE n = 1
+    SELECT g.platform, g.cert_no, g.kind, g.checks, coalesce(r.evidence, g.newest) AS evidence,
+        g.last_checked_at, g.first_merchant
+    FROM grouped AS g LEFT JOIN ranked AS r ON {_SAME_SIGNAL.format("r", "g")} AND r.n = 1
 )
 {_UPSERT_SIGNALS}"""  # nosec B608
-_SQLITE_EXTRA = f"""WITH {_KINDS}
+# Only the checks that name a merchant: a verify's usually name none.
+_SQLITE_EXTRA = f"""WITH {_kinds("cert_no IS NOT NULL AND merchant_id IS NOT NULL")}
 {_INTO_EXTRA}
 FROM k JOIN signal_counts AS c ON {_SAME_SIGNAL.format("c", "k")}
 WHERE k.merchant_id <> c.first_merchant AND NOT EXISTS (
