@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Dialect, insert, literal_column
@@ -132,3 +134,71 @@ class TestPerDialect:
         another_pg = create_async_engine("postgresql+asyncpg://").dialect
         assert bulk.per_dialect(build, another_pg) == "postgresql"
         assert built == ["sqlite", "postgresql"]
+
+
+class TestSqliteSteps:
+    """Several statements in one call on aiosqlite's thread, inside the caller's transaction."""
+
+    _STEPS: ClassVar[list[bulk.Step]] = [
+        ("CREATE TEMPORARY TABLE t (n INTEGER PRIMARY KEY, word TEXT)", ()),
+        ("INSERT INTO t VALUES (?, ?), (?, ?)", (1, "one", 2, "two")),
+        ("UPDATE t SET word = word || '!' WHERE n = ?", (2,)),
+        ("INSERT INTO t SELECT n + 10, word FROM t", ()),
+    ]
+
+    @staticmethod
+    async def _rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hidden: bool) -> list[Any]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+        try:
+            async with engine.connect() as conn:
+                connection = await bulk.driver(conn)
+                calls: list[str] = []
+                for name in ("execute", "execute_fetchall"):
+                    method = getattr(connection, name)
+
+                    async def counted(*args: Any, _method: Any = method, _name: str = name) -> Any:
+                        calls.append(_name)
+                        return await _method(*args)
+
+                    setattr(connection, name, counted)
+                if hidden:  # an aiosqlite without the method that queues a function
+                    monkeypatch.setattr(bulk, "_AIOSQLITE_QUEUE", "_no_such_method")
+                steps = TestSqliteSteps._STEPS
+                try:
+                    await bulk.sqlite_steps(connection, steps)
+                finally:
+                    for name in ("execute", "execute_fetchall"):
+                        delattr(connection, name)
+                # Only the fallback takes aiosqlite's own calls, one a step.
+                assert calls == (["execute_fetchall"] * len(steps) if hidden else [])
+                rows = (await conn.exec_driver_sql("SELECT n, word FROM t ORDER BY n")).all()
+                return [tuple(row) for row in rows]
+        finally:
+            await engine.dispose()
+
+    @pytest.mark.parametrize("hidden", [False, True])
+    async def test_in_order_within_the_transaction(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool
+    ) -> None:
+        assert await self._rows(tmp_path, monkeypatch, hidden=hidden) == [
+            (1, "one"),
+            (2, "two!"),
+            (11, "one"),
+            (12, "two!"),
+        ]
+
+    async def test_a_failing_step_raises_and_the_callers_rollback_undoes_the_rest(
+        self, tmp_path: Path
+    ) -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+        try:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            twice = [("INSERT INTO t VALUES (?)", (1,)), ("INSERT INTO t VALUES (?)", (2,))] * 2
+            with pytest.raises(sqlite3.IntegrityError):
+                async with engine.begin() as conn:
+                    await bulk.sqlite_steps(await bulk.driver(conn), twice)
+            async with engine.connect() as conn:
+                assert (await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar() == 0
+        finally:
+            await engine.dispose()

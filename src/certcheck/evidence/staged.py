@@ -286,9 +286,6 @@ async def write(
             await driver.execute(sql)
         await driver.execute(_PG_FOLD)  # no parameters: one round trip for the script
         return
-    for sql in (*create, *_EMPTY):
-        await driver.execute(sql)
-    for sql, values in rows:
-        await driver.execute_fetchall(sql, values)  # one hop to aiosqlite's thread each
-    for sql in (*forget, *_SQLITE_FOLD, *_EMPTY):
-        await driver.execute(sql)
+    before, after = (*create, *_EMPTY), (*forget, *_SQLITE_FOLD, *_EMPTY)
+    steps = [*((sql, ()) for sql in before), *rows, *((sql, ()) for sql in after)]
+    await bulk.sqlite_steps(driver, steps)
