@@ -150,7 +150,7 @@ async def sqlite_steps(connection: Any, steps: Sequence[Step]) -> None:
 
     Each of aiosqlite's own calls is a trip to its thread and back, and the way back waits for
     the GIL, which the event loop holds while it answers requests: a flush of check records
-    made fifteen of them, and verifies with records on SQLite ran at 0.85 of records off
+    made about fifteen, and verifies with records on SQLite ran at 0.85 of records off
     against 0.90 in one trip (bench/README.md, seventeenth pass). aiosqlite has no public call
     for several statements (its executescript commits first), so this queues the work the way
     its own methods do (SQLAlchemy's aiosqlite adapter reaches into it likewise); an aiosqlite
