@@ -2,6 +2,8 @@
 
 The Checker does what it does for the HTTP API (normalise, one bulk registry lookup, decide);
 the wire format of a line (parse and render) belongs to api/ and comes in as a LineCodec.
+A worker takes a chunk in two steps: reading it (parse, look up), which waits for the
+database, and working it (decide, render), which only needs the CPU.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
-from certcheck.checking import Check, Checker, malformed
+from certcheck.checking import Check, Checker, LookedUp, malformed
 from certcheck.evidence.records import Requested
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
@@ -49,19 +51,50 @@ class ChunkResult:
     checked: tuple[tuple[Check, Requested], ...] = ()
 
 
-# What the workers call on each chunk: process_chunk, or a stand-in that fails on purpose in tests.
-ChunkProcessor = Callable[[InputChunk, Checker, LineCodec], Awaitable[ChunkResult]]
-
-
 async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
     """Raises only what Checker.check raises: RegistryUnavailable or RegistryStale."""
+    return await work_chunk(await read_chunk(chunk, checker, codec), checker, codec)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChunk:
+    """A chunk's lines parsed and their certificates read (read_chunk)."""
+
+    chunk: InputChunk
+    parsed: list[Parsed | str]
+    registry: RegistryInfo
+    looked_up: LookedUp
+
+
+async def read_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
+    """Parse the chunk's lines and read their certificates: the part of process_chunk that
+    waits for the database. Raises only what Checker.look_up raises."""
     # Parsing and rendering are CPU work: in a thread, the event loop keeps answering requests.
     parsed = await asyncio.to_thread(_parse, chunk, codec)
     registry = checker.store.ensure_usable()
     # A job reads much of a registry once: caching it would only evict the real-time checks'.
     listings = [p.listing for p in parsed if not isinstance(p, str)]
-    checks = await checker.check(listings, remember=False)
-    return await asyncio.to_thread(_render, chunk, parsed, checks, registry, codec)
+    return ReadChunk(chunk, parsed, registry, await checker.look_up(listings, remember=False))
+
+
+async def work_chunk(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+    """Decide the lines of a chunk read_chunk read, and render their results: CPU only."""
+    checks = await checker.decide_all(read.looked_up)
+    return await asyncio.to_thread(_render, read.chunk, read.parsed, checks, read.registry, codec)
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+Step = Callable[[_In, Checker, LineCodec], Awaitable[_Out]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSteps:
+    """What the workers call on each chunk, in two steps: `read` (read_chunk), which waits for
+    the database, and `work` (work_chunk), CPU only. Tests put in steps that fail on purpose."""
+
+    read: Step[InputChunk, ReadChunk] = read_chunk
+    work: Step[ReadChunk, ChunkResult] = work_chunk
 
 
 def _parse(chunk: InputChunk, codec: LineCodec) -> list[Parsed | str]:
