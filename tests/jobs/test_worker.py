@@ -30,8 +30,10 @@ from certcheck.jobs.processing import (
     ChunkSteps,
     LineCodec,
     Parsed,
+    ParsedChunk,
     ReadChunk,
-    read_chunk,
+    look_up_chunk,
+    parse_chunk,
     work_chunk,
 )
 from certcheck.jobs.records import JobStatus
@@ -71,19 +73,19 @@ class BlockingCodec(FailingCodec):
         return CODEC.parse(record)
 
 
-class PoisonedReader:
-    """read_chunk, except that a chunk holding `marker` raises an error of its own: an
+class PoisonedParser:
+    """parse_chunk, except that a chunk holding `marker` raises an error of its own: an
     OSError, which is not the database being away and must count against the chunk."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker.encode()
         self.poisoned_calls = 0
 
-    async def __call__(self, chunk: InputChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
+    async def __call__(self, chunk: InputChunk, checker: Checker, codec: LineCodec) -> ParsedChunk:
         if any(self.marker in record for record in chunk.records):
             self.poisoned_calls += 1
             raise OSError("this chunk cannot be read")
-        return await read_chunk(chunk, checker, codec)
+        return await parse_chunk(chunk, checker, codec)
 
 
 async def within(seconds: float, done: Callable[[], Awaitable[bool]]) -> None:
@@ -160,17 +162,18 @@ class TestWorkOnce:
         assert job is not None
         assert (job.status, job.processed) == (JobStatus.DONE, 4)
 
-    async def test_a_chunk_is_read_while_another_is_worked(self, engine: AsyncEngine) -> None:
-        # Its certificates are looked up before its turn: the database's wait does not hold
-        # the turn that another chunk's CPU work needs.
+    async def test_a_chunk_is_looked_up_while_another_is_worked(self, engine: AsyncEngine) -> None:
+        # Its certificates are looked up between its turns: the database's wait does not hold
+        # the turn that another chunk's CPU work needs. (Two workers would take turns in step,
+        # each parsing while the other works; the default four overlap.)
         checker = await checker_over(engine)
-        job_id = await new_job(engine, 8, chunk_lines=2)
-        working, read_meanwhile = 0, 0
+        job_id = await new_job(engine, 16, chunk_lines=2)
+        working, looked_up_meanwhile = 0, 0
 
-        async def read(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
-            nonlocal read_meanwhile
-            done = await read_chunk(chunk, checker, codec)
-            read_meanwhile += working > 0
+        async def look_up(parsed: ParsedChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
+            nonlocal looked_up_meanwhile
+            done = await look_up_chunk(parsed, checker, codec)
+            looked_up_meanwhile += working > 0
             return done
 
         async def work(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
@@ -182,14 +185,16 @@ class TestWorkOnce:
             finally:
                 working -= 1
 
-        workers = JobWorkers(engine, checker, CODEC, CONFIG, steps=ChunkSteps(read, work))
+        steps = ChunkSteps(look_up=look_up, work=work)
+        config = dataclasses.replace(CONFIG, workers=4)
+        workers = JobWorkers(engine, checker, CODEC, config, steps=steps)
         workers.start()
         try:
             assert await finished(engine, job_id) is JobStatus.DONE
         finally:
             await workers.stop()
-        assert read_meanwhile >= 1
-        assert await count(engine, recheck_results) == 4
+        assert looked_up_meanwhile >= 1
+        assert await count(engine, recheck_results) == 8
 
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)
@@ -282,9 +287,9 @@ class TestFailures:
         checker = await checker_over(engine)
         poisoned = await new_job(engine, 6)  # chunks [0, 1], [2, 3], [4, 5]: chunk 1 poisoned
         healthy = await new_job(engine, 2)
-        reader = PoisonedReader(number(3))
+        parser = PoisonedParser(number(3))
         failures = RECHECK_CHUNK_FAILURES._value.get()
-        workers = JobWorkers(engine, checker, CODEC, CONFIG, steps=ChunkSteps(read=reader))
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, steps=ChunkSteps(parse=parser))
         workers.start()
         try:
             assert await finished(engine, poisoned) is JobStatus.FAILED
@@ -298,7 +303,7 @@ class TestFailures:
         job = await get_job(engine, poisoned, "shop")
         assert job is not None
         assert job.error == "chunk 1 failed 2 times; the last time: OSError"
-        assert reader.poisoned_calls == CONFIG.max_attempts
+        assert parser.poisoned_calls == CONFIG.max_attempts
         assert RECHECK_CHUNK_FAILURES._value.get() - failures == CONFIG.max_attempts
 
     async def test_a_failing_loop_is_restarted_and_logged_once(

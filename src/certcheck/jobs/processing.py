@@ -2,8 +2,8 @@
 
 The Checker does what it does for the HTTP API (normalise, one bulk registry lookup, decide);
 the wire format of a line (parse and render) belongs to api/ and comes in as a LineCodec.
-A worker takes a chunk in two steps: reading it (parse, look up), which waits for the
-database, and working it (decide, render), which only needs the CPU.
+A worker takes a chunk in three steps: parse, look up (which waits for the database) and work
+(decide, render); the first and last only need the CPU.
 """
 
 from __future__ import annotations
@@ -53,12 +53,21 @@ class ChunkResult:
 
 async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
     """Raises only what Checker.check raises: RegistryUnavailable or RegistryStale."""
-    return await work_chunk(await read_chunk(chunk, checker, codec), checker, codec)
+    parsed = await parse_chunk(chunk, checker, codec)
+    return await work_chunk(await look_up_chunk(parsed, checker, codec), checker, codec)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedChunk:
+    """A chunk's lines parsed (parse_chunk)."""
+
+    chunk: InputChunk
+    parsed: list[Parsed | str]
 
 
 @dataclass(frozen=True, slots=True)
 class ReadChunk:
-    """A chunk's lines parsed and their certificates read (read_chunk)."""
+    """A chunk's lines parsed and their certificates read (look_up_chunk)."""
 
     chunk: InputChunk
     parsed: list[Parsed | str]
@@ -66,19 +75,24 @@ class ReadChunk:
     looked_up: LookedUp
 
 
-async def read_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
-    """Parse the chunk's lines and read their certificates: the part of process_chunk that
-    waits for the database. Raises only what Checker.look_up raises."""
+async def parse_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ParsedChunk:
+    """The chunk's lines parsed: CPU only."""
     # Parsing and rendering are CPU work: in a thread, the event loop keeps answering requests.
-    parsed = await asyncio.to_thread(_parse, chunk, codec)
+    return ParsedChunk(chunk, await asyncio.to_thread(_parse, chunk, codec))
+
+
+async def look_up_chunk(parsed: ParsedChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
+    """The certificates of a parsed chunk's numbers: mostly waiting for the database. Raises
+    only what Checker.look_up raises."""
     registry = checker.store.ensure_usable()
     # A job reads much of a registry once: caching it would only evict the real-time checks'.
-    listings = [p.listing for p in parsed if not isinstance(p, str)]
-    return ReadChunk(chunk, parsed, registry, await checker.look_up(listings, remember=False))
+    listings = [p.listing for p in parsed.parsed if not isinstance(p, str)]
+    looked_up = await checker.look_up(listings, remember=False)
+    return ReadChunk(parsed.chunk, parsed.parsed, registry, looked_up)
 
 
 async def work_chunk(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
-    """Decide the lines of a chunk read_chunk read, and render their results: CPU only."""
+    """Decide the lines of a chunk look_up_chunk read, and render their results: CPU only."""
     checks = await checker.decide_all(read.looked_up)
     return await asyncio.to_thread(_render, read.chunk, read.parsed, checks, read.registry, codec)
 
@@ -90,10 +104,11 @@ Step = Callable[[_In, Checker, LineCodec], Awaitable[_Out]]
 
 @dataclass(frozen=True, slots=True)
 class ChunkSteps:
-    """What the workers call on each chunk, in two steps: `read` (read_chunk), which waits for
-    the database, and `work` (work_chunk), CPU only. Tests put in steps that fail on purpose."""
+    """What the workers call on each chunk: `parse` (parse_chunk), `look_up` (look_up_chunk),
+    `work` (work_chunk). Tests put in steps that fail on purpose."""
 
-    read: Step[InputChunk, ReadChunk] = read_chunk
+    parse: Step[InputChunk, ParsedChunk] = parse_chunk
+    look_up: Step[ParsedChunk, ReadChunk] = look_up_chunk
     work: Step[ReadChunk, ChunkResult] = work_chunk
 
 

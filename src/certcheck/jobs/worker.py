@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
-_STEPS = ChunkSteps()  # read_chunk, then work_chunk
+_STEPS = ChunkSteps()  # parse_chunk, look_up_chunk, work_chunk
 _MAX_BACKOFF = 30.0
 _STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
 _RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
@@ -87,13 +87,15 @@ class JobWorkers:
         self._engine, self._checker, self._codec, self._config = engine, checker, codec, config
         self._steps = steps
         self._wake = asyncio.Event()
-        # One chunk's CPU work at a time (deciding, rendering, compressing, its records made
-        # ready): the next chunk is worked while earlier ones' results and records are written.
+        # One chunk's CPU work at a time (parsing; deciding, rendering, compressing, its records
+        # made ready): the next chunk is worked while earlier ones' results and records are
+        # written.
         # Left to themselves, workers fall into step, all working and then all writing, and the
         # process idles while the database folds records (bench/README.md, "A re-check job").
         # A write with records outlasts the work, so more than two workers keep the turn taken.
-        # A chunk is read (parsed, its certificates looked up) before its turn: in the turn, the
-        # look-up's wait was half of it, the process idle while the database answered
+        # A chunk's certificates are looked up between its two turns: inside one, the look-up's
+        # wait was half of it, the process idle while the database answered. Parsing outside
+        # the turn, beside another chunk's work, cost the process more CPU than it saved
         # (bench/README.md, eighteenth pass).
         self._turn = asyncio.Lock()
         self._stopping = False
@@ -189,7 +191,9 @@ class JobWorkers:
         chunk = await queue.load_input(self._engine, lease)
         if chunk is None:
             return None  # the job was deleted
-        read = await self._step(self._steps.read, chunk)
+        async with self._turn:
+            parsed = await self._step(self._steps.parse, chunk)
+        read = await self._step(self._steps.look_up, parsed)
         async with self._turn:
             outcome, result = await self._worked(lease, read)
         await self._hold()
