@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -73,19 +73,6 @@ def malformed(given: str | None, detail: str, registry_as_of: datetime, now: dat
     return Check(new_ulid(now), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
 
 
-@dataclass(frozen=True, slots=True)
-class LookedUp:
-    """Listings with their numbers normalised and the certificates found for them, as of `now`
-    (Checker.look_up): what deciding them needs."""
-
-    listings: Sequence[Listing]
-    numbers: list[str | None]  # each listing's number in its normal form; None: none or malformed
-    found: Mapping[str, Certificate | None]
-    info: RegistryInfo
-    now: datetime
-    today: date
-
-
 class Checker:
     def __init__(self, store: RegistryStore, catalogue: Catalogue) -> None:
         self.store = store
@@ -94,11 +81,6 @@ class Checker:
     async def check(self, listings: Sequence[Listing], *, remember: bool = True) -> list[Check]:
         """Decisions for `listings`, in order; raises only when the registry cannot be consulted.
         `remember=False`: certificates read for them are not cached (RegistryStore.lookup)."""
-        return await self.decide_all(await self.look_up(listings, remember=remember))
-
-    async def look_up(self, listings: Sequence[Listing], *, remember: bool = True) -> LookedUp:
-        """`listings`' numbers normalised and their certificates read: the part of `check` that
-        waits for the database. Raises only when the registry cannot be consulted."""
         now = datetime.now(UTC)
         today = today_in_shanghai(now)
         info = self.store.ensure_usable(now)
@@ -110,13 +92,8 @@ class Checker:
         )
         wanted = {no for no in numbers if no is not None}
         found = await self.store.lookup(wanted, now=now, remember=remember) if wanted else {}
-        return LookedUp(listings, numbers, found, info, now, today)
-
-    async def decide_all(self, looked: LookedUp) -> list[Check]:
-        """The decisions of listings `look_up` read the certificates of, in order: CPU only."""
-        found, info, now, today = looked.found, looked.info, looked.now, looked.today
         checks = await in_slices(
-            list(zip(looked.listings, looked.numbers, strict=True)),
+            list(zip(listings, numbers, strict=True)),
             lambda pair: self._one(
                 pair[0], pair[1], found.get(pair[1]) if pair[1] else None, info, now, today
             ),

@@ -25,17 +25,7 @@ from certcheck.db.tables import recheck_chunks, recheck_jobs, recheck_results
 from certcheck.errors import RegistryUnavailable
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import InputChunk
-from certcheck.jobs.processing import (
-    ChunkResult,
-    ChunkSteps,
-    LineCodec,
-    Parsed,
-    ParsedChunk,
-    ReadChunk,
-    look_up_chunk,
-    parse_chunk,
-    work_chunk,
-)
+from certcheck.jobs.processing import ChunkResult, LineCodec, Parsed, process_chunk
 from certcheck.jobs.records import JobStatus
 from certcheck.jobs.views import get_job, result_stream
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
@@ -73,19 +63,19 @@ class BlockingCodec(FailingCodec):
         return CODEC.parse(record)
 
 
-class PoisonedParser:
-    """parse_chunk, except that a chunk holding `marker` raises an error of its own: an
+class PoisonedProcessor:
+    """process_chunk, except that a chunk holding `marker` raises an error of its own: an
     OSError, which is not the database being away and must count against the chunk."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker.encode()
         self.poisoned_calls = 0
 
-    async def __call__(self, chunk: InputChunk, checker: Checker, codec: LineCodec) -> ParsedChunk:
+    async def __call__(self, chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
         if any(self.marker in record for record in chunk.records):
             self.poisoned_calls += 1
             raise OSError("this chunk cannot be read")
-        return await parse_chunk(chunk, checker, codec)
+        return await process_chunk(chunk, checker, codec)
 
 
 async def within(seconds: float, done: Callable[[], Awaitable[bool]]) -> None:
@@ -144,57 +134,23 @@ class TestWorkOnce:
         job_id = await new_job(engine, 4, chunk_lines=2)
         inside, most = 0, 0
 
-        async def work(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+        async def process(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
             nonlocal inside, most
             inside += 1
             most = max(most, inside)
             try:
                 await asyncio.sleep(0.05)  # the other worker's chunk would begin meanwhile
-                return await work_chunk(read, checker, codec)
+                return await process_chunk(chunk, checker, codec)
             finally:
                 inside -= 1
 
-        workers = JobWorkers(engine, checker, CODEC, CONFIG, steps=ChunkSteps(work=work))
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
         worked = await asyncio.gather(workers.work_once("w1"), workers.work_once("w2"))
         assert list(worked) == [True, True]
         assert most == 1
         job = await get_job(engine, job_id, "shop")
         assert job is not None
         assert (job.status, job.processed) == (JobStatus.DONE, 4)
-
-    async def test_a_chunk_is_looked_up_while_another_is_worked(self, engine: AsyncEngine) -> None:
-        # Its certificates are looked up between its turns: the database's wait does not hold
-        # the turn that another chunk's CPU work needs. (Two workers would take turns in step,
-        # each parsing while the other works; the default four overlap.)
-        checker = await checker_over(engine)
-        job_id = await new_job(engine, 16, chunk_lines=2)
-        working, looked_up_meanwhile = 0, 0
-
-        async def look_up(parsed: ParsedChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
-            nonlocal looked_up_meanwhile
-            done = await look_up_chunk(parsed, checker, codec)
-            looked_up_meanwhile += working > 0
-            return done
-
-        async def work(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
-            nonlocal working
-            working += 1
-            try:
-                await asyncio.sleep(0.1)
-                return await work_chunk(read, checker, codec)
-            finally:
-                working -= 1
-
-        steps = ChunkSteps(look_up=look_up, work=work)
-        config = dataclasses.replace(CONFIG, workers=4)
-        workers = JobWorkers(engine, checker, CODEC, config, steps=steps)
-        workers.start()
-        try:
-            assert await finished(engine, job_id) is JobStatus.DONE
-        finally:
-            await workers.stop()
-        assert looked_up_meanwhile >= 1
-        assert await count(engine, recheck_results) == 8
 
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)
@@ -287,9 +243,9 @@ class TestFailures:
         checker = await checker_over(engine)
         poisoned = await new_job(engine, 6)  # chunks [0, 1], [2, 3], [4, 5]: chunk 1 poisoned
         healthy = await new_job(engine, 2)
-        parser = PoisonedParser(number(3))
+        process = PoisonedProcessor(number(3))
         failures = RECHECK_CHUNK_FAILURES._value.get()
-        workers = JobWorkers(engine, checker, CODEC, CONFIG, steps=ChunkSteps(parse=parser))
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
         workers.start()
         try:
             assert await finished(engine, poisoned) is JobStatus.FAILED
@@ -303,7 +259,7 @@ class TestFailures:
         job = await get_job(engine, poisoned, "shop")
         assert job is not None
         assert job.error == "chunk 1 failed 2 times; the last time: OSError"
-        assert parser.poisoned_calls == CONFIG.max_attempts
+        assert process.poisoned_calls == CONFIG.max_attempts
         assert RECHECK_CHUNK_FAILURES._value.get() - failures == CONFIG.max_attempts
 
     async def test_a_failing_loop_is_restarted_and_logged_once(

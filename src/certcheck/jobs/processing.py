@@ -2,8 +2,6 @@
 
 The Checker does what it does for the HTTP API (normalise, one bulk registry lookup, decide);
 the wire format of a line (parse and render) belongs to api/ and comes in as a LineCodec.
-A worker takes a chunk in three steps: parse, look up (which waits for the database) and work
-(decide, render); the first and last only need the CPU.
 """
 
 from __future__ import annotations
@@ -13,9 +11,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol
 
-from certcheck.checking import Check, Checker, LookedUp, malformed
+from certcheck.checking import Check, Checker, malformed
 from certcheck.evidence.records import Requested
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
@@ -51,65 +49,19 @@ class ChunkResult:
     checked: tuple[tuple[Check, Requested], ...] = ()
 
 
+# What the workers call on each chunk: process_chunk, or a stand-in that fails on purpose in tests.
+ChunkProcessor = Callable[[InputChunk, Checker, LineCodec], Awaitable[ChunkResult]]
+
+
 async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
     """Raises only what Checker.check raises: RegistryUnavailable or RegistryStale."""
-    parsed = await parse_chunk(chunk, checker, codec)
-    return await work_chunk(await look_up_chunk(parsed, checker, codec), checker, codec)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedChunk:
-    """A chunk's lines parsed (parse_chunk)."""
-
-    chunk: InputChunk
-    parsed: list[Parsed | str]
-
-
-@dataclass(frozen=True, slots=True)
-class ReadChunk:
-    """A chunk's lines parsed and their certificates read (look_up_chunk)."""
-
-    chunk: InputChunk
-    parsed: list[Parsed | str]
-    registry: RegistryInfo
-    looked_up: LookedUp
-
-
-async def parse_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ParsedChunk:
-    """The chunk's lines parsed: CPU only."""
     # Parsing and rendering are CPU work: in a thread, the event loop keeps answering requests.
-    return ParsedChunk(chunk, await asyncio.to_thread(_parse, chunk, codec))
-
-
-async def look_up_chunk(parsed: ParsedChunk, checker: Checker, codec: LineCodec) -> ReadChunk:
-    """The certificates of a parsed chunk's numbers: mostly waiting for the database. Raises
-    only what Checker.look_up raises."""
+    parsed = await asyncio.to_thread(_parse, chunk, codec)
     registry = checker.store.ensure_usable()
     # A job reads much of a registry once: caching it would only evict the real-time checks'.
-    listings = [p.listing for p in parsed.parsed if not isinstance(p, str)]
-    looked_up = await checker.look_up(listings, remember=False)
-    return ReadChunk(parsed.chunk, parsed.parsed, registry, looked_up)
-
-
-async def work_chunk(read: ReadChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
-    """Decide the lines of a chunk look_up_chunk read, and render their results: CPU only."""
-    checks = await checker.decide_all(read.looked_up)
-    return await asyncio.to_thread(_render, read.chunk, read.parsed, checks, read.registry, codec)
-
-
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
-Step = Callable[[_In, Checker, LineCodec], Awaitable[_Out]]
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkSteps:
-    """What the workers call on each chunk: `parse` (parse_chunk), `look_up` (look_up_chunk),
-    `work` (work_chunk). Tests put in steps that fail on purpose."""
-
-    parse: Step[InputChunk, ParsedChunk] = parse_chunk
-    look_up: Step[ParsedChunk, ReadChunk] = look_up_chunk
-    work: Step[ReadChunk, ChunkResult] = work_chunk
+    listings = [p.listing for p in parsed if not isinstance(p, str)]
+    checks = await checker.check(listings, remember=False)
+    return await asyncio.to_thread(_render, chunk, parsed, checks, registry, codec)
 
 
 def _parse(chunk: InputChunk, codec: LineCodec) -> list[Parsed | str]:

@@ -21,25 +21,21 @@ import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.jobs import queue
-from certcheck.jobs.chunks import compress
+from certcheck.jobs.chunks import InputChunk, compress
 from certcheck.jobs.housekeeping import housekeep
-from certcheck.jobs.processing import ChunkResult, ChunkSteps, LineCodec, ReadChunk, Step
+from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
 from certcheck.jobs.supervision import REGISTRY_WAIT, WAITING, Supervisor, describe
 from certcheck.observability.metrics import RECHECK_CHUNK_FAILURES, RECHECK_LINES
 from certcheck.verification.records import Verdict
 
 log = logging.getLogger(__name__)
 
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
-_STEPS = ChunkSteps()  # parse_chunk, look_up_chunk, work_chunk
 _MAX_BACKOFF = 30.0
 _STOP_GRACE = 3.0  # seconds to finish the chunk in hand before being cancelled
 _RELEASE_TIMEOUT = 1.0  # a chunk not given back in time is taken again when its lease expires
@@ -82,21 +78,16 @@ class JobWorkers:
         codec: LineCodec,
         config: WorkerConfig,
         *,
-        steps: ChunkSteps = _STEPS,
+        process: ChunkProcessor = process_chunk,
     ) -> None:
         self._engine, self._checker, self._codec, self._config = engine, checker, codec, config
-        self._steps = steps
+        self._process = process
         self._wake = asyncio.Event()
-        # One chunk's CPU work at a time (parsing; deciding, rendering, compressing, its records
-        # made ready): the next chunk is worked while earlier ones' results and records are
-        # written.
-        # Left to themselves, workers fall into step, all working and then all writing, and the
+        # One chunk's CPU work at a time (processing, compressing, its records made ready):
+        # the next chunk is worked while earlier ones' results and records are written. Left
+        # to themselves, workers fall into step, all working and then all writing, and the
         # process idles while the database folds records (bench/README.md, "A re-check job").
         # A write with records outlasts the work, so more than two workers keep the turn taken.
-        # A chunk's certificates are looked up between its two turns: inside one, the look-up's
-        # wait was half of it, the process idle while the database answered. Parsing outside
-        # the turn, beside another chunk's work, cost the process more CPU than it saved
-        # (bench/README.md, eighteenth pass).
         self._turn = asyncio.Lock()
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -192,16 +183,15 @@ class JobWorkers:
         if chunk is None:
             return None  # the job was deleted
         async with self._turn:
-            parsed = await self._step(self._steps.parse, chunk)
-        read = await self._step(self._steps.look_up, parsed)
-        async with self._turn:
-            outcome, result = await self._worked(lease, read)
+            outcome, result = await self._worked(lease, chunk)
         await self._hold()
         return result if await queue.complete(self._engine, lease, outcome) else None
 
-    async def _step(self, step: Step[_In, _Out], given: _In) -> _Out:
+    async def _worked(
+        self, lease: queue.Lease, chunk: InputChunk
+    ) -> tuple[queue.ChunkOutcome, ChunkResult]:
         try:
-            return await step(given, self._checker, self._codec)
+            result = await self._process(chunk, self._checker, self._codec)
         except REGISTRY_WAIT:
             raise
         except Exception as exc:
@@ -209,11 +199,6 @@ class JobWorkers:
             # parser is the chunk's own): it counts against the chunk, or it would be retried
             # for ever.
             raise _ChunkFailed from exc
-
-    async def _worked(
-        self, lease: queue.Lease, read: ReadChunk
-    ) -> tuple[queue.ChunkOutcome, ChunkResult]:
-        result = await self._step(self._steps.work, read)
         records = None
         if self._config.check_records and result.checked:
             records = await queue.records_ready(self._engine, lease.job_id, result.checked)
