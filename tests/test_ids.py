@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from ulid import ULID
 
-from certcheck.ids import new_ulid
+from certcheck.ids import _Generator, new_ulid, new_ulids
 
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
@@ -35,3 +35,26 @@ def test_ids_made_in_one_millisecond_are_distinct_and_in_order() -> None:
 def test_without_a_time_the_clock_is_read() -> None:
     before = int(datetime.now(UTC).timestamp() * 1000)
     assert ULID.from_str(new_ulid()).milliseconds >= before - 1
+
+
+def test_a_run_of_ids_is_what_one_at_a_time_makes() -> None:
+    at = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
+    before = new_ulid(at)
+    run = new_ulids(3_000, at)  # crosses at least two 1,024-id boundaries of the last characters
+    after = new_ulid(at)
+    values = [int(ULID.from_str(m)) for m in (before, *run, after)]
+    assert all(b - a == 1 for a, b in itertools.pairwise(values))
+    assert [str(ULID.from_int(v)) for v in values[1:-1]] == run
+    assert {ULID.from_str(m).milliseconds for m in run} == {int(at.timestamp() * 1000)}
+
+
+def test_a_run_that_would_pass_the_randomness_limit_starts_afresh() -> None:
+    generator = _Generator()
+    ms = 1_765_000_000_000
+    generator._last_ms, generator._last_random = ms, (1 << 80) - 3  # room for two more
+    run = generator.new_run(ms, 5)
+    randoms = [int(ULID.from_str(m)) & ((1 << 80) - 1) for m in run]
+    assert all(b - a == 1 for a, b in itertools.pairwise(randoms))
+    assert randoms[-1] < (1 << 80) - 1
+    assert {ULID.from_str(m).milliseconds for m in run} == {ms}
+    assert generator.new_run(ms, 0) == []

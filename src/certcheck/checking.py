@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
-from certcheck.ids import new_ulid
+from certcheck.ids import new_ulid, new_ulids
 from certcheck.observability.metrics import decisions
 from certcheck.registry.store import RegistryInfo, RegistryStore
 from certcheck.verification.catalogue import Catalogue
@@ -23,7 +23,7 @@ from certcheck.verification.numbers import (
     normalise_cert_no,
     today_in_shanghai,
 )
-from certcheck.verification.records import Certificate, Decision, Listing
+from certcheck.verification.records import Certificate, Decision, Listing, ListingClaims
 
 # A 10,000-item batch takes ~0.5 s of CPU on an idle core, and single checks on the same worker
 # must not wait for all of it. A check needs several turns of the event loop (read, handler,
@@ -54,8 +54,9 @@ async def in_slices(items: Sequence[_T], work: Callable[[_T], _R]) -> list[_R]:
     return done
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+# A tuple rather than a frozen dataclass: as immutable, and made in a third of the time (a
+# frozen dataclass sets each field through object.__setattr__), once for every check.
+class Check(NamedTuple):
     check_id: str
     cert_no: str | None
     decision: Decision
@@ -78,7 +79,9 @@ class Checker:
         self.store = store
         self.catalogue = catalogue
 
-    async def check(self, listings: Sequence[Listing], *, remember: bool = True) -> list[Check]:
+    async def check(
+        self, listings: Sequence[ListingClaims], *, remember: bool = True
+    ) -> list[Check]:
         """Decisions for `listings`, in order; raises only when the registry cannot be consulted.
         `remember=False`: certificates read for them are not cached (RegistryStore.lookup)."""
         now = datetime.now(UTC)
@@ -92,23 +95,22 @@ class Checker:
         )
         wanted = {no for no in numbers if no is not None}
         found = await self.store.lookup(wanted, now=now, remember=remember) if wanted else {}
+        # Ids taken as one run: what one at a time would make, at a tenth of the cost.
+        ids = iter(new_ulids(len(listings), now))
         checks = await in_slices(
             list(zip(listings, numbers, strict=True)),
             lambda pair: self._one(
-                pair[0], pair[1], found.get(pair[1]) if pair[1] else None, info, now, today
+                next(ids), *pair, found.get(pair[1]) if pair[1] else None, info, now, today
             ),
         )
-        counts: dict[tuple[str, str], int] = {}
-        for c in checks:
-            key = (c.decision.verdict.value, c.decision.reason.value)
-            counts[key] = counts.get(key, 0) + 1
-        for (verdict, reason), count in counts.items():
-            decisions(verdict, reason).inc(count)
+        for reasons, count in Counter([c.decision.reasons for c in checks]).items():
+            decisions(reasons[0].verdict.value, reasons[0].value).inc(count)
         return checks
 
     def _one(
         self,
-        item: Listing,
+        check_id: str,
+        item: ListingClaims,
         cert_no: str | None,
         certificate: Certificate | None,
         info: RegistryInfo,
@@ -117,7 +119,8 @@ class Checker:
     ) -> Check:
         raw = item.cert_no
         if cert_no is None and raw is not None and not is_absent(raw):
-            return malformed(raw, malformed_detail(raw, today), info.as_of, now)
+            detail = malformed_detail(raw, today)
+            return Check(check_id, None, MALFORMED_DECISION, None, info.as_of, now, raw, detail)
         # Most numbers arrive in their normal form: then the listing is the one to decide.
         listing = (
             item
@@ -125,5 +128,4 @@ class Checker:
             else Listing(cert_no, item.product_code, item.model, item.manufacturer)
         )
         decision = decide(listing, certificate, today=today, catalogue=self.catalogue)
-        # Positional: a frozen dataclass's keyword call costs 0.7 us more, on every check.
-        return Check(new_ulid(now), cert_no, decision, certificate, info.as_of, now)
+        return Check(check_id, cert_no, decision, certificate, info.as_of, now)

@@ -6,7 +6,8 @@ driver) to take the interpreter away from the request. Here randomness is read f
 kernel 4 KiB at a time, the time comes from the clock read the caller already made, and the
 text is built from a table of 10-bit pairs. Like python-ulid's default generator, a second id
 in the same millisecond is the previous one plus one, so ids made in one process sort in the
-order they were made.
+order they were made. A batch's ids (`new_ulids`) are such a run, taken at once: they differ
+only in their last two characters within each 1,024, so the rest is written once per 1,024.
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ class _Generator:
             self._last_ms, self._last_random = ms, random
         return _encode((ms << 80) | random)
 
+    def new_run(self, ms: int, count: int) -> list[str]:
+        with self._lock:
+            if ms == self._last_ms and self._last_random + count < _RANDOM_LIMIT:
+                first = self._last_random + 1
+            else:
+                first = self._random()
+                while first + count > _RANDOM_LIMIT:  # too near the top for the run to fit
+                    first = self._random()
+            self._last_ms, self._last_random = ms, first + count - 1
+        made: list[str] = []
+        value, end = (ms << 80) | first, (ms << 80) | (first + count)
+        while value < end:
+            stop = min(end, (value | 1023) + 1)
+            head = _encode(value)[:-2]  # the same for every id up to `stop`
+            made.extend([head + pair for pair in _PAIRS[value & 1023 : ((stop - 1) & 1023) + 1]])
+            value = stop
+        return made
+
 
 def _encode(value: int) -> str:
     # 128 bits as 26 Crockford base32 characters: 13 pairs of 10 bits, the first 2 bits zero.
@@ -75,3 +94,8 @@ def new_ulid(at: datetime | None = None) -> str:
     """A new ULID; its time is `at` (an aware datetime the caller already read) or now."""
     ms = time.time_ns() // 1_000_000 if at is None else int(at.timestamp() * 1000)
     return _generator.new(ms)
+
+
+def new_ulids(count: int, at: datetime) -> list[str]:
+    """`count` new ULIDs at `at`, as `new_ulid` would make them one after another."""
+    return _generator.new_run(int(at.timestamp() * 1000), count)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from certcheck.api.answers import verify_json
+from certcheck.api.answers import Answers, verify_json
 from certcheck.api.convert import verify_response
 from certcheck.checking import Check, malformed
 from certcheck.snapshots.demo import demo_certificates
@@ -37,6 +37,7 @@ def test_every_decision_over_the_demo_registry() -> None:
         Listing(cert_no=None, product_code="9999", model="nope", manufacturer="Other Co."),
     ]
     verdicts = set()
+    answers = Answers()  # as a batch writes them: one certificate asked for by several checks
     for n, certificate in enumerate(certificates):
         claim = claims[n % len(claims)]
         listing = Listing(certificate.cert_no, claim.product_code, claim.model, claim.manufacturer)
@@ -47,6 +48,9 @@ def test_every_decision_over_the_demo_registry() -> None:
         assert verify_json(check, listing_id) == _expected(check, listing_id)
         # The second time, the certificate's part comes from the memo.
         assert verify_json(check, listing_id) == _expected(check, listing_id)
+        again = Check(f"01JAGAIN{n:018d}", certificate.cert_no, decision, certificate, AS_OF, NOW)
+        for one in (check, again):
+            assert answers.of(one, listing_id) == _expected(one, listing_id)
     assert len(verdicts) == 3  # allow, block and review were all written
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -14,11 +15,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api import strict_json
-from certcheck.api.convert import listing_of
-from certcheck.api.routes import verify
-from certcheck.api.schemas import BatchRequest, VerifyRequest
-from certcheck.checking import SLICE
-from certcheck.verification.records import Listing
+from certcheck.api.schemas import BatchRequest
+from certcheck.checking import SLICE, Check, Checker
+from certcheck.verification.records import ListingClaims
 from tests.api.helpers import assert_problem
 from tests.conftest import load
 from tests.factories import cert
@@ -47,21 +46,24 @@ async def test_other_requests_run_while_a_10k_batch_is_parsed_and_validated(
             await asyncio.sleep(0)
             turns += 1
 
-    # The turns other requests get from the start of parsing to the endpoint's first item.
+    # The turns other requests get from the start of parsing to the endpoint's check.
     parsing: list[int] = []
     validated: list[int] = []
     loads = strict_json.loads_strict
+    check = Checker.check
 
     def parse(body: bytes, *, max_items: int | None = None) -> Any:
         parsing.append(turns)
         return loads(body, max_items=max_items)
 
-    def first_item(item: VerifyRequest) -> Listing:
+    async def checked(
+        self: Checker, listings: Sequence[ListingClaims], **options: Any
+    ) -> list[Check]:
         validated.append(turns)
-        return listing_of(item)
+        return await check(self, listings, **options)
 
     monkeypatch.setattr(strict_json, "loads_strict", parse)
-    monkeypatch.setattr(verify, "listing_of", first_item)
+    monkeypatch.setattr(Checker, "check", checked)
     body = json.dumps({"items": [{"cert_no": number(i), "model": "XK-200"} for i in range(ITEMS)]})
     other = asyncio.create_task(other_request())
     response = await client.post(

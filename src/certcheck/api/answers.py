@@ -16,14 +16,22 @@ from pydantic_core import to_json
 
 from certcheck.checking import Check
 from certcheck.evidence.records import certificate_shown
-from certcheck.verification.records import Reason
+from certcheck.verification.records import Certificate, Reason, Verdict
 
 _NULL = b"null"
 
 
-@functools.lru_cache(maxsize=256)
-def _reasons_json(reasons: tuple[Reason, ...]) -> bytes:
-    return to_json([reason.value for reason in reasons])
+def _decision_json(verdict: Verdict, reasons: tuple[Reason, ...]) -> bytes:
+    return b'"decision":"%b","reason":"%b","reasons":%b' % (
+        verdict.value.encode(),
+        reasons[0].value.encode(),
+        to_json([reason.value for reason in reasons]),
+    )
+
+
+# Keyed by the reasons alone: a decision's verdict is its first reason's (decide makes every
+# decision so). A few dozen combinations of reasons exist, so this stays small.
+_DECISIONS: dict[tuple[Reason, ...], bytes] = {}
 
 
 @functools.lru_cache(maxsize=16)
@@ -37,8 +45,41 @@ def _text(value: str | None) -> bytes:
 
 
 def verify_json(check: Check, listing_id: str | None) -> bytes:
-    decision = check.decision
+    """One check's answer."""
     certificate = _NULL if check.certificate is None else certificate_shown(check.certificate)
+    return _written(check, listing_id, certificate, to_json(check.checked_at))
+
+
+class Answers:
+    """The answers of many checks (a batch's, a job chunk's), as `verify_json` writes each: what
+    they share is encoded once, their time and a certificate asked for again."""
+
+    def __init__(self) -> None:
+        # By id(): hashing a Certificate hashes every field. Each is kept with its JSON, so
+        # its id cannot be reused by another meanwhile.
+        self._shown: dict[int, tuple[Certificate, bytes]] = {}
+        self._times: dict[datetime, bytes] = {}
+
+    def of(self, check: Check, listing_id: str | None) -> bytes:
+        certificate = check.certificate
+        if certificate is None:
+            shown = _NULL
+        else:
+            known = self._shown.get(id(certificate))
+            if known is None:
+                known = self._shown[id(certificate)] = (certificate, certificate_shown(certificate))
+            shown = known[1]
+        checked_at = self._times.get(check.checked_at)
+        if checked_at is None:
+            checked_at = self._times[check.checked_at] = to_json(check.checked_at)
+        return _written(check, listing_id, shown, checked_at)
+
+
+def _written(check: Check, listing_id: str | None, certificate: bytes, checked_at: bytes) -> bytes:
+    decision = check.decision
+    decided = _DECISIONS.get(decision.reasons)
+    if decided is None:
+        decided = _DECISIONS[decision.reasons] = _decision_json(decision.verdict, decision.reasons)
     return b"".join(
         (
             b'{"check_id":"',
@@ -47,18 +88,14 @@ def verify_json(check: Check, listing_id: str | None) -> bytes:
             _text(listing_id),
             b',"cert_no":',
             _text(check.cert_no),
-            b',"decision":"',
-            decision.verdict.value.encode(),
-            b'","reason":"',
-            decision.reason.value.encode(),
-            b'","reasons":',
-            _reasons_json(decision.reasons),
+            b",",
+            decided,
             b',"certificate":',
             certificate,
             b',"registry_as_of":',
             _time_json(check.registry_as_of),
             b',"checked_at":',
-            to_json(check.checked_at),
+            checked_at,
             b',"cert_no_given":',
             _text(check.given),
             b',"detail":',

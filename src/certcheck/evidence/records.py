@@ -21,7 +21,7 @@ from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.verification.catalogue import clean_code
 from certcheck.verification.numbers import SHANGHAI, today_in_shanghai
-from certcheck.verification.records import Certificate, Listing, Reason, Verdict
+from certcheck.verification.records import Certificate, Listing, ProductClaims, Reason, Verdict
 
 
 class Source(enum.StrEnum):
@@ -105,16 +105,10 @@ class ShanghaiDay:
 _day_of = ShanghaiDay().of
 
 
-class Asked(Protocol):
+class Asked(ProductClaims, Protocol):
     """What a check record keeps of a request besides the number: a Requested, or the
     request itself (a VerifyRequest has these fields), so none is made on the request path."""
 
-    @property
-    def product_code(self) -> str | None: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def manufacturer(self) -> str | None: ...
     @property
     def listing_id(self) -> str | None: ...
     @property

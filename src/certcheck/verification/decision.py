@@ -11,7 +11,7 @@ from certcheck.verification.numbers import is_absent
 from certcheck.verification.records import (
     Certificate,
     Decision,
-    Listing,
+    ListingClaims,
     Reason,
     Status,
 )
@@ -42,7 +42,7 @@ _SEVERITY = {reason: rank for rank, reason in enumerate(Reason)}
 
 
 def decide(
-    listing: Listing, certificate: Certificate | None, *, today: date, catalogue: Catalogue
+    listing: ListingClaims, certificate: Certificate | None, *, today: date, catalogue: Catalogue
 ) -> Decision:
     """`listing.cert_no` is None or already normalised; malformed numbers get MALFORMED_DECISION."""
     if is_absent(listing.cert_no):
@@ -68,7 +68,7 @@ def _block_reasons(certificate: Certificate, today: date) -> list[Reason]:
     return reasons
 
 
-def _review_reasons(listing: Listing, certificate: Certificate) -> list[Reason]:
+def _review_reasons(listing: ListingClaims, certificate: Certificate) -> list[Reason]:
     reasons: list[Reason] = []
     product_code = clean_code(listing.product_code)
     if product_code and product_code != clean_code(certificate.product_code):

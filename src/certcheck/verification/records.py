@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 
 class Status(enum.StrEnum):
@@ -108,6 +109,25 @@ class Listing:
     product_code: str | None = None
     model: str | None = None
     manufacturer: str | None = None
+
+
+class ProductClaims(Protocol):
+    """What a listing says of its product, as sent."""
+
+    @property
+    def product_code(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def manufacturer(self) -> str | None: ...
+
+
+class ListingClaims(ProductClaims, Protocol):
+    """What the decision reads of a listing: a `Listing`, or a request carrying the same four
+    fields, decided as it came (a batch of 10,000 would otherwise copy each into a Listing)."""
+
+    @property
+    def cert_no(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from certcheck.api.answers import verify_json
-from certcheck.api.convert import certificate_out, listing_of, verify_response
+from certcheck.api.answers import Answers
+from certcheck.api.convert import certificate_out, verify_response
 from certcheck.api.deps import (
     BatchKey,
     CheckerDep,
@@ -34,7 +34,7 @@ from certcheck.api.strict_json import (
     strict_json_route,
     too_many_items,
 )
-from certcheck.checking import SLICE, Check, Checker, in_slices
+from certcheck.checking import SLICE, Check, Checker
 from certcheck.errors import CertificateNotFound, MalformedNumber
 from certcheck.evidence.records import Source, staged_row
 from certcheck.evidence.service import Evidence
@@ -75,7 +75,7 @@ async def decided(
 ) -> Check:
     """One verify request's check, recorded; `state` is the request's, whose decision and
     reason the request log line reads (observability/requests.py)."""
-    (check,) = await checker.check((listing_of(body),))
+    (check,) = await checker.check((body,))
     if evidence.recorder.enabled:
         await evidence.recorder.add((staged_row(check, body, key.platform, Source.VERIFY),))
     state["decision"] = check.decision.verdict.value
@@ -93,7 +93,7 @@ async def verify_batch(
     """Decide many listings at once (up to CERTCHECK_BATCH_MAX_ITEMS, 10,000 by default)."""
     if len(body.items) > settings.batch_max_items:
         raise too_many_items(str(len(body.items)), settings.batch_max_items)
-    checks = await checker.check(await in_slices(body.items, listing_of))
+    checks = await checker.check(body.items)
     if evidence.recorder.enabled:
         lines = list(zip(checks, body.items, strict=True))
         await evidence.recorder.add(await asyncio.to_thread(batch_rows, lines, key.platform))
@@ -111,6 +111,7 @@ async def _batch_json(
     as those slices: in one piece, 10,000 results hold the event loop for longer than a
     real-time check may wait, and joining their parts costs a copy of the whole 5 MB."""
     parts = [b'{"results":[']
+    answers = Answers()
     for start in range(0, len(checks), SLICE):
         if start:
             await asyncio.sleep(0)
@@ -118,8 +119,10 @@ async def _batch_json(
         end = start + SLICE
         parts.append(
             b",".join(
-                verify_json(check, item.listing_id)
-                for check, item in zip(checks[start:end], items[start:end], strict=True)
+                [
+                    answers.of(check, item.listing_id)
+                    for check, item in zip(checks[start:end], items[start:end], strict=True)
+                ]
             )
         )
     parts.append(b'],"summary":%b}' % summary.model_dump_json().encode())
