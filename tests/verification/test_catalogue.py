@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from certcheck.verification.catalogue import (
     Catalogue,
@@ -15,6 +18,7 @@ from certcheck.verification.catalogue import (
     CatalogueGroup,
     CatalogueProduct,
     Requirement,
+    clean_code,
     load_catalogue,
 )
 
@@ -275,3 +279,9 @@ class TestLoadDirectory:
         (_write(tmp_path) / "groups.csv").write_bytes(GROUPS.encode("utf-16"))
         with pytest.raises(CatalogueError, match=r"cannot read catalogue file groups\.csv"):
             load_catalogue(tmp_path)
+
+
+@given(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=0x7F))))
+def test_a_code_is_cleaned_alike_with_or_without_the_ascii_short_way(value: str) -> None:
+    assert clean_code(value) == unicodedata.normalize("NFKC", value).strip()
+    assert clean_code(None) == ""

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certcheck.verification.numbers import (
+    FIRST_YEAR,
     NUMBER_FORMAT_HINT,
     SHANGHAI,
     is_absent,
@@ -113,6 +114,13 @@ class TestNormaliseCertNo:
 
     def test_year_bound_follows_today(self) -> None:
         assert normalise_cert_no("2027010901234567", date(2027, 1, 1)) == "2027010901234567"
+
+    @given(st.text(alphabet="0123456789", min_size=16, max_size=16))
+    def test_sixteen_ascii_digits_are_the_number_in_its_years(self, raw: str) -> None:
+        # Such a number skips the normalising: it must come out as the full way leaves it.
+        in_force = FIRST_YEAR <= int(raw[:4]) <= TODAY.year
+        assert normalise_cert_no(raw, TODAY) == (raw if in_force else None)
+        assert normalise_cert_no(f" {raw}", TODAY) == normalise_cert_no(raw, TODAY)
 
 
 @st.composite

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,3 +49,10 @@ def test_white_space_is_single_ascii_spaces_inside(value: str) -> None:
 @given(st.text(), st.text(alphabet=st.sampled_from(" \t\n\u3000\u00a0\u2003"), min_size=1))
 def test_white_space_kind_does_not_matter(value: str, space: str) -> None:
     assert normalise_text(value.replace(" ", space)) == normalise_text(value)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_takes_the_short_way_to_the_same_form(value: str) -> None:
+    # The recipe in full, which normalise_text skips for ASCII text.
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    assert normalise_text(value) == " ".join(folded.split())

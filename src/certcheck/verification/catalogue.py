@@ -82,7 +82,11 @@ class Catalogue:
 
 def clean_code(value: str | None) -> str:
     """A product code as typed by a merchant, width-folded and stripped ("" when absent)."""
-    return "" if value is None else unicodedata.normalize("NFKC", value).strip()
+    if value is None:
+        return ""
+    if value.isascii():  # NFKC leaves ASCII as it is
+        return value.strip()
+    return unicodedata.normalize("NFKC", value).strip()
 
 
 def is_code(value: str, length: int) -> bool:

@@ -46,10 +46,13 @@ def is_absent(raw: str | None) -> bool:
 
 def normalise_cert_no(raw: str, today: date) -> str | None:
     """The 16-digit number `raw` denotes, or None when it cannot be a CCC certificate number."""
-    match = _NUMBER.fullmatch(_strip_separators(unicodedata.normalize("NFKC", raw)))
-    if match is None:
-        return None
-    digits = match["digits"]
+    if len(raw) == 16 and raw.isascii() and raw.isdigit():
+        digits = raw  # already the 16 digits, as most numbers arrive: nothing to normalise
+    else:
+        match = _NUMBER.fullmatch(_strip_separators(unicodedata.normalize("NFKC", raw)))
+        if match is None:
+            return None
+        digits = match["digits"]
     return digits if FIRST_YEAR <= int(digits[:4]) <= today.year else None
 
 

@@ -11,5 +11,7 @@ def normalise_text(value: str) -> str:
     The NFKC after casefold follows Unicode's NFKC_Casefold recipe: casefolding can
     undo a composition, and without it the result would not be stable when applied twice.
     """
+    if value.isascii():  # NFKC leaves ASCII as it is, and casefolds it to lower case
+        return " ".join(value.lower().split())
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     return " ".join(folded.split())
