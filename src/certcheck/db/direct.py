@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
-from certcheck.db.engine import Deadlines, postgres_connect_args
+from certcheck.db.engine import JSON_DECODER, Deadlines, postgres_connect_args
 
 # What asyncpg.connect takes: the dialect's URL translation also carries SQLAlchemy's own
 # options (a statement cache size under another name, a custom creator), which it does not.
@@ -83,7 +83,7 @@ class DirectConnections:
             # models are a JSON array): asyncpg alone gives the text.
             for kind in ("json", "jsonb"):
                 await conn.set_type_codec(
-                    kind, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+                    kind, schema="pg_catalog", encoder=json.dumps, decoder=JSON_DECODER
                 )
         except BaseException:
             conn.terminate()

@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
@@ -39,6 +40,11 @@ class Deadlines:
 BULK = Deadlines()
 
 WAL_KEPT_BYTES = 64 * 1024 * 1024
+
+# JSON columns (a certificate's models, above all) decoded by pydantic's parser: one call in
+# compiled code, a fifth of json.loads's time for a list of models. Every value was written
+# as JSON by this service (an import refuses the lone surrogates the two would read apart).
+JSON_DECODER = from_json
 
 # Execution option: on SQLite, this connection's transactions begin IMMEDIATE (see _sqlite_begin).
 WRITE_LOCK_UP_FRONT = "certcheck_sqlite_write_lock_up_front"
@@ -65,7 +71,9 @@ def create_engine(
                 "since SQLite 3.38, and in the SQLite of Python's own installers and of common "
                 "Linux distributions before that; use such a Python, or PostgreSQL"
             )
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, json_deserializer=JSON_DECODER
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -77,6 +85,7 @@ def create_engine(
         pool_pre_ping=not single_statements,
         pool_timeout=deadlines.pool,
         connect_args=postgres_connect_args(deadlines),
+        json_deserializer=JSON_DECODER,
     )
     if single_statements:
         event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
