@@ -74,6 +74,11 @@ def malformed(given: str | None, detail: str, registry_as_of: datetime, now: dat
     return Check(new_ulid(now), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
 
 
+def _number(listing: ListingClaims, today: date) -> str | None:
+    raw = listing.cert_no
+    return None if raw is None or is_absent(raw) else normalise_cert_no(raw, today)
+
+
 class Checker:
     def __init__(self, store: RegistryStore, catalogue: Catalogue) -> None:
         self.store = store
@@ -87,12 +92,7 @@ class Checker:
         now = datetime.now(UTC)
         today = today_in_shanghai(now)
         info = self.store.ensure_usable(now)
-        numbers = await in_slices(
-            listings,
-            lambda item: (
-                None if is_absent(item.cert_no) else normalise_cert_no(item.cert_no or "", today)
-            ),
-        )
+        numbers = await in_slices(listings, lambda item: _number(item, today))
         wanted = {no for no in numbers if no is not None}
         found = await self.store.lookup(wanted, now=now, remember=remember) if wanted else {}
         # Ids taken as one run: what one at a time would make, at a tenth of the cost.
@@ -106,6 +106,19 @@ class Checker:
         for reasons, count in Counter([c.decision.reasons for c in checks]).items():
             decisions(reasons[0].verdict.value, reasons[0].value).inc(count)
         return checks
+
+    async def check_one(self, listing: ListingClaims) -> Check:
+        """`check([listing])[0]`, without what many listings need (slices, a set of numbers, a
+        run of ids, a tally): a verify request's check, where those cost a third of it."""
+        now = datetime.now(UTC)
+        today = today_in_shanghai(now)
+        info = self.store.ensure_usable(now)
+        number = _number(listing, today)
+        found = None if number is None else (await self.store.lookup((number,), now=now))[number]
+        check = self._one(new_ulid(now), listing, number, found, info, now, today)
+        reason = check.decision.reason
+        decisions(reason.verdict.value, reason.value).inc()
+        return check
 
     def _one(
         self,

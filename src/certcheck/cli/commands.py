@@ -227,7 +227,7 @@ async def verify(settings: Settings, listing: Listing) -> int:
         )
         await store.refresh()
         checker = Checker(store, load_catalogue(settings.catalogue_dir))
-        (check,) = await checker.check([listing])
+        check = await checker.check_one(listing)
     print(verify_response(check, None).model_dump_json(indent=2))
     return VERDICT_EXIT[check.decision.verdict]
 

@@ -75,7 +75,7 @@ async def decided(
 ) -> Check:
     """One verify request's check, recorded; `state` is the request's, whose decision and
     reason the request log line reads (observability/requests.py)."""
-    (check,) = await checker.check((body,))
+    check = await checker.check_one(body)
     if evidence.recorder.enabled:
         await evidence.recorder.add((staged_row(check, body, key.platform, Source.VERIFY),))
     state["decision"] = check.decision.verdict.value
