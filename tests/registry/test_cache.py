@@ -207,6 +207,16 @@ class TestMemo:
         assert memo(cert(1, status=Status.REVOKED)) == cert(1).cert_no
         assert made == [cert(1), cert(1, status=Status.REVOKED)]
 
+    def test_the_same_certificate_asked_again_and_then_another(self) -> None:
+        made: list[Certificate] = []
+        memo = Memo(1, numbering(made))
+        first, revoked = cert(1), cert(1, status=Status.REVOKED)
+
+        assert [memo(first), memo(first), memo(revoked), memo(first)] == [cert(1).cert_no] * 4
+        # Asked twice in a row it is made once; asked after `revoked` pushed it out of this
+        # one-entry memo, it is made again, not taken from the last one asked for.
+        assert made == [first, revoked, first]
+
     def test_bounded_first_in_first_out(self) -> None:
         made: list[Certificate] = []
         memo = Memo(2, numbering(made))

@@ -91,18 +91,25 @@ class Memo(Generic[T]):
         # memo that evicts on every call (a re-check job's distinct certificates) went quadratic.
         self._kept: OrderedDict[Values, T] = OrderedDict()
         self._lock = threading.Lock()
+        # The last certificate asked for and what was made of it: a verify asks twice for the
+        # one certificate object (its record, then its answer), and `is` costs nothing beside
+        # the values' tuple and its hash. One tuple, so a thread reads a pair that belongs.
+        self._last: tuple[Certificate, T] | None = None
 
     def __call__(self, cert: Certificate) -> T:
+        last = self._last
+        if last is not None and last[0] is cert:
+            return last[1]
         key = values_of(cert)
         try:
-            return self._kept[key]
+            made = self._kept[key]
         except KeyError:
-            pass
-        made = self._make(cert)
-        with self._lock:  # size check and eviction as one: two threads could pop one entry each
-            if len(self._kept) >= self._size:
-                self._kept.popitem(last=False)  # the oldest: first in, first out
-            self._kept[key] = made
+            made = self._make(cert)
+            with self._lock:  # size check and eviction as one: two threads could pop one each
+                if len(self._kept) >= self._size:
+                    self._kept.popitem(last=False)  # the oldest: first in, first out
+                self._kept[key] = made
+        self._last = (cert, made)
         return made
 
 
