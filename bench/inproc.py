@@ -1,6 +1,7 @@
 """The app's own CPU per cache-warm verify, without a server: ASGI calls in a loop.
 
     python -m bench.inproc [--database sqlite|postgresql] [--requests 10000] [--profile]
+    python -m bench.inproc --batch 10000 [--requests 5] ...
 
 The throughput scenarios measure the whole stack under a load generator on the same 2 cores,
 and on a shared machine their figures move by a third from one run to the next. This one
@@ -13,7 +14,8 @@ which runs in this process).
 
 It prints, per database, microseconds of CPU per verify with records off and on (the least of
 `--rounds` rounds, interleaved) and their ratio; `--profile` adds cProfile's top functions of
-one more round with records on.
+one more round with records on. `--batch N` sends `POST /v1/verify/batch` requests of N items
+instead (the hot set's, over and over) and prints microseconds of CPU per item.
 """
 
 from __future__ import annotations
@@ -45,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=10_000, help="per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--batch", type=int, metavar="N", help="items a batch request")
     args = parser.parse_args(argv)
     log_to_nowhere()
     for kind, registry, bodies in registries("certcheck-inproc-", args.database):
+        if args.batch:
+            items = [bodies[i % len(bodies)] for i in range(args.batch)]
+            bodies = [b'{"items":[' + b",".join(items) + b"]}"]
         figures = asyncio.run(_measure(registry.env, registry.key, bodies, args))
         off, on = min(figures["off"]), min(figures["on"])
+        unit = "us an item" if args.batch else "us"
         print(
-            f"{kind:10}  records off {off:6.1f} us  on {on:6.1f} us  "
+            f"{kind:10}  ({unit})  records off {off:6.1f} us  on {on:6.1f} us  "
             f"off/on {off / on:.2f}  (rounds off {_fmt(figures['off'])}, "
             f"on {_fmt(figures['on'])})"
         )
@@ -105,7 +112,9 @@ async def _measure(
     sys.setswitchinterval(_SWITCH_INTERVAL)
     async with LifespanManager(apps["off"]) as off, LifespanManager(apps["on"]) as on:
         managers = {"off": off, "on": on}
-        verifiers = {name: verifier(m.app, key) for name, m in managers.items()}
+        path = "/v1/verify/batch" if args.batch else "/v1/verify"
+        verifiers = {name: verifier(m.app, key, path) for name, m in managers.items()}
+        per_request = args.batch or 1
         for verify in verifiers.values():
             for body in bodies:  # the hot set into the cache (and the key into its cache)
                 status = await verify(body)
@@ -117,7 +126,8 @@ async def _measure(
                 for i in range(args.requests):
                     await verify(bodies[i % len(bodies)])
                 await _flushed(managers[name])
-                figures[name].append((time.process_time() - started) / args.requests * 1e6)
+                spent = time.process_time() - started
+                figures[name].append(spent / (args.requests * per_request) * 1e6)
         if args.profile:
             profile = cProfile.Profile()
             profile.enable()
@@ -134,7 +144,7 @@ async def _flushed(manager: LifespanManager) -> None:
     await state["evidence"].recorder.flush()
 
 
-def verifier(app: Any, key: str) -> Verify:
+def verifier(app: Any, key: str, path: str = "/v1/verify") -> Verify:
     headers = [
         (b"host", b"127.0.0.1:8000"),
         (b"content-type", b"application/json"),
@@ -151,8 +161,8 @@ def verifier(app: Any, key: str) -> Verify:
             "scheme": "http",
             "method": "POST",
             "root_path": "",
-            "path": "/v1/verify",
-            "raw_path": b"/v1/verify",
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": b"",
             "headers": [*headers, (b"content-length", b"%d" % len(body))],
         }
