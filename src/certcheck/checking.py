@@ -68,10 +68,17 @@ class Check(NamedTuple):
     detail: str | None = None
 
 
-def malformed(given: str | None, detail: str, registry_as_of: datetime, now: datetime) -> Check:
+def malformed(
+    given: str | None,
+    detail: str,
+    registry_as_of: datetime,
+    now: datetime,
+    check_id: str | None = None,
+) -> Check:
     """The one way a MALFORMED answer is made: for a number that cannot be a certificate
     number, or a job line that is not a verify request (`given` None, `detail` says why)."""
-    return Check(new_ulid(now), None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
+    check_id = new_ulid(now) if check_id is None else check_id
+    return Check(check_id, None, MALFORMED_DECISION, None, registry_as_of, now, given, detail)
 
 
 def _number(listing: ListingClaims, today: date) -> str | None:
@@ -132,8 +139,7 @@ class Checker:
     ) -> Check:
         raw = item.cert_no
         if cert_no is None and raw is not None and not is_absent(raw):
-            detail = malformed_detail(raw, today)
-            return Check(check_id, None, MALFORMED_DECISION, None, info.as_of, now, raw, detail)
+            return malformed(raw, malformed_detail(raw, today), info.as_of, now, check_id)
         # Most numbers arrive in their normal form: then the listing is the one to decide.
         listing = (
             item
