@@ -15,8 +15,8 @@ from datetime import datetime
 from pydantic_core import to_json
 
 from certcheck.checking import Check
-from certcheck.evidence.records import certificate_shown
-from certcheck.verification.records import Certificate, Reason, Verdict
+from certcheck.evidence.records import ShownOnce, certificate_shown
+from certcheck.verification.records import Reason, Verdict
 
 _NULL = b"null"
 
@@ -55,20 +55,11 @@ class Answers:
     they share is encoded once, their time and a certificate asked for again."""
 
     def __init__(self) -> None:
-        # By id(): hashing a Certificate hashes every field. Each is kept with its JSON, so
-        # its id cannot be reused by another meanwhile.
-        self._shown: dict[int, tuple[Certificate, bytes]] = {}
+        self._shown = ShownOnce()
         self._times: dict[datetime, bytes] = {}
 
     def of(self, check: Check, listing_id: str | None) -> bytes:
-        certificate = check.certificate
-        if certificate is None:
-            shown = _NULL
-        else:
-            known = self._shown.get(id(certificate))
-            if known is None:
-                known = self._shown[id(certificate)] = (certificate, certificate_shown(certificate))
-            shown = known[1]
+        shown = _NULL if check.certificate is None else self._shown(check.certificate)
         checked_at = self._times.get(check.checked_at)
         if checked_at is None:
             checked_at = self._times[check.checked_at] = to_json(check.checked_at)

@@ -187,9 +187,7 @@ def rows_of(
     `staged` rows (staged.py) end with what the check's figures count it under: its product
     code (counted_code), its China Standard Time day and its most severe reason."""
     source_value = source.value
-    # By id(): hashing a Certificate hashes every field. Each is kept with its JSON, so its id
-    # cannot be reused by another meanwhile.
-    shown: dict[int, tuple[Certificate, bytes]] = {}
+    shown = ShownOnce()
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
@@ -197,13 +195,7 @@ def rows_of(
         decision = check.decision
         said, first = _told(decision.reasons)
         certificate = check.certificate
-        if certificate is None:
-            certificate_json = None
-        else:
-            known = shown.get(id(certificate))
-            if known is None:
-                known = shown[id(certificate)] = (certificate, certificate_shown(certificate))
-            certificate_json = known[1]
+        certificate_json = None if certificate is None else shown(certificate)
         row: tuple[Any, ...] = (
             check.check_id,
             check.checked_at,
@@ -258,6 +250,22 @@ def _shown(c: Certificate) -> bytes:
 # check's record keeps them, so a certificate is encoded once for both. Most checks ask for
 # numbers checked a moment ago, so the same certificates come back again and again.
 certificate_shown = Memo(MEMO_SIZE, _shown)
+
+
+class ShownOnce:
+    """`certificate_shown` for the checks of one batch or chunk, where the same certificate
+    object comes back for every listing that names it: met again, it is answered by identity
+    (hashing a Certificate for the memo hashes every field, its models too)."""
+
+    def __init__(self) -> None:
+        # Each certificate is kept with its JSON, so its id cannot be reused meanwhile.
+        self._by_id: dict[int, tuple[Certificate, bytes]] = {}
+
+    def __call__(self, certificate: Certificate) -> bytes:
+        known = self._by_id.get(id(certificate))
+        if known is None:
+            known = self._by_id[id(certificate)] = (certificate, certificate_shown(certificate))
+        return known[1]
 
 
 def as_json(row: Mapping[Any, Any]) -> dict[str, Any]:
