@@ -31,6 +31,7 @@ class _Generator:
         self._used = 0
         self._last_ms = -1
         self._last_random = 0
+        self._last_text = ""  # what `new` made of the two above; "" when it did not make it
 
     def _random(self) -> int:
         if self._used + _RANDOM_BYTES > len(self._pool):
@@ -43,10 +44,19 @@ class _Generator:
         with self._lock:
             if ms == self._last_ms and self._last_random + 1 < _RANDOM_LIMIT:
                 random = self._last_random + 1  # same millisecond: one more than the last id
+                low = random & 1023
+                # Up to the next 1,024 only the last two characters change: a busy process
+                # makes most of its ids in a millisecond that already has one.
+                text = (
+                    self._last_text[:-2] + _PAIRS[low]
+                    if low and self._last_text
+                    else _encode((ms << 80) | random)
+                )
             else:
                 random = self._random()
-            self._last_ms, self._last_random = ms, random
-        return _encode((ms << 80) | random)
+                text = _encode((ms << 80) | random)
+            self._last_ms, self._last_random, self._last_text = ms, random, text
+        return text
 
     def new_run(self, ms: int, count: int) -> list[str]:
         with self._lock:
@@ -56,7 +66,7 @@ class _Generator:
                 first = self._random()
                 while first + count > _RANDOM_LIMIT:  # too near the top for the run to fit
                     first = self._random()
-            self._last_ms, self._last_random = ms, first + count - 1
+            self._last_ms, self._last_random, self._last_text = ms, first + count - 1, ""
         made: list[str] = []
         value, end = (ms << 80) | first, (ms << 80) | (first + count)
         while value < end:
