@@ -6,11 +6,12 @@ Shared by the HTTP endpoints, the CLI and the re-check jobs, so all of them deci
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from certcheck.ids import new_ulid, new_ulids
 from certcheck.observability.metrics import decisions
@@ -18,12 +19,18 @@ from certcheck.registry.store import RegistryInfo, RegistryStore
 from certcheck.verification.catalogue import Catalogue
 from certcheck.verification.decision import MALFORMED_DECISION, decide
 from certcheck.verification.numbers import (
+    ShanghaiDay,
     is_absent,
     malformed_detail,
     normalise_cert_no,
-    today_in_shanghai,
 )
-from certcheck.verification.records import Certificate, Decision, Listing, ListingClaims
+from certcheck.verification.records import (
+    Certificate,
+    Decision,
+    Listing,
+    ListingClaims,
+    Reason,
+)
 
 # A 10,000-item batch takes ~0.5 s of CPU on an idle core, and single checks on the same worker
 # must not wait for all of it. A check needs several turns of the event loop (read, handler,
@@ -33,7 +40,11 @@ from certcheck.verification.records import Certificate, Decision, Listing, Listi
 # is encoded in pieces of this many results.
 SLICE = 250
 SLICE_SECONDS = 0.002
+if TYPE_CHECKING:
+    from prometheus_client import Counter as MetricCounter
+
 _STEP = 16  # items between two looks at the clock
+_today = ShanghaiDay().of
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -86,6 +97,12 @@ def _number(listing: ListingClaims, today: date) -> str | None:
     return None if raw is None or is_absent(raw) else normalise_cert_no(raw, today)
 
 
+@functools.cache
+def _counted(reason: Reason) -> MetricCounter:
+    """The decisions counter a check whose first reason is `reason` counts under."""
+    return decisions(reason.verdict.value, reason.value)
+
+
 class Checker:
     def __init__(self, store: RegistryStore, catalogue: Catalogue) -> None:
         self.store = store
@@ -97,7 +114,7 @@ class Checker:
         """Decisions for `listings`, in order; raises only when the registry cannot be consulted.
         `remember=False`: certificates read for them are not cached (RegistryStore.lookup)."""
         now = datetime.now(UTC)
-        today = today_in_shanghai(now)
+        today = _today(now)
         info = self.store.ensure_usable(now)
         numbers = await in_slices(listings, lambda item: _number(item, today))
         wanted = {no for no in numbers if no is not None}
@@ -111,20 +128,19 @@ class Checker:
             ),
         )
         for reasons, count in Counter([c.decision.reasons for c in checks]).items():
-            decisions(reasons[0].verdict.value, reasons[0].value).inc(count)
+            _counted(reasons[0]).inc(count)
         return checks
 
     async def check_one(self, listing: ListingClaims) -> Check:
         """`check([listing])[0]`, without what many listings need (slices, a set of numbers, a
         run of ids, a tally): a verify request's check, where those cost a third of it."""
         now = datetime.now(UTC)
-        today = today_in_shanghai(now)
+        today = _today(now)
         info = self.store.ensure_usable(now)
         number = _number(listing, today)
         found = None if number is None else (await self.store.lookup((number,), now=now))[number]
         check = self._one(new_ulid(now), listing, number, found, info, now, today)
-        reason = check.decision.reason
-        decisions(reason.verdict.value, reason.value).inc()
+        _counted(check.decision.reasons[0]).inc()
         return check
 
     def _one(

@@ -24,13 +24,12 @@ from certcheck.evidence.records import (
     COLUMNS,
     Checked,
     Requested,
-    ShanghaiDay,
     Source,
     row_of,
     staged_row,
 )
 from certcheck.evidence.staged import STAGE_COLUMNS
-from certcheck.verification.numbers import today_in_shanghai
+from certcheck.verification.numbers import ShanghaiDay, today_in_shanghai
 from tests.evidence.helpers import product_code_of
 from tests.evidence.test_stats_store import random_checks
 

@@ -19,6 +19,7 @@ from certcheck.observability.metrics import request_duration
 log = logging.getLogger("certcheck.request")
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()  # as ASGI gives header names: lower case bytes
 # A caller's id is kept only when it is short and plain; anything else is replaced, not logged.
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -53,7 +54,7 @@ class RequestObserver:
 def request_id_of(scope: Scope) -> str:
     """The caller's X-Request-ID when it is short and plain, else a new id."""
     for name, value in scope.get("headers", ()):
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_NAME:
             text: str = value.decode("latin-1")
             if _ACCEPTABLE_ID.fullmatch(text):
                 return text
