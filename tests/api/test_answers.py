@@ -11,6 +11,7 @@ import pytest
 from certcheck.api.answers import Answers, verify_json
 from certcheck.api.convert import verify_response
 from certcheck.checking import Check, malformed
+from certcheck.evidence.records import ShownOnce
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.verification.catalogue import load_catalogue
 from certcheck.verification.decision import decide
@@ -37,7 +38,9 @@ def test_every_decision_over_the_demo_registry() -> None:
         Listing(cert_no=None, product_code="9999", model="nope", manufacturer="Other Co."),
     ]
     verdicts = set()
-    answers = Answers()  # as a batch writes them: one certificate asked for by several checks
+    answers = Answers(
+        ShownOnce()
+    )  # as a batch writes them: one certificate asked for by several checks
     for n, certificate in enumerate(certificates):
         claim = claims[n % len(claims)]
         listing = Listing(certificate.cert_no, claim.product_code, claim.model, claim.manufacturer)

@@ -11,6 +11,7 @@ from certcheck.api.convert import verify_response
 from certcheck.api.recheck import RecheckLines
 from certcheck.api.schemas import RecheckResult, VerifyResponse
 from certcheck.checking import Check
+from certcheck.evidence.records import ShownOnce
 from certcheck.jobs.processing import Parsed
 from certcheck.verification.decision import MALFORMED_DECISION
 from certcheck.verification.records import Decision, Listing, Reason, Verdict
@@ -53,6 +54,11 @@ class TestParse:
         assert isinstance(CODEC.parse(line), Parsed)
 
 
+def render(check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
+    """One line as a chunk's renderer writes it."""
+    return CODEC.renderer(ShownOnce(keep=False))(check, listing_id, line, error)
+
+
 class TestRender:
     def check(self, decision: Decision, certificate: bool) -> Check:
         return Check(
@@ -66,7 +72,7 @@ class TestRender:
 
     def test_a_verify_response_with_its_line(self) -> None:
         check = self.check(Decision(Verdict.ALLOW, (Reason.VALID,)), certificate=True)
-        line = CODEC.render(check, "s1", 7, None)
+        line = render(check, "s1", 7, None)
         result = RecheckResult.model_validate_json(line)
         assert (result.line, result.error, result.listing_id) == (7, None, "s1")
         assert result.certificate is not None
@@ -79,11 +85,11 @@ class TestRender:
     ) -> None:
         check = self.check(Decision(Verdict.REVIEW, (Reason.MODEL_NOT_COVERED,)), certificate)
         answer = VerifyResponse.__pydantic_serializer__.to_json(verify_response(check, "s\u00e9"))
-        assert CODEC.render(check, "s\u00e9", 3, None) == b'{"line":3,' + answer[1:]
+        assert render(check, "s\u00e9", 3, None) == b'{"line":3,' + answer[1:]
 
     def test_an_unreadable_line_says_why(self) -> None:
         check = self.check(MALFORMED_DECISION, certificate=False)
-        line = CODEC.render(check, None, 12, 'invalid JSON: "quoted" \u00e9')
+        line = render(check, None, 12, 'invalid JSON: "quoted" \u00e9')
         result = RecheckResult.model_validate_json(line)
         assert (result.line, result.decision, result.reason) == (12, "block", "MALFORMED")
         assert result.error == 'invalid JSON: "quoted" \u00e9'

@@ -1,8 +1,8 @@
 """The fast paths that make a batch of records: the same rows and figures as the plain ones.
 
-job_batch (a job's chunk) and batch_of (the buffer) make rows with rows_of, each distinct
-value once; here they are held to row_of, one check at
-a time, and to each other. Pure: no database (the writes are tested in test_stats_store.py on both).
+job_ready (a job's chunk) and batch_of (the buffer) make rows with rows_of, each distinct
+value once; here they are held to row_of, one check at a time, and to each other. Pure: no
+database (the writes are tested in test_stats_store.py on both).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from certcheck.api.schemas import VerifyRequest
 from certcheck.db import bulk
@@ -24,6 +25,7 @@ from certcheck.evidence.records import (
     COLUMNS,
     Checked,
     Requested,
+    ShownOnce,
     Source,
     row_of,
     staged_row,
@@ -42,13 +44,15 @@ def job_lines(seed: int, count: int) -> list[Checked]:
     ]
 
 
-def test_a_job_batch_is_each_check_made_alone() -> None:
+def test_a_job_chunks_records_are_each_check_made_alone() -> None:
     items = job_lines(seed=3, count=300)
+    lines = [(i.check, i.requested) for i in items]
 
-    batch = store.job_batch([(i.check, i.requested) for i in items], "shop-a", "rj_1")
+    postgresql = create_async_engine("postgresql+asyncpg://nowhere/db").dialect  # never connects
+    ready = store.job_ready(lines, "shop-a", "rj_1", postgresql, ShownOnce(keep=False))
 
-    assert batch.rows() == [row_of(item) for item in items]
-    assert batch == store.batch_of(items)
+    assert [row[: len(COLUMNS)] for row in ready.rows] == [row_of(item) for item in items]
+    assert ready.rows == store.batch_of(items).rows(staged=True)
 
 
 def test_a_mixed_batch_has_every_check_once() -> None:

@@ -23,9 +23,10 @@ from certcheck.checking import Check, Checker
 from certcheck.config import Settings
 from certcheck.db.tables import recheck_chunks, recheck_jobs, recheck_results
 from certcheck.errors import RegistryUnavailable
+from certcheck.evidence.records import ShownOnce
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import InputChunk
-from certcheck.jobs.processing import ChunkResult, LineCodec, Parsed, process_chunk
+from certcheck.jobs.processing import ChunkResult, LineCodec, LineRenderer, Parsed, process_chunk
 from certcheck.jobs.records import JobStatus
 from certcheck.jobs.views import get_job, result_stream
 from certcheck.jobs.worker import JobWorkers, WorkerConfig
@@ -48,8 +49,11 @@ class FailingCodec:
     def parse(self, record: bytes) -> Parsed | str:
         return CODEC.parse(record)
 
-    def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
-        raise RuntimeError("renderer broke")
+    def renderer(self, shown: ShownOnce) -> LineRenderer:
+        def render(check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
+            raise RuntimeError("renderer broke")
+
+        return render
 
 
 class BlockingCodec(FailingCodec):

@@ -243,3 +243,21 @@ class TestMemo:
             thread.join()
 
         assert failures == []
+
+
+def test_a_memo_answers_what_it_holds_and_makes_but_does_not_keep_the_rest_when_asked() -> None:
+    made: list[str] = []
+
+    def make(c: Certificate) -> str:
+        made.append(c.cert_no)
+        return c.cert_no + "!"
+
+    memo = Memo(4, make)
+    kept, other = cert(1), cert(2)
+    assert memo(kept) == "2024010701000001!"
+    assert memo.unkept(kept) == "2024010701000001!"  # held: not made again
+    assert memo.unkept(other) == memo.unkept(other) == "2024010701000002!"
+    assert made == ["2024010701000001", "2024010701000002", "2024010701000002"]
+    assert memo(other) == "2024010701000002!"  # made once more, and kept from now on
+    assert memo.unkept(other) == "2024010701000002!"
+    assert len(made) == 4

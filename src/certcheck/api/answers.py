@@ -54,8 +54,8 @@ class Answers:
     """The answers of many checks (a batch's, a job chunk's), as `verify_json` writes each: what
     they share is encoded once, their time and a certificate asked for again."""
 
-    def __init__(self) -> None:
-        self._shown = ShownOnce()
+    def __init__(self, shown: ShownOnce) -> None:
+        self._shown = shown  # shared with the checks' records when they are made
         self._times: dict[datetime, bytes] = {}
 
     def of(self, check: Check, listing_id: str | None) -> bytes:

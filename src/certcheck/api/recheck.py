@@ -8,11 +8,12 @@ import json
 
 from pydantic import ValidationError
 
-from certcheck.api.answers import verify_json
+from certcheck.api.answers import Answers
 from certcheck.api.convert import listing_of
 from certcheck.api.schemas import VerifyRequest
 from certcheck.checking import Check
-from certcheck.jobs.processing import Parsed
+from certcheck.evidence.records import ShownOnce
+from certcheck.jobs.processing import LineRenderer, Parsed
 
 _FIELDS = frozenset(VerifyRequest.model_fields)
 
@@ -29,13 +30,20 @@ class RecheckLines:
             return "invalid JSON: a member name appears twice"
         return Parsed(listing_of(request), request.listing_id, request.merchant_id)
 
-    def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
-        body = verify_json(check, listing_id)
-        # RecheckResult's extra members go in front of the verify response's, serialised once.
-        head = b'{"line":%d,' % line
-        if error is not None:
-            head += b'"error":%s,' % json.dumps(error).encode()
-        return head + body[1:]
+    def renderer(self, shown: ShownOnce) -> LineRenderer:
+        """A chunk's lines: what they share (their time, a certificate) is encoded once."""
+        answers = Answers(shown)
+
+        def render(check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
+            body = answers.of(check, listing_id)
+            # RecheckResult's extra members go in front of the verify response's, serialised
+            # once.
+            head = b'{"line":%d,' % line
+            if error is not None:
+                head += b'"error":%s,' % json.dumps(error).encode()
+            return head + body[1:]
+
+        return render
 
 
 def repeats_a_member(record: bytes, members: int) -> bool:

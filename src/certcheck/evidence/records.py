@@ -161,13 +161,15 @@ def rows_of(
     job_id: str | None,
     *,
     staged: bool = False,
+    shown: ShownOnce | None = None,
 ) -> list[tuple[Any, ...]]:
     """row_of for many checks of one platform, source and job (a job's chunk, say): what is
-    the same for many of them is made once (a certificate's JSON once per certificate).
-    `staged` rows (staged.py) end with what the check's figures count it under: its product
-    code (counted_code), its China Standard Time day and its most severe reason."""
+    the same for many of them is made once (a certificate's JSON once per certificate, by
+    `shown` when the checks' answers were written with it). `staged` rows (staged.py) end
+    with what the check's figures count it under: its product code (counted_code), its China
+    Standard Time day and its most severe reason."""
     source_value = source.value
-    shown = ShownOnce()
+    shown = ShownOnce() if shown is None else shown
     verdicts = _VERDICTS
     rows: list[tuple[Any, ...]] = []
     append = rows.append
@@ -234,17 +236,20 @@ certificate_shown = Memo(MEMO_SIZE, _shown)
 
 class ShownOnce:
     """`certificate_shown` for the checks of one batch or chunk, where the same certificate
-    object comes back for every listing that names it: met again, it is answered by identity
-    (hashing a Certificate for the memo hashes every field, its models too)."""
+    object comes back for every listing that names it, and for both its answers and its
+    records: met again, it is answered by identity (hashing a Certificate for the memo hashes
+    every field, its models too). `keep=False`: certificates the memo does not hold are not
+    put in it (a re-check job's: Memo.unkept). Not for two threads at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
         # Each certificate is kept with its JSON, so its id cannot be reused meanwhile.
         self._by_id: dict[int, tuple[Certificate, bytes]] = {}
+        self._shown = certificate_shown if keep else certificate_shown.unkept
 
     def __call__(self, certificate: Certificate) -> bytes:
         known = self._by_id.get(id(certificate))
         if known is None:
-            known = self._by_id[id(certificate)] = (certificate, certificate_shown(certificate))
+            known = self._by_id[id(certificate)] = (certificate, self._shown(certificate))
         return known[1]
 
 

@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from certcheck.checking import Check
 from certcheck.db.tables import check_records
 from certcheck.evidence import aggregates, collector, partitions, staged
-from certcheck.evidence.records import Asked, Checked, Requested, Source, as_json, rows_of
+from certcheck.evidence.records import (
+    Asked,
+    Checked,
+    Requested,
+    ShownOnce,
+    Source,
+    as_json,
+    rows_of,
+)
 
 _c = check_records.c
 # A check_id's ULID time is when the check was decided: its row is at most this far from it.
@@ -63,11 +71,6 @@ def batch_of(items: Iterable[Checked]) -> Batch:
     return Batch(tuple(Lines(*key, lines) for key, lines in grouped.items()))
 
 
-def job_batch(lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str) -> Batch:
-    """The records of a job's lines: batch_of without a Checked per line."""
-    return Batch((Lines(platform, Source.JOB, job_id, lines),))
-
-
 async def prepare(engine: AsyncEngine, checked_at: Iterable[datetime]) -> None:
     """Make sure the day partitions of these times exist; outside any write transaction."""
     await partitions.ensure(engine, {partitions.day_of(moment) for moment in checked_at})
@@ -94,11 +97,14 @@ def ready(rows: list[tuple[Any, ...]], dialect: Dialect) -> Ready:
         return Ready(staged.ready(rows, dialect), _days(rows))
 
 
-def batch_rows(lines: Sequence[tuple[Check, Asked]], platform: str) -> list[tuple[Any, ...]]:
-    """The staged rows of a verify batch's checks, for the buffer. CPU only: a worker thread,
-    so that single checks go on while 10,000 rows are made."""
+def batch_rows(
+    lines: Sequence[tuple[Check, Asked]], platform: str, shown: ShownOnce
+) -> list[tuple[Any, ...]]:
+    """The staged rows of a verify batch's checks, for the buffer, their certificates' JSON
+    by `shown`, which writes the batch's answer too. CPU only: a worker thread, so that
+    single checks go on while 10,000 rows are made."""
     with collector.paused():
-        return rows_of(lines, platform, Source.BATCH, None, staged=True)
+        return rows_of(lines, platform, Source.BATCH, None, staged=True, shown=shown)
 
 
 def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
@@ -112,10 +118,17 @@ def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
 
 
 def job_ready(
-    lines: Sequence[tuple[Check, Requested]], platform: str, job_id: str, dialect: Dialect
+    lines: Sequence[tuple[Check, Requested]],
+    platform: str,
+    job_id: str,
+    dialect: Dialect,
+    shown: ShownOnce,
 ) -> Ready:
-    """A job chunk's records, ready to write (`write_ready`). CPU only: a worker thread."""
-    return _ready(job_batch(lines, platform, job_id), dialect)
+    """A job chunk's records, ready to write (`write_ready`), their certificates' JSON by
+    `shown`, which wrote the chunk's result lines. CPU only: a worker thread."""
+    with collector.paused():
+        rows = rows_of(lines, platform, Source.JOB, job_id, staged=True, shown=shown)
+        return Ready(staged.ready(rows, dialect), _days(rows))
 
 
 async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:

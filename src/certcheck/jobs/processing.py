@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 from certcheck.checking import Check, Checker, malformed
-from certcheck.evidence.records import Requested
+from certcheck.evidence.records import Requested, ShownOnce
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
 from certcheck.observability.metrics import DECISIONS
@@ -28,14 +28,18 @@ class Parsed(NamedTuple):
     merchant_id: str | None = None  # kept only in the line's check record
 
 
+# One result line (without its newline) of a check, its listing id, line number and error.
+LineRenderer = Callable[[Check, str | None, int, str | None], bytes]
+
+
 class LineCodec(Protocol):
     fields: frozenset[str]  # the members a line may have (a CSV header's names)
 
     def parse(self, record: bytes) -> Parsed | str:
         """The listing in one JSON object, or why it is not a verify request."""
 
-    def render(self, check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
-        """One result line (without its newline)."""
+    def renderer(self, shown: ShownOnce) -> LineRenderer:
+        """What writes one chunk's result lines, their certificates' JSON by `shown`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class ChunkResult:
     registry: RegistryInfo
     # Each line's check and request, for its check record (written with the chunk's results).
     checked: tuple[tuple[Check, Requested], ...] = ()
+    # The certificates' JSON the result lines hold, for the records to hold the same.
+    shown: ShownOnce = field(default_factory=lambda: ShownOnce(keep=False))
 
 
 # What the workers call on each chunk: process_chunk, or a stand-in that fails on purpose in tests.
@@ -80,6 +86,9 @@ def _render(
     codec: LineCodec,
 ) -> ChunkResult:
     now = datetime.now(UTC)
+    # A job reads most certificates once: their JSON is not kept for the real-time checks'.
+    shown = ShownOnce(keep=False)
+    render = codec.renderer(shown)
     answers = iter(checks)
     lines: list[bytes] = []
     letters: list[str] = []
@@ -87,11 +96,11 @@ def _render(
     for line, item in zip(chunk.lines, parsed, strict=True):
         if isinstance(item, str):
             check = malformed(None, item, registry.as_of, now)
-            lines.append(codec.render(check, None, line, item))
+            lines.append(render(check, None, line, item))
             checked.append((check, _NOTHING))
         else:
             check = next(answers)
-            lines.append(codec.render(check, item.listing_id, line, None))
+            lines.append(render(check, item.listing_id, line, None))
             checked.append((check, _requested(item)))
         letters.append(LETTER[check.decision.verdict])
     invalid = len(chunk) - len(checks)
@@ -100,7 +109,7 @@ def _render(
     counts = Counter({verdict: letters.count(letter) for verdict, letter in LETTER.items()})
     lines.append(b"")
     return ChunkResult(
-        b"\n".join(lines), "".join(letters), counts, invalid, registry, tuple(checked)
+        b"\n".join(lines), "".join(letters), counts, invalid, registry, tuple(checked), shown
     )
 
 

@@ -34,7 +34,7 @@ from certcheck.checking import Check
 from certcheck.db.tables import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.types import UTCDateTime
 from certcheck.evidence import store as check_records
-from certcheck.evidence.records import Requested
+from certcheck.evidence.records import Requested, ShownOnce
 from certcheck.jobs.chunks import InputChunk, unpack
 from certcheck.jobs.records import JobStatus
 
@@ -199,7 +199,10 @@ async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> 
 
 
 async def records_ready(
-    engine: AsyncEngine, job_id: str, checked: Sequence[tuple[Check, Requested]]
+    engine: AsyncEngine,
+    job_id: str,
+    checked: Sequence[tuple[Check, Requested]],
+    shown: ShownOnce,
 ) -> check_records.Ready:
     """A chunk's check records made ready to write, before its transaction begins: no lock
     is held while a 5,000-line chunk's staged rows take their tens of ms of CPU (in a
@@ -207,7 +210,7 @@ async def records_ready(
     async with engine.connect() as conn:
         platform = str(await conn.scalar(select(_j.platform).where(_j.id == job_id)))
     records = await asyncio.to_thread(
-        check_records.job_ready, checked, platform, job_id, engine.dialect
+        check_records.job_ready, checked, platform, job_id, engine.dialect, shown
     )
     await check_records.prepare_days(engine, records)  # outside the transaction (partitions.py)
     return records

@@ -201,7 +201,9 @@ class JobWorkers:
             raise _ChunkFailed from exc
         records = None
         if self._config.check_records and result.checked:
-            records = await queue.records_ready(self._engine, lease.job_id, result.checked)
+            records = await queue.records_ready(
+                self._engine, lease.job_id, result.checked, result.shown
+            )
         outcome = queue.ChunkOutcome(
             body=await asyncio.to_thread(compress, result.body),
             decisions=result.decisions,

@@ -112,6 +112,13 @@ class Memo(Generic[T]):
         self._last = (cert, made)
         return made
 
+    def unkept(self, cert: Certificate) -> T:
+        """What `self(cert)` gives, but a certificate not kept is made without keeping it:
+        for a re-check job, whose certificates, each read once, would push out the kept
+        ones of the real-time checks."""
+        made = self._kept.get(values_of(cert))
+        return self._make(cert) if made is None else made
+
 
 def values_of(cert: Certificate) -> Values:
     """The certificate as one exact tuple of strings, dates and None: equal for equal

@@ -36,7 +36,7 @@ from certcheck.api.strict_json import (
 )
 from certcheck.checking import SLICE, Check, Checker
 from certcheck.errors import CertificateNotFound, MalformedNumber
-from certcheck.evidence.records import Source, staged_row
+from certcheck.evidence.records import ShownOnce, Source, staged_row
 from certcheck.evidence.service import Evidence
 from certcheck.evidence.store import batch_rows
 from certcheck.keys import Principal, Scope
@@ -94,24 +94,26 @@ async def verify_batch(
     if len(body.items) > settings.batch_max_items:
         raise too_many_items(str(len(body.items)), settings.batch_max_items)
     checks = await checker.check(body.items)
+    shown = ShownOnce()  # each certificate's JSON made once for the records and the answer
     if evidence.recorder.enabled:
         lines = list(zip(checks, body.items, strict=True))
-        await evidence.recorder.add(await asyncio.to_thread(batch_rows, lines, key.platform))
+        rows = await asyncio.to_thread(batch_rows, lines, key.platform, shown)
+        await evidence.recorder.add(rows)
     counts = Counter(check.decision.verdict for check in checks)
     summary = Summary(
         allow=counts[Verdict.ALLOW], block=counts[Verdict.BLOCK], review=counts[Verdict.REVIEW]
     )
-    return await _batch_json(checks, body.items, summary)
+    return await _batch_json(checks, body.items, summary, shown)
 
 
 async def _batch_json(
-    checks: list[Check], items: list[VerifyRequest], summary: Summary
+    checks: list[Check], items: list[VerifyRequest], summary: Summary, shown: ShownOnce
 ) -> Response:
     """BatchResponse as JSON, written a slice of results at a time (api/answers.py) and sent
     as those slices: in one piece, 10,000 results hold the event loop for longer than a
     real-time check may wait, and joining their parts costs a copy of the whole 5 MB."""
     parts = [b'{"results":[']
-    answers = Answers()
+    answers = Answers(shown)
     for start in range(0, len(checks), SLICE):
         if start:
             await asyncio.sleep(0)
