@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from certcheck.api.schemas import CertificateOut, VerifyRequest, VerifyResponse
+from certcheck.api.schemas import CertificateOut, VerifyResponse
 from certcheck.checking import Check
-from certcheck.verification.records import Certificate, Listing
-
-
-def listing_of(request: VerifyRequest) -> Listing:
-    return Listing(
-        cert_no=request.cert_no,
-        product_code=request.product_code,
-        model=request.model,
-        manufacturer=request.manufacturer,
-    )
+from certcheck.verification.records import Certificate
 
 
 def certificate_out(cert: Certificate) -> CertificateOut:

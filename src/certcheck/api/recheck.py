@@ -9,7 +9,6 @@ import json
 from pydantic import ValidationError
 
 from certcheck.api.answers import Answers
-from certcheck.api.convert import listing_of
 from certcheck.api.schemas import VerifyRequest
 from certcheck.checking import Check
 from certcheck.evidence.records import ShownOnce
@@ -28,7 +27,7 @@ class RecheckLines:
             return describe_invalid(exc)
         if repeats_a_member(record, len(request.model_fields_set)):
             return "invalid JSON: a member name appears twice"
-        return Parsed(listing_of(request), request.listing_id, request.merchant_id)
+        return request
 
     def renderer(self, shown: ShownOnce) -> LineRenderer:
         """A chunk's lines: what they share (their time, a certificate) is encoded once."""

@@ -118,7 +118,7 @@ def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
 
 
 def job_ready(
-    lines: Sequence[tuple[Check, Requested]],
+    lines: Sequence[tuple[Check, Asked]],
     platform: str,
     job_id: str,
     dialect: Dialect,

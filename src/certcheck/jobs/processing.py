@@ -11,21 +11,25 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from certcheck.checking import Check, Checker, malformed
-from certcheck.evidence.records import Requested, ShownOnce
+from certcheck.evidence.records import Asked, Requested, ShownOnce
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import LETTER
 from certcheck.observability.metrics import DECISIONS
 from certcheck.registry.store import RegistryInfo
-from certcheck.verification.records import Listing, Verdict
+from certcheck.verification.records import ListingClaims, Verdict
 
 
-class Parsed(NamedTuple):
-    listing: Listing
-    listing_id: str | None
-    merchant_id: str | None = None  # kept only in the line's check record
+class Parsed(ListingClaims, Protocol):
+    """A line that is a verify request: the listing's claims with the ids beside it (the
+    request itself, decided and recorded as it came, as a batch's items are)."""
+
+    @property
+    def listing_id(self) -> str | None: ...
+    @property
+    def merchant_id(self) -> str | None: ...  # kept only in the line's check record
 
 
 # One result line (without its newline) of a check, its listing id, line number and error.
@@ -50,7 +54,7 @@ class ChunkResult:
     invalid: int
     registry: RegistryInfo
     # Each line's check and request, for its check record (written with the chunk's results).
-    checked: tuple[tuple[Check, Requested], ...] = ()
+    checked: tuple[tuple[Check, Asked], ...] = ()
     # The certificates' JSON the result lines hold, for the records to hold the same.
     shown: ShownOnce = field(default_factory=lambda: ShownOnce(keep=False))
 
@@ -65,7 +69,7 @@ async def process_chunk(chunk: InputChunk, checker: Checker, codec: LineCodec) -
     parsed = await asyncio.to_thread(_parse, chunk, codec)
     registry = checker.store.ensure_usable()
     # A job reads much of a registry once: caching it would only evict the real-time checks'.
-    listings = [p.listing for p in parsed if not isinstance(p, str)]
+    listings = [p for p in parsed if not isinstance(p, str)]
     checks = await checker.check(listings, remember=False)
     return await asyncio.to_thread(_render, chunk, parsed, checks, registry, codec)
 
@@ -92,7 +96,7 @@ def _render(
     answers = iter(checks)
     lines: list[bytes] = []
     letters: list[str] = []
-    checked: list[tuple[Check, Requested]] = []
+    checked: list[tuple[Check, Asked]] = []
     for line, item in zip(chunk.lines, parsed, strict=True):
         if isinstance(item, str):
             check = malformed(None, item, registry.as_of, now)
@@ -101,7 +105,7 @@ def _render(
         else:
             check = next(answers)
             lines.append(render(check, item.listing_id, line, None))
-            checked.append((check, _requested(item)))
+            checked.append((check, item))
         letters.append(LETTER[check.decision.verdict])
     invalid = len(chunk) - len(checks)
     if invalid:
@@ -114,7 +118,3 @@ def _render(
 
 
 _NOTHING = Requested()  # a line that could not be read: nothing of it is known
-
-
-def _requested(item: Parsed) -> Requested:
-    return Requested.of(item.listing, item.listing_id, item.merchant_id)

@@ -34,7 +34,7 @@ from certcheck.checking import Check
 from certcheck.db.tables import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.types import UTCDateTime
 from certcheck.evidence import store as check_records
-from certcheck.evidence.records import Requested, ShownOnce
+from certcheck.evidence.records import Asked, ShownOnce
 from certcheck.jobs.chunks import InputChunk, unpack
 from certcheck.jobs.records import JobStatus
 
@@ -201,7 +201,7 @@ async def complete(engine: AsyncEngine, lease: Lease, outcome: ChunkOutcome) -> 
 async def records_ready(
     engine: AsyncEngine,
     job_id: str,
-    checked: Sequence[tuple[Check, Requested]],
+    checked: Sequence[tuple[Check, Asked]],
     shown: ShownOnce,
 ) -> check_records.Ready:
     """A chunk's check records made ready to write, before its transaction begins: no lock
