@@ -73,12 +73,19 @@ def _review_reasons(listing: ListingClaims, certificate: Certificate) -> list[Re
     product_code = clean_code(listing.product_code)
     if product_code and product_code != clean_code(certificate.product_code):
         reasons.append(Reason.PRODUCT_MISMATCH)
-    model = normalise_text(listing.model or "")
-    if model and model not in _model_keys(certificate.models):
-        reasons.append(Reason.MODEL_NOT_COVERED)
-    manufacturer = normalise_text(listing.manufacturer or "")
-    if manufacturer and manufacturer not in _names(certificate):
-        reasons.append(Reason.MANUFACTURER_MISMATCH)
+    # A claim spelt as the registry spells it is covered whatever normalising makes of both:
+    # most are, and then the certificate's models and names need not be normalised (a re-check
+    # job meets most certificates once, and normalised each one's models for one look).
+    claimed = listing.model
+    if claimed and claimed not in certificate.models:
+        model = normalise_text(claimed)
+        if model and model not in _model_keys(certificate.models):
+            reasons.append(Reason.MODEL_NOT_COVERED)
+    claimed = listing.manufacturer
+    if claimed and claimed != certificate.manufacturer and claimed != certificate.holder:
+        manufacturer = normalise_text(claimed)
+        if manufacturer and manufacturer not in _names(certificate):
+            reasons.append(Reason.MANUFACTURER_MISMATCH)
     return reasons
 
 
