@@ -32,6 +32,9 @@ from certcheck.verification.records import (
     Reason,
 )
 
+if TYPE_CHECKING:
+    from prometheus_client import Counter as MetricCounter
+
 # A 10,000-item batch takes ~0.5 s of CPU on an idle core, and single checks on the same worker
 # must not wait for all of it. A check needs several turns of the event loop (read, handler,
 # answer), and each turn the batch gets a slice first: so slices are short in time, not in
@@ -40,9 +43,6 @@ from certcheck.verification.records import (
 # is encoded in pieces of this many results.
 SLICE = 250
 SLICE_SECONDS = 0.002
-if TYPE_CHECKING:
-    from prometheus_client import Counter as MetricCounter
-
 _STEP = 16  # items between two looks at the clock
 _today = ShanghaiDay().of
 _T = TypeVar("_T")
