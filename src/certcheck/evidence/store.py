@@ -127,8 +127,9 @@ def job_ready(
     """A job chunk's records, ready to write (`write_ready`), their certificates' JSON by
     `shown`, which wrote the chunk's result lines. CPU only: a worker thread."""
     with collector.paused():
-        rows = rows_of(lines, platform, Source.JOB, job_id, staged=True, shown=shown)
-        return Ready(staged.ready(rows, dialect), _days(rows))
+        return ready(
+            rows_of(lines, platform, Source.JOB, job_id, staged=True, shown=shown), dialect
+        )
 
 
 async def prepare_days(engine: AsyncEngine, ready: Ready) -> None:

@@ -22,14 +22,9 @@ from certcheck.registry.store import RegistryInfo
 from certcheck.verification.records import ListingClaims, Verdict
 
 
-class Parsed(ListingClaims, Protocol):
+class Parsed(ListingClaims, Asked, Protocol):
     """A line that is a verify request: the listing's claims with the ids beside it (the
     request itself, decided and recorded as it came, as a batch's items are)."""
-
-    @property
-    def listing_id(self) -> str | None: ...
-    @property
-    def merchant_id(self) -> str | None: ...  # kept only in the line's check record
 
 
 # One result line (without its newline) of a check, its listing id, line number and error.

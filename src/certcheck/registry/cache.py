@@ -22,9 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
-from certcheck.verification.records import Certificate, Status
+from certcheck.verification.records import STATUS_OF, Certificate
 
-_STATUS = {status.value: status for status in Status}
 # Certificates whose derived values a Memo keeps: a busy platform's hot set, with room to spare.
 MEMO_SIZE = 16_384
 T = TypeVar("T")
@@ -184,7 +183,7 @@ def certificate_of(values: Values) -> Certificate:
         models=models,
         issued_on=issued_on,
         expires_on=expires_on,
-        status=_STATUS[status],
+        status=STATUS_OF[status],
         status_changed_on=status_changed_on,
         status_reason=status_reason,
     )

@@ -16,6 +16,10 @@ class Status(enum.StrEnum):
     EXPIRED = "expired"
 
 
+# A status by its text, without Enum's call (~1 us): made for every certificate read or cached.
+STATUS_OF = {status.value: status for status in Status}
+
+
 class Verdict(enum.StrEnum):
     ALLOW = "allow"
     BLOCK = "block"
