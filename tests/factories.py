@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,4 +25,4 @@ def cert(cert_no: str = "2024010901234567", **changes: Any) -> Certificate:
         status_changed_on=None,
         status_reason=None,
     )
-    return replace(base, **changes)
+    return base._replace(**changes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,7 +47,7 @@ def make_store(
 
 
 def revoke(cert: Certificate) -> Certificate:
-    return dataclasses.replace(cert, status=Status.REVOKED, status_reason="test")
+    return cert._replace(status=Status.REVOKED, status_reason="test")
 
 
 @pytest.fixture

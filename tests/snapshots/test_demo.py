@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -157,12 +156,12 @@ class TestWriteSnapshot:
         assert list(tmp_path.iterdir()) == []
 
     def test_model_with_separator_fails_and_leaves_nothing(self, tmp_path: Path) -> None:
-        cert = dataclasses.replace(showcase_certificates(TODAY)[0], models=("A|B",))
+        cert = showcase_certificates(TODAY)[0]._replace(models=("A|B",))
         with pytest.raises(ValueError, match="separator"):
             write_snapshot(tmp_path / "r.csv", [cert])
         assert list(tmp_path.iterdir()) == []
 
     def test_jsonl_keeps_a_model_with_separator(self, tmp_path: Path) -> None:
-        cert = dataclasses.replace(showcase_certificates(TODAY)[0], models=("A|B",))
+        cert = showcase_certificates(TODAY)[0]._replace(models=("A|B",))
         write_snapshot(tmp_path / "r.jsonl", [cert])
         assert read_back(tmp_path / "r.jsonl") == [cert]

@@ -39,7 +39,7 @@ def old() -> list[Certificate]:
 
 def flip(cert: Certificate) -> Certificate:
     new = Status.SUSPENDED if cert.status is Status.VALID else Status.VALID
-    return dataclasses.replace(cert, status=new)
+    return cert._replace(status=new)
 
 
 async def registry(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
@@ -53,7 +53,7 @@ async def registry(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
 def as_rows(certs: Iterable[Certificate]) -> dict[str, dict[str, Any]]:
     """What `registry` must read back for these certificates (no conversion code of ours)."""
     return {
-        c.cert_no: {**dataclasses.asdict(c), "status": c.status.value, "models": list(c.models)}
+        c.cert_no: {**c._asdict(), "status": c.status.value, "models": list(c.models)}
         for c in certs
     }
 
@@ -120,7 +120,7 @@ class TestImportSnapshot:
     ) -> None:
         await load(engine, old, force=False)
         moved = [flip(c) for c in old[5:10]]
-        renamed = [dataclasses.replace(c, holder=c.holder + " (renamed)") for c in old[10:13]]
+        renamed = [c._replace(holder=c.holder + " (renamed)") for c in old[10:13]]
         added = demo(207)[200:]
         new = [*old[:5], *moved, *renamed, *old[13:185], *added]  # old[185:] removed: 7.5%
 
@@ -223,8 +223,8 @@ class TestRowErrors:
     async def test_duplicates_keep_the_first_line_and_report_the_later(
         self, engine: AsyncEngine, old: list[Certificate]
     ) -> None:
-        early = dataclasses.replace(old[150], holder="Earliest line wins Co.")
-        late = dataclasses.replace(old[3], holder="Later line loses Co.")
+        early = old[150]._replace(holder="Earliest line wins Co.")
+        late = old[3]._replace(holder="Later line loses Co.")
 
         result = await load(engine, [early, *old, late])  # lines 2, 3..202, 203
 
@@ -447,7 +447,7 @@ class TestFirstImport:
         unreadable rows whose number can and cannot be read."""
         rows: list[SnapshotRow | RowError] = list(rows_of(old[:150]))
         rows += [
-            SnapshotRow(152, dataclasses.replace(old[7], holder="Later line loses Co.")),
+            SnapshotRow(152, old[7]._replace(holder="Later line loses Co.")),
             RowError(line=153, message="status is not a known label", cert_no=old[150].cert_no),
             RowError(line=154, message="holder is required"),
             RowError(line=155, message="holder is required", cert_no=old[2].cert_no),

@@ -40,7 +40,7 @@ def snapshot(tmp_path: Path, name: str, *, count: int = 300) -> Path:
     """A snapshot file with something wrong on a few of its rows: repeats, unreadable rows with
     and without a readable number, and (CSV) a ragged row and a quoted line break."""
     certs = list(demo_certificates(count, today=TODAY))
-    certs[40] = dataclasses.replace(certs[40], holder="Line one\nline two Co.")
+    certs[40] = certs[40]._replace(holder="Line one\nline two Co.")
     plain = tmp_path / name.removesuffix(".gz")
     write_snapshot(plain, [*certs, certs[7]])
     text = plain.read_text(encoding="utf-8")

@@ -38,7 +38,7 @@ OLD = [cert(f"2024010901{n:06d}") for n in range(6)]
 
 
 def revoked(c: Certificate) -> Certificate:
-    return dataclasses.replace(c, status=Status.REVOKED, status_reason="failed sampling")
+    return c._replace(status=Status.REVOKED, status_reason="failed sampling")
 
 
 @dataclasses.dataclass
@@ -95,7 +95,7 @@ class TestSyncRun:
 
     async def test_changes_apply_on_top_of_an_import(self, engine: AsyncEngine) -> None:
         await load(engine, OLD)
-        renamed = dataclasses.replace(OLD[2], holder="Renamed Co.")
+        renamed = OLD[2]._replace(holder="Renamed Co.")
         new = cert("2024010901999999")
         changed = [revoked(OLD[0]), revoked(OLD[1]), renamed, new]
 

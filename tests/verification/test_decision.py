@@ -71,7 +71,7 @@ def _claims(**changes: str | None) -> Listing:
 
 
 def _cert(**changes: Any) -> Certificate:
-    return replace(CERT, **changes)
+    return CERT._replace(**changes)
 
 
 def _decision(*reasons: Reason) -> Decision:

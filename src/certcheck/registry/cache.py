@@ -6,7 +6,7 @@ held event loop, every few seconds while check records were buffered. Here an en
 tuple of strings, dates and a float (the models joined into one string: they are most of
 what a certificate holds alone), which CPython stops tracking at its first young
 collection, in an OrderedDict, whose order is kept in plain C memory: a full pass walks one
-dict. The price is a `Certificate` made again on each hit (~2.5 us), so what is worth keeping
+dict. The price is a `Certificate` made again on each hit (~0.6 us), so what is worth keeping
 per certificate (its JSON) is kept by its values (`Memo`), not by the object.
 
 Every entry lives the same TTL, so insertion order is expiry order: the expired and the oldest
@@ -24,6 +24,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from certcheck.verification.records import STATUS_OF, Certificate
 
+_new_tuple = tuple.__new__
 # Certificates whose derived values a Memo keeps: a busy platform's hot set, with room to spare.
 MEMO_SIZE = 16_384
 T = TypeVar("T")
@@ -142,6 +143,7 @@ def values_of(cert: Certificate) -> Values:
 # Between a certificate's models in a cache entry: not a character any registry text carries.
 _MODELS_SEPARATOR: Final = "\x1e"
 _MODELS_AT: Final = 6
+_STATUS_AT: Final = 9
 
 
 def _packed(values: Values) -> Values:
@@ -157,33 +159,11 @@ def _packed(values: Values) -> Values:
 
 def certificate_of(values: Values) -> Certificate:
     """The certificate of `values_of`, or of the same values `_packed`."""
-    (
-        cert_no,
-        holder,
-        manufacturer,
-        factory,
-        product_code,
-        product_name,
-        models,
-        issued_on,
-        expires_on,
-        status,
-        status_changed_on,
-        status_reason,
-    ) = values
+    fields = list(values)
+    models = fields[_MODELS_AT]
     if type(models) is str:
-        models = tuple(models.split(_MODELS_SEPARATOR)) if models else ()
-    return Certificate(
-        cert_no=cert_no,
-        holder=holder,
-        manufacturer=manufacturer,
-        factory=factory,
-        product_code=product_code,
-        product_name=product_name,
-        models=models,
-        issued_on=issued_on,
-        expires_on=expires_on,
-        status=STATUS_OF[status],
-        status_changed_on=status_changed_on,
-        status_reason=status_reason,
-    )
+        fields[_MODELS_AT] = tuple(models.split(_MODELS_SEPARATOR)) if models else ()
+    fields[_STATUS_AT] = STATUS_OF[fields[_STATUS_AT]]
+    # The tuple made directly: the named tuple's own __new__ is a Python call with twelve
+    # arguments (1.9 us a hit against 0.6, bench/README.md, twenty-first pass).
+    return _new_tuple(Certificate, fields)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections.abc import Mapping
-from dataclasses import fields
 from datetime import date
 from typing import Any, get_args, get_type_hints
 
@@ -20,7 +19,7 @@ FIELDS: tuple[str, ...] = tuple(c.name for c in certificates.columns if c.name !
 _MODELS_AT = FIELDS.index("models")
 _DATES = tuple(name for name in FIELDS if date in get_args(get_type_hints(Certificate)[name]))
 _DATES_AT = tuple(FIELDS.index(name) for name in _DATES)
-_RECORD = tuple(field.name for field in fields(Certificate))
+_RECORD = Certificate._fields
 _in_record_order = operator.itemgetter(*_RECORD)
 _STATUS_IN_RECORD, _MODELS_IN_RECORD = _RECORD.index("status"), _RECORD.index("models")
 
@@ -66,7 +65,7 @@ def certificate_from_row(row: Mapping[str, Any]) -> Certificate:
     text = values[_STATUS_IN_RECORD]
     values[_STATUS_IN_RECORD] = STATUS_OF.get(text) or Status(text)  # Status: its ValueError
     values[_MODELS_IN_RECORD] = tuple(values[_MODELS_IN_RECORD])
-    return Certificate(*values)
+    return Certificate._make(values)
 
 
 def digest(cert: Certificate) -> str:
