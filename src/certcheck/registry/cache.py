@@ -24,7 +24,6 @@ from typing import Any, Final, Generic, TypeVar
 
 from certcheck.verification.records import STATUS_OF, Certificate
 
-_new_tuple = tuple.__new__
 # Certificates whose derived values a Memo keeps: a busy platform's hot set, with room to spare.
 MEMO_SIZE = 16_384
 T = TypeVar("T")
@@ -144,6 +143,7 @@ def values_of(cert: Certificate) -> Values:
 _MODELS_SEPARATOR: Final = "\x1e"
 _MODELS_AT: Final = 6
 _STATUS_AT: Final = 9
+_new_tuple = tuple.__new__  # a named tuple made from a list of its fields (certificate_of)
 
 
 def _packed(values: Values) -> Values:

@@ -79,8 +79,8 @@ class Certificate(NamedTuple):
     api/ converts it to the wire contract, which is not bound to these names).
 
     A named tuple, not a frozen dataclass: a cache hit makes one (registry/cache.py), and a
-    frozen dataclass's __init__ sets its twelve fields one call at a time (2.7 us against
-    ~1 us a hit, bench/README.md, twenty-first pass). `_replace` makes a changed copy."""
+    frozen dataclass's __init__ sets its twelve fields one call at a time (2.7 us a hit
+    against 0.6, bench/README.md, twenty-first pass). `_replace` makes a changed copy."""
 
     cert_no: str
     """Always the normalised 16 digits: year, certification body, product code, sequence."""
