@@ -35,8 +35,7 @@ class RecheckLines:
 
         def render(check: Check, listing_id: str | None, line: int, error: str | None) -> bytes:
             body = answers.of(check, listing_id)
-            # RecheckResult's extra members go in front of the verify response's, serialised
-            # once.
+            # RecheckResult's extra members go in front of the verify response's, made once.
             head = b'{"line":%d,' % line
             if error is not None:
                 head += b'"error":%s,' % json.dumps(error).encode()

@@ -141,8 +141,9 @@ def values_of(cert: Certificate) -> Values:
 
 # Between a certificate's models in a cache entry: not a character any registry text carries.
 _MODELS_SEPARATOR: Final = "\x1e"
-_MODELS_AT: Final = 6
-_STATUS_AT: Final = 9
+# Where values_of (a certificate's own field order) puts the two values a cache entry changes.
+_MODELS_AT: Final = Certificate._fields.index("models")
+_STATUS_AT: Final = Certificate._fields.index("status")
 _new_tuple = tuple.__new__  # a named tuple made from a list of its fields (certificate_of)
 
 
