@@ -27,6 +27,8 @@ from certcheck.evidence.records import (
     Requested,
     ShownOnce,
     Source,
+    micros,
+    moment_of,
     row_of,
     staged_row,
 )
@@ -196,3 +198,16 @@ class TestShanghaiDay:
             datetime(2026, 12, 6).date(),
             datetime(2026, 12, 5).date(),
         ]
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), timezones=st.just(UTC)))
+def test_a_rows_time_in_microseconds_is_the_time(moment: datetime) -> None:
+    assert moment_of(micros(moment)) == moment
+    assert micros(moment + timedelta(microseconds=1)) == micros(moment) + 1
+
+
+def test_a_rows_times_are_micros_of_the_checks() -> None:
+    item = random_checks(seed=5, count=1)[0]
+    row = row_of(item)
+    assert row[COLUMNS.index("checked_at")] == micros(item.check.checked_at)
+    assert row[COLUMNS.index("registry_as_of")] == micros(item.check.registry_as_of)

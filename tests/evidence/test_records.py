@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ from ulid import ULID
 
 from certcheck.checking import Check
 from certcheck.config import Settings
-from certcheck.db.tables import check_records
+from certcheck.db.tables import check_records, signal_counts
 from certcheck.evidence import store
 from certcheck.evidence.records import Checked, Requested, Source, row_of
 from certcheck.keys import Scope
@@ -217,6 +217,40 @@ def old_row(days: int, platform: str = "shop") -> Checked:
         checked_at=when,
     )
     return Checked(check, Requested(), Source.VERIFY, platform)
+
+
+async def test_a_records_times_are_kept_to_the_microsecond(engine: AsyncEngine) -> None:
+    """Rows carry their times as microseconds (records.micros); each database makes them its
+    times again as it inserts them, the signals' newest time too."""
+    # A day's partition each (one write spans the days between its first and last time).
+    odd = [
+        datetime(2026, 12, 6, 15, 59, 59, 999_999, tzinfo=UTC),  # Beijing's midnight, almost
+        datetime(2026, 12, 6, 16, 0, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2026, 12, 7, 8, 5, 6, 7, tzinfo=timezone(timedelta(hours=8))),  # 00:05 UTC
+    ]
+    items = []
+    for n, when in enumerate(odd):
+        as_of = when - timedelta(microseconds=n + 1)
+        check = Check(str(ULID.from_datetime(when)), VALID, MALFORMED_DECISION, None, as_of, when)
+        items.append(Checked(check, Requested(), Source.VERIFY, "shop"))
+    await store.write_all(engine, store.batch_of(items))
+
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                select(
+                    check_records.c.check_id,
+                    check_records.c.checked_at,
+                    check_records.c.registry_as_of,
+                )
+            )
+        ).all()
+        newest = await conn.scalar(select(signal_counts.c.last_checked_at))
+    assert sorted(kept) == sorted(
+        (i.check.check_id, i.check.checked_at, i.check.registry_as_of) for i in items
+    )
+    assert newest == max(odd)
 
 
 class TestRetention:

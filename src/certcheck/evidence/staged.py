@@ -20,7 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Date, Dialect, LargeBinary, MetaData, String, Table, Text, insert
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Dialect,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.types import TypeEngine
@@ -39,6 +50,7 @@ from certcheck.evidence.tally import (
 
 # Each staged row: the record's columns, then what its figures are counted under.
 STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
+_TIMES = ("checked_at", "registry_as_of")  # staged as records.micros, made times by _time
 _COPY_SLICE = 500  # rows a COPY: encoded between two turns of the event loop
 
 
@@ -57,10 +69,15 @@ _stage = Table(
     "check_stage",
     MetaData(),
     *(
-        # The certificate as the answer's JSON bytes (records.staged_row): text once inserted.
+        # The certificate as the answer's JSON bytes (records.staged_row): text once inserted;
+        # the times as microseconds since the Unix epoch (records.micros): times once inserted.
         Column(
             c.name,
-            LargeBinary() if c.name == "certificate" else _bytewise(c.type),
+            LargeBinary()
+            if c.name == "certificate"
+            else BigInteger()
+            if c.name in _TIMES
+            else _bytewise(c.type),
             nullable=c.nullable,
         )
         for c in check_records.columns
@@ -134,10 +151,22 @@ def _kinds(staged: str = "cert_no IS NOT NULL") -> str:
 )"""  # nosec B608
 
 
-def _insert_records(certificate_text: str) -> str:
+# A staged time (records.micros) as each database keeps a UTCDateTime: PostgreSQL's
+# timestamptz (exact: the microseconds are a double below 2**53 until the year 2255), and the
+# text SQLAlchemy writes for SQLite (db/types.py), in whole seconds and then the microseconds.
+_PG_TIME = "(timestamptz 'epoch' + {0} * interval '1 microsecond')"
+_SQLITE_TIME = (
+    "(strftime('%Y-%m-%d %H:%M:%S', {0} / 1000000, 'unixepoch') || printf('.%06d', {0} % 1000000))"
+)
+
+
+def _insert_records(certificate_text: str, time: str) -> str:
     """The staged records into check_records, `certificate_text` making their certificates'
-    UTF-8 bytes the text the column holds."""
-    selected = ", ".join(certificate_text if c == "certificate" else c for c in COLUMNS)
+    UTF-8 bytes the text the column holds and `time` their times what the columns hold."""
+    selected = ", ".join(
+        certificate_text if c == "certificate" else time.format(c) if c in _TIMES else c
+        for c in COLUMNS
+    )
     return f"INSERT INTO check_records ({_RECORDS}) SELECT {selected} FROM check_stage"  # nosec B608
 
 
@@ -192,7 +221,8 @@ WHERE {_SAME_SIGNAL.format("t", "n")}"""  # nosec B608
 _PG_SIGNALS = f"""WITH {_kinds()}, totals AS (
     SELECT {_SIGNAL_KEY}, count(*) AS checks, array_to_string(
         (array_agg(check_id ORDER BY check_id COLLATE "C" DESC))[1:{EVIDENCE_IDS}], ' '
-    ) AS evidence, max(checked_at) AS last_checked_at, min(merchant_id) AS first_merchant
+    ) AS evidence, {_PG_TIME.format("max(checked_at)")} AS last_checked_at,
+        min(merchant_id) AS first_merchant
     FROM k GROUP BY {_SIGNAL_KEY}
 ), up AS (
     {_UPSERT_SIGNALS}
@@ -208,7 +238,7 @@ _PG_MERCHANTS = f"""WITH new AS (
     RETURNING {_SIGNAL_KEY}
 )
 {_ADD_MERCHANTS.format("new")}"""  # nosec B608
-_PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')")
+_PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')", _PG_TIME)
 _PG_FOLD = ";\n".join([_PG_RECORDS, _MEMBERS, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants neither first nor in signal_merchants are the ones this batch adds. A signal's
@@ -219,7 +249,8 @@ _PG_FOLD = ";\n".join([_PG_RECORDS, _MEMBERS, _PG_SIGNALS, _PG_MERCHANTS, _COUNT
 # this 4.2 (bench/README.md, seventeenth pass): most signals of a batch are checked once.
 _SQLITE_SIGNALS = f"""WITH {_kinds()}, grouped AS MATERIALIZED (
     SELECT {_SIGNAL_KEY}, count(*) AS checks, max(check_id) AS newest,
-        max(checked_at) AS last_checked_at, min(merchant_id) AS first_merchant
+        {_SQLITE_TIME.format("max(checked_at)")} AS last_checked_at,
+        min(merchant_id) AS first_merchant
     FROM k GROUP BY {_SIGNAL_KEY}
 ), ranked AS (
     SELECT k.platform, k.cert_no, k.kind, row_number() OVER w AS n,
@@ -245,7 +276,7 @@ _SQLITE_MERCHANTS = [
     _ADD_MERCHANTS.format("signal_extra"),
     f"INSERT INTO signal_merchants ({_EXTRA_KEY}) SELECT {_EXTRA_KEY} FROM signal_extra",  # nosec B608
 ]
-_SQLITE_RECORDS = _insert_records("CAST(certificate AS TEXT)")
+_SQLITE_RECORDS = _insert_records("CAST(certificate AS TEXT)", _SQLITE_TIME)
 _SQLITE_FOLD = [
     _SQLITE_RECORDS,
     _MEMBERS,
@@ -255,11 +286,16 @@ _SQLITE_FOLD = [
     _COUNTS,
 ]
 _EMPTY = ("DELETE FROM check_stage", "DELETE FROM signal_extra")  # SQLite: no ON COMMIT
-# A record's key is its check id and time (the primary key, which the partitions need).
-_FORGET_WRITTEN = """DELETE FROM check_stage WHERE EXISTS (
+
+
+def _forget_written(time: str) -> str:
+    """The staged records already in check_records: a record's key is its check id and time
+    (the primary key, which the partitions need)."""
+    staged_time = time.format("check_stage.checked_at")
+    return f"""DELETE FROM check_stage WHERE EXISTS (
     SELECT 1 FROM check_records AS r
-    WHERE r.check_id = check_stage.check_id AND r.checked_at = check_stage.checked_at
-)"""
+    WHERE r.check_id = check_stage.check_id AND r.checked_at = {staged_time}
+)"""  # nosec B608
 
 
 async def write(
@@ -272,8 +308,9 @@ async def write(
         return
     driver = await bulk.driver(conn)
     create = bulk.per_dialect(_create, conn.dialect)
-    forget = (_FORGET_WRITTEN,) if uncertain else ()
-    if conn.dialect.name == "postgresql":
+    postgres = conn.dialect.name == "postgresql"
+    forget = (_forget_written(_PG_TIME if postgres else _SQLITE_TIME),) if uncertain else ()
+    if postgres:
         await driver.execute(";\n".join(create))
         # asyncpg encodes a COPY's rows on the loop, all of a list in one go (~30 ms for
         # 10,000 records): one COPY a slice lets other requests run between them. An async

@@ -28,6 +28,7 @@ from certcheck.evidence.records import (
     ShownOnce,
     Source,
     as_json,
+    moment_of,
     rows_of,
 )
 
@@ -112,8 +113,8 @@ def _days(rows: Sequence[tuple[Any, ...]]) -> set[date]:
     are seconds apart, a job chunk's one instant): two day_of calls, not one a row."""
     if not rows:
         return set()
-    times = [row[1] for row in rows]
-    first, last = partitions.day_of(min(times)), partitions.day_of(max(times))
+    times = [row[1] for row in rows]  # records.micros
+    first, last = (partitions.day_of(moment_of(n)) for n in (min(times), max(times)))
     return {first + timedelta(days=n) for n in range((last - first).days + 1)}
 
 
