@@ -56,8 +56,28 @@ def drop_database(url: str) -> None:
         _psql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def _psql(statement: str) -> None:
-    subprocess.run(["psql", POSTGRES_ADMIN, "-qc", statement], check=True, capture_output=True)
+def _psql(statement: str) -> str:
+    done = subprocess.run(
+        ["psql", POSTGRES_ADMIN, "-qAtc", statement], check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+_VACUUMING = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+
+
+def settle_postgres(patience: float = 60.0) -> float:
+    """Let PostgreSQL finish what the scenario before left it: write its dirty pages (a
+    CHECKPOINT) and wait, up to `patience` seconds, for autovacuum to end. Without it, a
+    scenario that follows a big write (the plain COPY before an import, a job's records)
+    pays for that write's checkpoint on the same two cores. The seconds it took."""
+    started = time.perf_counter()
+    _psql("CHECKPOINT")
+    while _psql(_VACUUMING).strip() not in ("", "0"):
+        if time.perf_counter() - started > patience:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - started
 
 
 def cli(env: dict[str, str], *args: str) -> str:
