@@ -136,11 +136,10 @@ def staged_row(
     """The row of one check as the buffer keeps it (staged.STAGE_COLUMNS order), made on the
     request path: plain text, numbers (its times as `micros`), a date and None, so the
     collector stops looking at it after one young collection, and the check, its
-    certificate and the request can go at once. The
-    certificate is the answer's own JSON bytes (`certificate_shown`), which the database
-    reads as text: decoded here, a row held a second copy of them, twice their size in a
-    string of Chinese text. A batch of many checks is made faster by rows_of; the two make
-    equal rows."""
+    certificate and the request can go at once. The certificate is the answer's own JSON
+    bytes (`certificate_shown`), which the database reads as text: decoded here, a row held
+    a second copy of them, twice their size in a string of Chinese text. A batch of many
+    checks is made faster by rows_of; the two make equal rows."""
     decision = check.decision
     said, first = _told(decision.reasons)
     certificate = check.certificate

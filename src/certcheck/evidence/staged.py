@@ -50,7 +50,7 @@ from certcheck.evidence.tally import (
 
 # Each staged row: the record's columns, then what its figures are counted under.
 STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
-_TIMES = ("checked_at", "registry_as_of")  # staged as records.micros, made times by _time
+_TIMES = ("checked_at", "registry_as_of")  # staged as records.micros (_PG_TIME, _SQLITE_TIME)
 _COPY_SLICE = 500  # rows a COPY: encoded between two turns of the event loop
 
 
