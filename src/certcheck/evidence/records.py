@@ -101,25 +101,6 @@ def moment_of(n: int) -> datetime:
     return _EPOCH + timedelta(microseconds=n)
 
 
-class _LastMicros:
-    """`micros` of the time asked for last, by identity: a registry's as-of time is one
-    object for every check between two syncs. One tuple, replaced whole: safe from any
-    thread."""
-
-    def __init__(self) -> None:
-        self._last: tuple[datetime, int] = (_EPOCH, 0)
-
-    def __call__(self, moment: datetime) -> int:
-        last, n = self._last
-        if moment is not last:
-            n = micros(moment)
-            self._last = (moment, n)
-        return n
-
-
-_as_of_micros = _LastMicros()
-
-
 class Asked(ProductClaims, Protocol):
     """What a check record keeps of a request besides the number: a Requested, or the
     request itself (a VerifyRequest has these fields), so none is made on the request path."""
@@ -158,7 +139,7 @@ def staged_row(
         _VERDICTS[decision.verdict],
         said,
         None if certificate is None else certificate_shown(certificate),
-        _as_of_micros(check.registry_as_of),
+        micros(check.registry_as_of),
         counted_code(certificate, asked.product_code),
         _day_of(check.checked_at),
         first,
