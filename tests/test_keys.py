@@ -84,6 +84,42 @@ class TestCache:
         assert await keys.authenticate(token) is not None
         assert await keys.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
 
+    async def test_the_fast_path_refuses_every_token_authenticate_refuses(
+        self, engine: AsyncEngine
+    ) -> None:
+        # `cached` skips the token's pattern: only a cached id and its genuine secret pass.
+        key_id, token, _, keys = await confirmed(engine)
+        secret = token.removeprefix(f"cc_{key_id}_")
+        near = [
+            f"{key_id}_{secret}",  # no prefix
+            f"cd_{key_id}_{secret}",
+            f"CC_{key_id}_{secret}",
+            f"cc_{key_id.upper()}_{secret}",
+            f"cc_{key_id}_{secret}_",
+            f"cc_{key_id}_{secret}x",
+            f"cc_{key_id}_{secret[:-1]}",
+            f"cc_{key_id}__{secret}",
+            f"cc__{key_id}_{secret}",
+            f"cc_{key_id}",
+        ]
+        assert keys.cached(token) is not None
+        for hostile in near:
+            assert keys.cached(hostile) is None, hostile
+            assert await keys.authenticate(hostile) is None, hostile
+
+    async def test_unknown_ids_push_the_oldest_entries_out_beyond_the_size(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("certcheck.keys._CACHE_SIZE", 3)
+        _, token, _, keys = await confirmed(engine)
+        for n in range(2):
+            assert await keys.authenticate(f"cc_{n:012x}_secret") is None
+        assert keys.cached(token) is not None  # three entries: still held
+        assert await keys.authenticate(f"cc_{2:012x}_secret") is None
+        assert keys.cached(token) is None  # the first one in went first
+        assert await keys.authenticate(token) is not None  # looked up again
+        assert keys.cached(token) is not None
+
 
 class TestRefreshAhead:
     """`cached` (the fast lane's look-up) renews a key in use past half its TTL, once, in the

@@ -22,11 +22,12 @@ import logging
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,11 +64,14 @@ class _Confirmed:
     at: float  # the store's timer when the database last confirmed the key
 
 
-class _Missing(enum.Enum):
-    NOT_CACHED = enum.auto()
+# A cached key: (expires, its row or None for an unknown id, when the database confirmed it
+# genuine or None).
+_Entry = tuple[float, _KeyRow | None, float | None]
+_CACHE_SIZE = 10_000
 
 
 _PREFIX = "cc"
+_TOKEN_START = f"{_PREFIX}_"
 # What create() makes (12 hex digits, url-safe base64 without "_"), with room to grow. Anything
 # else is refused before it reaches the database: no NUL byte or 100 KB string in a query.
 _TOKEN = re.compile(r"cc_([0-9a-z]{1,32})_([A-Za-z0-9-]{1,256})")
@@ -101,11 +105,14 @@ class KeyStore:
         self._ttl = max(cache_ttl, 0.001)
         # Read once from the settings (CERTCHECK_KEY_STALE_IF_ERROR), not passed on each request.
         self._stale_if_error = stale_if_error
-        # Revocation reaches every process within cache_ttl seconds.
-        self._cache: TTLCache[str, _KeyRow | None] = TTLCache(10_000, self._ttl, timer=timer)
+        # Revocation reaches every process within cache_ttl seconds. Every entry lives one TTL,
+        # so insertion order is expiry order (as in registry/cache.py). Not cachetools'
+        # TTLCache: its get() cost 1.1 us, on every request the fast lane answers, where one
+        # dict look-up and one clock reading do (bench/README.md, twenty-third pass).
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
         # Keys the database confirmed, kept for a database outage; only genuine keys get here,
         # so unknown ids sent by anyone cannot push them out.
-        self._confirmed: LRUCache[str, _Confirmed] = LRUCache(10_000)
+        self._confirmed: LRUCache[str, _Confirmed] = LRUCache(_CACHE_SIZE)
         self._refreshing: dict[str, asyncio.Task[None]] = {}  # by key id, one at a time each
 
     async def create(self, platform: str, scopes: frozenset[Scope]) -> tuple[str, str]:
@@ -147,10 +154,11 @@ class KeyStore:
         if parts is None:
             return None
         key_id, secret = parts
-        # One get, not `in` then `[]`: the entry may expire between the two. None is cached too.
-        row = self._cache.get(key_id, _Missing.NOT_CACHED)
-        if row is _Missing.NOT_CACHED:
+        entry = self._cache.get(key_id)  # None is cached too: an unknown id
+        if entry is None or entry[0] < self._timer():
             row = await self._lookup(key_id)
+        else:
+            row = entry[1]
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
         return row.principal
@@ -158,25 +166,30 @@ class KeyStore:
     def cached(self, token: str) -> Principal | None:
         """The key's principal when the cache holds it confirmed; None when only
         `authenticate` can tell (not cached, unknown, revoked, or a wrong secret)."""
-        parts = _split(token)
-        if parts is None:
+        # Without _split's pattern: only a cached id gets further, and only the genuine secret
+        # has the digest it holds (authenticate checks the pattern before the database).
+        if not token.startswith(_TOKEN_START):
             return None
-        row = self._cache.get(parts[0])
-        if row is None or not hmac.compare_digest(row.secret_hash, _digest(parts[1])):
+        key_id, _, secret = token[len(_TOKEN_START) :].partition("_")
+        entry = self._cache.get(key_id)
+        now = self._timer()
+        if entry is None or entry[0] < now:
             return None
-        self._refresh_ahead(parts[0])
+        row = entry[1]
+        if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
+            return None
+        self._refresh_ahead(key_id, now, entry[2])
         return row.principal
 
-    def _refresh_ahead(self, key_id: str) -> None:
+    def _refresh_ahead(self, key_id: str, now: float, confirmed_at: float | None) -> None:
         """Past half the TTL since the database last confirmed it, look the key up again in
         the background, once. Left to expire, it sent every request in flight at that moment
         out of the fast lane to look it up on its own: a ~100 ms tail every TTL under load.
         What the database then says replaces the entry, so a revocation still takes effect
         within the TTL."""
-        confirmed = self._confirmed.get(key_id)
-        if confirmed is None or key_id in self._refreshing:
+        if confirmed_at is None or now - confirmed_at < self._ttl / 2:
             return
-        if self._timer() - confirmed.at < self._ttl / 2:
+        if key_id in self._refreshing:
             return
         refresh = asyncio.get_running_loop().create_task(self._refresh(key_id))
         self._refreshing[key_id] = refresh
@@ -209,12 +222,24 @@ class KeyStore:
             if not is_database_outage(exc):
                 raise  # a bug: the 500 handler logs it
             return self._stale(key_id, exc)
-        self._cache[key_id] = row
         if row is not None and row.principal is not None:
-            self._confirmed[key_id] = _Confirmed(row, self._timer())
+            confirmed = self._confirmed[key_id] = _Confirmed(row, self._timer())
+            self._keep(key_id, row, confirmed.at)
         else:
+            self._keep(key_id, row, None)
             self._confirmed.pop(key_id, None)  # revoked or deleted: refused from now on
         return row
+
+    def _keep(self, key_id: str, row: _KeyRow | None, confirmed_at: float | None) -> None:
+        now = self._timer()
+        cache = self._cache
+        cache.pop(key_id, None)  # to the back: the order stays the order of expiry
+        cache[key_id] = (now + self._ttl, row, confirmed_at)
+        while cache:
+            first = next(iter(cache))
+            if len(cache) <= _CACHE_SIZE and cache[first][0] >= now:
+                break
+            del cache[first]
 
     def _stale(self, key_id: str, exc: Exception) -> _KeyRow:
         """The key as the database last confirmed it, if that was recent enough."""
@@ -227,7 +252,7 @@ class KeyStore:
         if self._timer() - confirmed.at + self._ttl <= self._stale_if_error:
             # Ask the database again after cache_ttl, not on every request: a database that
             # hangs would otherwise cost each request db_timeout seconds.
-            self._cache[key_id] = confirmed.row
+            self._keep(key_id, confirmed.row, confirmed.at)
         return confirmed.row
 
     async def _load(self, key_id: str) -> _KeyRow | None:
