@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from certcheck import __version__, startup
+from certcheck import __version__, collector, startup
 from certcheck.api import openapi, problems
 from certcheck.api.deps import State
 from certcheck.api.limits import BodyCaps, InFlight, RequestLimits
@@ -54,6 +54,10 @@ class CertcheckApp(FastAPI):
             and scope["method"] == "POST"
         ):
             await self.lane(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/v1/verify/batch":
+            # Its items and checks live until it is answered: freed then, not walked meanwhile.
+            with collector.paused():
+                await super().__call__(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.checking import Checker
 from certcheck.config import Settings
 from tests.api.helpers import assert_problem
 from tests.conftest import load
@@ -56,6 +58,31 @@ class TestVerifyBatch:
         assert malformed["detail"].startswith("'garbage': 'g' is not a digit 0-9. ")
         others = body["results"][:1] + body["results"][2:]
         assert all(r["cert_no_given"] is None and r["detail"] is None for r in others)
+
+    async def test_made_with_the_cyclic_collector_paused_then_resumed(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        seen: list[bool] = []
+        check = Checker.check
+
+        async def watched(self: Checker, *args: Any, **kwargs: Any) -> Any:
+            seen.append(gc.isenabled())
+            return await check(self, *args, **kwargs)
+
+        monkeypatch.setattr(Checker, "check", watched)
+        assert gc.isenabled()
+        response = await client.post(
+            app.url_path_for("verify_batch"),
+            json={"items": [{"cert_no": number(3)}]},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert seen == [False]
+        assert gc.isenabled()
 
     async def test_one_lookup_for_the_whole_batch(
         self,

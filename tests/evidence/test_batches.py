@@ -7,8 +7,6 @@ database (the writes are tested in test_stats_store.py on both).
 
 from __future__ import annotations
 
-import gc
-import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
@@ -20,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from certcheck.api.schemas import VerifyRequest
 from certcheck.db import bulk
 from certcheck.db.tables import check_records
-from certcheck.evidence import collector, store
+from certcheck.evidence import store
 from certcheck.evidence.records import (
     COLUMNS,
     Checked,
@@ -136,37 +134,6 @@ def test_bind_processors_run_once_per_object_and_alike() -> None:
         )
         for row in shared
     ]
-
-
-class TestCollectorPause:
-    def test_resumes_when_the_last_holder_is_done(self) -> None:
-        assert gc.isenabled()
-        inside = threading.Event()
-        release = threading.Event()
-
-        def hold() -> None:
-            with collector.paused():
-                inside.set()
-                release.wait(5)
-
-        other = threading.Thread(target=hold)
-        other.start()
-        inside.wait(5)
-        with collector.paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # the other thread still holds it
-        release.set()
-        other.join(5)
-        assert gc.isenabled()
-
-    def test_leaves_a_disabled_collector_disabled(self) -> None:
-        gc.disable()
-        try:
-            with collector.paused():
-                pass
-            assert not gc.isenabled()
-        finally:
-            gc.enable()
 
 
 class TestShanghaiDay:

@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import Dialect, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from certcheck import collector
 from certcheck.checking import Check
 from certcheck.db.tables import check_records
-from certcheck.evidence import aggregates, collector, partitions, staged
+from certcheck.evidence import aggregates, partitions, staged
 from certcheck.evidence.records import (
     Asked,
     Checked,

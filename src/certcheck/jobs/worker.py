@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck import collector
 from certcheck.checking import Checker
 from certcheck.config import Settings
 from certcheck.jobs import queue
@@ -183,7 +184,10 @@ class JobWorkers:
         if chunk is None:
             return None  # the job was deleted
         async with self._turn:
-            outcome, result = await self._worked(lease, chunk)
+            # The chunk's lines, checks and records live until it commits: freed then, not
+            # walked by the cyclic collector meanwhile (collector.py).
+            with collector.paused():
+                outcome, result = await self._worked(lease, chunk)
         await self._hold()
         return result if await queue.complete(self._engine, lease, outcome) else None
 
