@@ -154,7 +154,7 @@ class KeyStore:
         if parts is None:
             return None
         key_id, secret = parts
-        entry = self._cache.get(key_id)  # None is cached too: an unknown id
+        entry = self._cache.get(key_id)  # an unknown id is cached too, its row None
         if entry is None or entry[0] < self._timer():
             row = await self._lookup(key_id)
         else:
