@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -158,3 +160,39 @@ class TestOperationsDoc:
         missing = [alert for alert in alerts if f'<a id="{alert.lower()}"></a>' not in doc]
         assert alerts
         assert missing == [], "docs/operations.md needs a runbook section per alert"
+
+
+def _import_contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, Any]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+class TestArchitectureDoc:
+    def test_every_module_is_on_the_map(self) -> None:
+        doc = (DOCS / "architecture.md").read_text(encoding="utf-8")
+        modules = [p for p in SRC.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+        missing = [str(p.relative_to(SRC)) for p in modules if f"`{p.name}`" not in doc]
+        assert len(modules) > 100
+        assert missing == [], "docs/architecture.md should say what these modules hold"
+
+    def test_the_layers_are_the_ones_lint_imports_enforces(self) -> None:
+        contracts = _import_contracts()
+        (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+        written = " > ".join(
+            f"`{name}`" if i == 0 else f"`{name.removeprefix('certcheck')}`"
+            for i, name in enumerate(layers)
+        )
+        assert written in (DOCS / "architecture.md").read_text(encoding="utf-8")
+
+    def test_what_verification_may_not_import_is_the_contract(self) -> None:
+        contracts = _import_contracts()
+        (forbidden,) = [c["forbidden_modules"] for c in contracts if c["type"] == "forbidden"]
+        (row,) = [
+            line
+            for line in (DOCS / "architecture.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| verification is pure |")
+        ]
+        named = set(re.findall(r"`([\w.]+)`", row))
+        written = {f"certcheck{name}" if name.startswith(".") else name for name in named}
+        assert written - {"certcheck.verification"} == set(forbidden)
