@@ -196,3 +196,15 @@ class TestArchitectureDoc:
         named = set(re.findall(r"`([\w.]+)`", row))
         written = {f"certcheck{name}" if name.startswith(".") else name for name in named}
         assert written - {"certcheck.verification"} == set(forbidden)
+
+    def test_the_readme_layout_names_every_top_level_module_and_package(self) -> None:
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        layout = readme.split("## Layout", 1)[1].split("```")[1]
+        entries = [
+            p.name + ("/" if p.is_dir() else "")
+            for p in SRC.iterdir()
+            if p.name not in ("__init__.py", "__main__.py", "py.typed", "__pycache__")
+        ]
+        missing = [n for n in entries if not re.search(rf"^  {re.escape(n)}\s", layout, re.M)]
+        assert len(entries) > 20
+        assert missing == []
