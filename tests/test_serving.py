@@ -33,6 +33,30 @@ def test_start_up_objects_are_out_of_the_collectors_sight_and_threads_switch_oft
     assert float(switch_interval) == 0.001
 
 
+# As `run` starts one worker: uvicorn's Config, then the factory in the worker, then a
+# connection's protocol.
+_ACCESS_LOG = """
+import asyncio, uvicorn
+from uvicorn.server import ServerState
+from certcheck.config import Settings
+from certcheck.http_protocol import GuardedHttpToolsProtocol
+from certcheck.serving import _APP, served_app, uvicorn_options
+config = uvicorn.Config(_APP, **uvicorn_options(Settings(), 1))
+served_app()
+loop = asyncio.new_event_loop()
+print(GuardedHttpToolsProtocol(config, ServerState(), {}, loop).access_log)
+"""
+
+
+def test_uvicorn_makes_no_access_line_of_its_own(tmp_path: Path) -> None:
+    # Our request log has the line; uvicorn's would be made for each answer and then dropped.
+    env = {**os.environ, "CERTCHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", _ACCESS_LOG], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False"]
+
+
 class TestWorkerCount:
     """`serve` without --workers starts one process per core it may use (issue 12)."""
 

@@ -99,19 +99,27 @@ class QuiescingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def uvicorn_options(settings: Settings, workers: int) -> dict[str, Any]:
+    return {
+        "factory": True,
+        "workers": workers,
+        "log_config": None,
+        # Our request log has the line (observability/requests.py). With its own access log
+        # merely disabled, uvicorn still made the line's client address and quoted path for
+        # every answer before its logger said no; switched off, it makes neither.
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        # httptools with deadlines for headers and bodies, and a header size cap (http_protocol.py).
+        "http": "certcheck.http_protocol:GuardedHttpToolsProtocol",
+    }
+
+
 def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
     """Serve on `listener`, bound by `bind` before migrations and the demo banner.
 
     False when the service could not start (the log says why)."""
     host, port = listener.getsockname()[:2]
-    options: dict[str, Any] = {
-        "factory": True,
-        "workers": workers,
-        "log_config": None,
-        "timeout_graceful_shutdown": settings.shutdown_timeout,
-        # httptools with deadlines for headers and bodies, and a header size cap (http_protocol.py).
-        "http": "certcheck.http_protocol:GuardedHttpToolsProtocol",
-    }
+    options = uvicorn_options(settings, workers)
     if workers == 1:
         # Handed over: no window for another process, and no app startup before the bind.
         log.info("listening on http://%s:%d", host, port)
