@@ -1,4 +1,5 @@
-"""Pausing the cyclic garbage collector while a batch of checks or check records is made.
+"""Pausing the cyclic garbage collector while a batch of checks or check records is made
+(a job chunk on PostgreSQL only: jobs/worker.py says why).
 
 A 5,000-line job chunk makes ~30,000 tuples that live until the chunk commits (its records,
 membership rows and signal keys): each 700 of them started a young collection, and every

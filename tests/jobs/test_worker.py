@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import threading
 import time
@@ -155,6 +156,24 @@ class TestWorkOnce:
         job = await get_job(engine, job_id, "shop")
         assert job is not None
         assert (job.status, job.processed) == (JobStatus.DONE, 4)
+
+    async def test_the_collector_is_paused_for_a_chunk_on_postgresql_only(
+        self, engine: AsyncEngine
+    ) -> None:
+        checker = await checker_over(engine)
+        await new_job(engine, 2, chunk_lines=2)
+        seen: list[bool] = []
+
+        async def process(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+            seen.append(gc.isenabled())
+            return await process_chunk(chunk, checker, codec)
+
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
+        assert gc.isenabled()
+        assert await workers.work_once("w1")
+        # On SQLite the chunk's commit is long and in this process: paused, cycles piled up.
+        assert seen == [engine.dialect.name != "postgresql"]
+        assert gc.isenabled()
 
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)
