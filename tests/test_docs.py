@@ -96,7 +96,9 @@ def _anchors(text: str) -> set[str]:
 
 class TestLinks:
     @pytest.mark.parametrize(
-        "page", [*sorted(DOCS.glob("*.md")), ROOT / "README.md"], ids=lambda p: p.name
+        "page",
+        [*sorted(DOCS.glob("*.md")), ROOT / "README.md", ROOT / "bench" / "README.md"],
+        ids=lambda p: str(p.relative_to(ROOT)),
     )
     def test_links_between_docs_resolve(self, page: Path) -> None:
         broken = []
