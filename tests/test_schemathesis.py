@@ -8,6 +8,7 @@ responses matching their schemas, and invalid data refused.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +117,13 @@ def test_every_operation(case: Any, served: tuple[str, str]) -> None:
     positive = case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
     code = UNREADABLE_CODES[case.operation.path]
     if positive and response.status_code == 422 and code is not None:
-        assert response.json()["code"] in ((code,) if isinstance(code, str) else code)
+        answer = response.json()
+        if answer.get("errors", [{}])[0].get("type") == "string_nul":
+            # The schema leaves a webhook's other members open, and any of them may spell a
+            # NUL, which no body may hold (api/strict_json.py).
+            assert "\\u0000" in json.dumps(case.body)
+            return
+        assert answer["code"] in ((code,) if isinstance(code, str) else code)
 
 
 def test_405_names_every_method_of_the_path(served: tuple[str, str]) -> None:

@@ -27,6 +27,7 @@ A new error is one class here and one line in this tree (and in docs/api.md's er
     ├── PayloadTooLarge       413 PAYLOAD_TOO_LARGE     a request body over its cap
     ├── TooManyItems          413 TOO_MANY_ITEMS        a batch over CERTCHECK_BATCH_MAX_ITEMS
     ├── InvalidJson           422 INVALID_JSON          a body that is not strict JSON
+    ├── UnstorableText        422 VALIDATION_FAILED     a string in a body holding a NUL character
     ├── InvalidCursor         422 INVALID_CURSOR        a cursor never given out (feed, watch)
     ├── MalformedNumber       422 MALFORMED             a number looked up that cannot be one
     ├── CertificateNotFound   404 NOT_FOUND             a number looked up, not in the registry
@@ -49,6 +50,7 @@ class CertcheckError(Exception):
     code: str = "INTERNAL"
     title: str | None = None  # None: the code in words ("INVALID_JSON": "Invalid json")
     retry_after: int | None = None  # seconds, sent as Retry-After
+    errors: list[dict[str, object]] | None = None  # sent as the problem's `errors`
 
     def __init_subclass__(
         cls, *, status: int = 0, code: str = "", retry_after: int | None = None
@@ -178,6 +180,22 @@ class TooManyItems(CertcheckError, status=413, code="TOO_MANY_ITEMS"):
 
 class InvalidJson(CertcheckError, status=422, code="INVALID_JSON"):
     """Not I-JSON (RFC 7493): not UTF-8, not JSON, a duplicate name, NaN, a lone surrogate."""
+
+
+class UnstorableText(CertcheckError, status=422, code="VALIDATION_FAILED"):
+    """Strict JSON may spell a NUL character (\\u0000), but no text column of PostgreSQL can
+    hold one: a check asked with it could be answered and never recorded. Refused as a field
+    that does not fit, with the same `errors` a validation failure gives."""
+
+    title = "Invalid request"
+
+    @classmethod
+    def at(cls, loc: list[str | int]) -> UnstorableText:
+        msg = "String should not hold a NUL character (\\u0000), which cannot be stored"
+        where = ".".join(str(part) for part in loc[1:]) or "body"
+        error = cls(f"{where}: {msg}")
+        error.errors = [{"loc": loc, "msg": msg, "type": "string_nul"}]
+        return error
 
 
 class InvalidCursor(CertcheckError, status=422, code="INVALID_CURSOR"):

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.config import Settings
 from certcheck.verification.records import Certificate, Listing, Status
-from tests.api.helpers import PROBLEM, finished, results, run_job, submit
+from tests.api.helpers import PROBLEM, assert_problem, finished, results, run_job, submit
 from tests.conftest import load, today
+from tests.evidence.helpers import record
 from tests.factories import cert
 from tests.verification.test_properties import oracle_decision, oracle_number
 
@@ -148,15 +149,26 @@ class TestVerify:
     async def test_hostile_strings_in_every_field(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:
+        answered: list[tuple[dict[str, Any], str]] = []
         for item in items():
             response = await client.post(app.url_path_for("verify_one"), json=item, headers=headers)
+            if _unstorable(item):  # no text column stores a NUL: refused, never half-recorded
+                body = assert_problem(response, 422, "VALIDATION_FAILED")
+                assert body["errors"][0]["type"] == "string_nul", body
+                continue
             assert response.status_code == 200, (item, response.text)
             assert_decided(item, response.json())
+            answered.append((item, response.json()["check_id"]))
+        # Every answered check is recorded as asked: one record the database refused would
+        # hold back every record flushed with it.
+        for item, check_id in answered:
+            got = await record(client, check_id, headers, within=5.0)
+            assert got["request"]["listing_id"] == item["listing_id"], (item, got)
 
     async def test_hostile_strings_in_a_batch(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
     ) -> None:
-        batch = items()
+        batch = [item for item in items() if not _unstorable(item)]
         url = app.url_path_for("verify_batch")
         response = await client.post(url, json={"items": batch}, headers=headers)
         assert response.status_code == 200, response.text
@@ -199,6 +211,25 @@ class TestCertificateLookups:
                 # A %2F is a "/" to the router: no such path at all, also a 404.
                 code = "NOT_FOUND" if number or "/" in raw else "MALFORMED"
                 assert response.json()["code"] == code, name
+
+    async def test_hostile_job_and_listing_ids(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        """No job or watched listing has such an id (a NUL included, which no row can hold)."""
+        routes = {
+            "get_recheck_job": "JOB_NOT_FOUND",
+            "get_recheck_results": "JOB_NOT_FOUND",
+            "get_watched_listing": "LISTING_NOT_WATCHED",
+        }
+        for raw in HOSTILE.values():
+            if "/" in raw:
+                continue  # another path, not this one's parameter
+            for route, code in routes.items():
+                param = "listing_id" if "listing" in route else "job_id"
+                path = app.url_path_for(route, **{param: quote(raw, safe="")})
+                for method in ("GET", "DELETE") if "results" not in route else ("GET",):
+                    response = await client.request(method, path, headers=headers)
+                    assert_problem(response, 404, code)
 
     async def test_hostile_changes_cursor(
         self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
@@ -400,6 +431,9 @@ class TestRegistryImport:
         verify = app.url_path_for("verify_one")
         for raw in [*HOSTILE.values(), "2024010901234570", "2024010901234571"]:
             answer = await client.post(verify, json={"cert_no": raw}, headers=headers)
+            if "\x00" in raw:  # refused before any look-up (TestVerify)
+                assert_problem(answer, 422, "VALIDATION_FAILED")
+                continue
             assert answer.status_code == 200, answer.text
             if answer.json()["decision"] == "allow":
                 # A NUL in a holder may or may not be a row error; a NUL in a status must be.

@@ -9,10 +9,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.api.deps import get_checker
 from certcheck.config import AuthMode, Settings
 from tests.api.helpers import assert_problem
+from tests.conftest import load
+from tests.factories import cert
 
 RAW_BODIES = [
     ("duplicate-member", b'{"cert_no": "2024010901234567", "cert_no": "x"}', "INVALID_JSON"),
@@ -20,6 +23,8 @@ RAW_BODIES = [
     ("infinity", b'{"model": Infinity}', "INVALID_JSON"),
     ("lone-surrogate", b'{"model": "\\ud800"}', "INVALID_JSON"),
     ("nested-lone-surrogate-key", b'{"\\udfff": 1}', "INVALID_JSON"),
+    ("nul-in-a-string", b'{"listing_id": "sku\\u0000"}', "VALIDATION_FAILED"),
+    ("nul-in-a-name", b'{"\\u0000": "x"}', "VALIDATION_FAILED"),
     ("not-json", b"cert_no=2024010901234567", "INVALID_JSON"),
     ("truncated", b'{"cert_no": "20240', "INVALID_JSON"),
     ("not-utf8", b'{"model": "\xff"}', "INVALID_JSON"),
@@ -84,6 +89,37 @@ class TestVerifyRequestValidation:
         body = assert_problem(response, 422, "VALIDATION_FAILED")
         assert body["detail"].startswith("model:")
         assert body["errors"][0]["loc"] == ["body", "model"]
+
+    async def test_a_nul_character_is_refused_where_it_is(
+        self, client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+    ) -> None:
+        """Strict JSON may spell one, PostgreSQL cannot store it: asked with one, a check would
+        be answered and its record never written (it held back every record flushed with it)."""
+        items = [{"cert_no": "2024010901234567"}, {"listing_id": "a", "merchant_id": "m\x00"}]
+        response = await client.post(
+            app.url_path_for("verify_batch"), json={"items": items}, headers=headers
+        )
+        body = assert_problem(response, 422, "VALIDATION_FAILED")
+        assert body["detail"].startswith("items.1.merchant_id: String should not hold a NUL")
+        assert [e["loc"] for e in body["errors"]] == [["body", "items", 1, "merchant_id"]]
+        assert body["errors"][0]["type"] == "string_nul"
+
+    async def test_an_escaped_backslash_before_u0000_is_no_nul(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        engine: AsyncEngine,
+    ) -> None:
+        await load(engine, [cert("2024010901234567")])
+        await client.get("/readyz")  # the store adopts the registry now
+        response = await client.post(
+            app.url_path_for("verify_one"),
+            content=b'{"listing_id": "a\\\\u0000b"}',
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["listing_id"] == "a\\u0000b"
 
 
 class TestAuthentication:

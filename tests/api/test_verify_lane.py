@@ -120,6 +120,7 @@ ODD_BODIES = [
     b'{"cert_no": "%s", "cert_no": "2024010901000000"}' % VALID.encode(),  # a name twice
     b'{"cert_no": "%s", "cert\\u005fno": "2024010901000000"}' % VALID.encode(),  # escaped twin
     b'{"cert_no": "\\ud800"}',  # a lone surrogate
+    b'{"cert_no": "%s", "listing_id": "a\\u0000b"}' % VALID.encode(),  # a NUL
     b'{"cert_no": "\\u0032024010901234567"}',  # an escape that is fine
     b'\xef\xbb\xbf{"cert_no": "%s"}' % VALID.encode(),  # a byte order mark
     b'{"cert_no": NaN}',

@@ -115,6 +115,38 @@ async def test_a_failed_flush_keeps_its_records(engine: AsyncEngine) -> None:
     assert recorder.held == 1
 
 
+def refused() -> float:
+    return REGISTRY.get_sample_value("certcheck_check_records_refused_total") or 0.0
+
+
+async def test_a_record_the_database_refuses_does_not_hold_back_the_others(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's text cannot hold a NUL (the API refuses them, so only a bug would send
+    one): the flush is written again in halves until the refused record stands alone."""
+    recorder = CheckRecorder(engine, capacity=1000, when_full=WhenFull.SHED)
+    rows = checked(40)
+    now = datetime.now(UTC)
+    bad = staged_row(
+        Check(str(ULID()), None, MALFORMED_DECISION, None, now, now),
+        Requested(listing_id="a\x00b"),
+        "shop",
+        Source.BATCH,
+    )
+    before = refused()
+    await recorder.add([*rows[:17], bad, *rows[17:]])
+
+    written = await recorder.flush()
+
+    if engine.dialect.name == "postgresql":
+        assert (written, await stored(engine), refused() - before) == (40, 40, 1)
+        assert f"check record {bad[0]} dropped: the database refused it" in caplog.text
+    else:  # SQLite's text holds a NUL as it is
+        assert (written, await stored(engine), refused() - before) == (41, 41, 0)
+    assert recorder.held == 0
+    assert await recorder.flush() == 0  # nothing left to hold back the next
+
+
 async def test_a_flush_that_committed_unanswered_is_not_written_twice(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

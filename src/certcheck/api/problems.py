@@ -67,7 +67,9 @@ def problem(
 def problem_of(exc: CertcheckError) -> JSONResponse:
     """The answer to `exc`; the middleware that answers before the app runs uses it too."""
     headers = exc.headers() or None
-    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=headers)
+    return problem(
+        exc.status, exc.code, exc.detail, title=exc.title, headers=headers, errors=exc.errors
+    )
 
 
 async def _certcheck_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,8 @@
 """Request bodies as strict JSON (I-JSON, RFC 7493), sent as application/json.
 
 FastAPI parses with json.loads, which accepts duplicate member names (last wins), NaN and
-Infinity, and lone surrogates. This route class parses the body itself and refuses all three.
+Infinity, and lone surrogates. This route class parses the body itself and refuses all three,
+and strings holding a NUL character, which strict JSON allows but PostgreSQL cannot store.
 It also checks the API key before a byte of the body is read (FastAPI reads the body before it
 runs any dependency), and stops parsing a batch the moment it holds too many items. A large
 body is parsed off the event loop, and a batch's items validated a slice at a time on it.
@@ -23,11 +24,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, lifespan_state, require
 from certcheck.checking import SLICE
-from certcheck.errors import InvalidJson, TooManyItems, UnsupportedMediaType
+from certcheck.errors import InvalidJson, TooManyItems, UnstorableText, UnsupportedMediaType
 from certcheck.keys import Scope
 
 _bearer = HTTPBearer(auto_error=False)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Only these escapes spell a lone surrogate or a NUL: most bodies need no walk.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 # Bodies larger than this are parsed in a thread: json.loads cannot yield, and a 10,000-item
 # batch (~0.7 MB) takes tens of milliseconds. Below it, the hand-off would cost more than it saves.
 _PARSE_INLINE_MAX = 64 * 1024
@@ -80,8 +82,8 @@ def loads_strict(body: bytes, *, max_items: int | None = None) -> Any:
         raise InvalidJson(f"invalid JSON at {where}: {exc.msg}") from exc
     if max_items is not None:
         _refuse_long_batch(value, max_items)
-    if _SURROGATE_ESCAPE.search(body):  # only escapes make them; most bodies need no walk
-        _refuse_lone_surrogates(value)
+    if _UNSTORABLE_ESCAPE.search(body):
+        _refuse_unstorable(value)
     return value
 
 
@@ -93,20 +95,29 @@ def _refuse_long_batch(value: Any, max_items: int) -> None:
         raise too_many_items(str(len(items)), max_items)
 
 
-def _refuse_lone_surrogates(value: Any) -> None:
-    stack = [value]
+def _refuse_unstorable(value: Any) -> None:
+    """Refuse the first string, member names included, that holds a lone surrogate (not
+    I-JSON) or a NUL character (named by where it is, as a validation error names a field)."""
+    stack: list[tuple[list[str | int], Any]] = [(["body"], value)]
     while stack:
-        item = stack.pop()
+        loc, item = stack.pop()
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidJson("a string holds a lone surrogate (\\ud800-\\udfff)") from exc
+            _refuse_unstorable_text(item, loc)
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for name in item:
+                _refuse_unstorable_text(name, loc)
+            stack.extend(([*loc, name], member) for name, member in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend(([*loc, i], item[i]) for i in range(len(item) - 1, -1, -1))
+
+
+def _refuse_unstorable_text(text: str, loc: list[str | int]) -> None:
+    if "\x00" in text:
+        raise UnstorableText.at(loc)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidJson("a string holds a lone surrogate (\\ud800-\\udfff)") from exc
 
 
 class _StrictJsonRequest(Request):

@@ -38,7 +38,7 @@ from certcheck.api.schemas import VerifyRequest
 from certcheck.api.strict_json import is_json, loads_strict
 from certcheck.config import AuthMode
 from certcheck.db.deadline import request_budget
-from certcheck.errors import InvalidJson
+from certcheck.errors import InvalidJson, UnstorableText
 from certcheck.keys import Principal
 from certcheck.keys import Scope as KeyScope
 from certcheck.observability.requests import record, request_id_of
@@ -209,14 +209,14 @@ def _parsed(body: bytes) -> VerifyRequest | None:
     with its 400 or 422 and their details).
 
     pydantic parses from the bytes in one step. What it would accept that strict JSON does not
-    needs an escape (a lone surrogate; a member name spelt with escapes) or a name twice;
+    needs an escape (a lone surrogate, a NUL; a member name spelt with escapes) or a name twice;
     NaN, Infinity and big numbers fail validation anyway (every field is a string). Such bodies
     are parsed the strict way first, as the app does."""
     try:
         if b"\\" in body or any(body.count(name) > 1 for name in _NAMES):
             return VerifyRequest.model_validate(loads_strict(body))
         return VerifyRequest.model_validate_json(body)
-    except (InvalidJson, ValidationError):
+    except (InvalidJson, UnstorableText, ValidationError):
         return None
 
 

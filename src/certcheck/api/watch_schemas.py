@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from certcheck.api.schemas import NO_NUL
 from certcheck.verification.records import Reason, Verdict
 from certcheck.watch.records import WatchedListing, WatchEvent
 from certcheck.watch.webhooks import WebhookState
@@ -61,7 +62,9 @@ def event_out(event: WatchEvent) -> WatchEventOut:
 
 class WebhookIn(BaseModel):
     url: str = Field(
-        max_length=2048, description="https, to a public address; redirects are not followed"
+        max_length=2048,
+        description="https, to a public address; redirects are not followed",
+        json_schema_extra=NO_NUL,
     )
 
 

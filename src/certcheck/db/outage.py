@@ -54,5 +54,18 @@ def is_database_outage(exc: BaseException) -> bool:
     return _is_outage_state(getattr(exc.orig, "sqlstate", None))
 
 
+def is_refused_value(exc: BaseException) -> bool:
+    """PostgreSQL refused a value it cannot store (SQLSTATE class 22, data exception: a NUL
+    character in text, a string too long): the same rows fail again however often they are
+    sent, so they must not be held back with the rest."""
+    if isinstance(exc, sa.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+    elif isinstance(exc, asyncpg.PostgresError):
+        sqlstate = exc.sqlstate
+    else:
+        return False
+    return isinstance(sqlstate, str) and sqlstate[:2] == "22"
+
+
 def _is_outage_state(sqlstate: object) -> bool:
     return isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES

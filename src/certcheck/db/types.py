@@ -8,6 +8,13 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
 
+
+def storable(text: str) -> bool:
+    """Whether a text column can hold `text` on both databases: PostgreSQL's cannot hold a NUL
+    character, so no row is keyed by one, and a query naming one fails instead of finding none."""
+    return "\x00" not in text
+
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -7,7 +7,10 @@ worth is waiting, and once more at shutdown. A failed flush keeps its records fo
 one, an interval later. A flush can fail after its transaction committed (cancelled at
 shutdown while COMMIT was under way, or the connection lost before the answer): the next one
 leaves out those already written, so no record is written or counted twice, and one such
-failure cannot refuse the buffer's later records.
+failure cannot refuse the buffer's later records. A record PostgreSQL refuses outright (a value
+it cannot store) would fail every flush it is in: a flush the database refuses so is written
+again in halves, each in its own transaction, until the refused records stand alone; those are
+dropped, counted and logged with their check ids, and the rest are written.
 When the buffer is full, `shed` drops the new records (counted, logged at most every 10 s) and
 `wait` makes the caller wait for room: the choice between fast answers and no lost record.
 """
@@ -27,12 +30,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certcheck.db.outage import is_refused_value
 from certcheck.evidence import partitions, store
-from certcheck.evidence.records import SOURCE_AT
+from certcheck.evidence.records import CHECK_ID_AT, SOURCE_AT
 from certcheck.observability.metrics import (
     CHECK_RECORD_FLUSH_FAILURES,
     CHECK_RECORDS_BUFFERED,
     CHECK_RECORDS_DROPPED,
+    CHECK_RECORDS_REFUSED,
     CHECK_RECORDS_WAITS,
     CHECK_RECORDS_WRITTEN,
 )
@@ -129,20 +134,36 @@ class CheckRecorder:
             if not batch:
                 return 0
             self._items.clear()
-            try:
-                ready = await asyncio.to_thread(store.ready, batch, self._engine.dialect)
-                await store.write_ready_all(self._engine, ready, uncertain=self._uncertain)
-            except BaseException:
-                self._items.extendleft(reversed(batch))  # tried again at the next flush
-                self._uncertain = True
-                raise
+            parts, written = [batch], 0  # a part the database refuses is split in two
+            while parts:
+                part = parts.pop()
+                try:
+                    ready = await asyncio.to_thread(store.ready, part, self._engine.dialect)
+                    await store.write_ready_all(self._engine, ready, uncertain=self._uncertain)
+                except BaseException as exc:
+                    if not is_refused_value(exc):
+                        left = [row for waiting in (part, *reversed(parts)) for row in waiting]
+                        self._items.extendleft(reversed(left))  # tried again at the next flush
+                        self._uncertain = True
+                        raise
+                    if len(part) > 1:
+                        parts += [part[len(part) // 2 :], part[: len(part) // 2]]
+                    else:
+                        self._refuse(part[0], exc)
+                    continue
+                written += len(part)
+                self._held -= len(part)
+                for source, count in Counter(map(itemgetter(SOURCE_AT), part)).items():
+                    CHECK_RECORDS_WRITTEN.labels(source=source).inc(count)
             self._uncertain = False
-            self._held -= len(batch)
             CHECK_RECORDS_BUFFERED.set(self._held)
             self._room.set()
-            for source, count in Counter(map(itemgetter(SOURCE_AT), batch)).items():
-                CHECK_RECORDS_WRITTEN.labels(source=source).inc(count)
-            return len(batch)
+            return written
+
+    def _refuse(self, row: Row, exc: BaseException) -> None:
+        self._held -= 1
+        CHECK_RECORDS_REFUSED.inc()
+        log.error("check record %s dropped: the database refused it (%s)", row[CHECK_ID_AT], exc)
 
     async def run(self, interval: float) -> None:
         """Flush every `interval` seconds, or as soon as a flush's worth is waiting, until

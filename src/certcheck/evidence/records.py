@@ -78,7 +78,7 @@ COLUMNS = (
     "certificate",
     "registry_as_of",
 )
-SOURCE_AT = COLUMNS.index("source")
+SOURCE_AT, CHECK_ID_AT = COLUMNS.index("source"), COLUMNS.index("check_id")
 _REQUEST_FIELDS = ("cert_no", "product_code", "model", "manufacturer", "listing_id", "merchant_id")
 
 

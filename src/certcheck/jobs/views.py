@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certcheck.db.tables import recheck_jobs, recheck_results
+from certcheck.db.types import storable
 from certcheck.jobs.chunks import decompress
 from certcheck.jobs.records import LETTER, Job, job_from_row
 from certcheck.verification.records import Verdict
@@ -26,6 +27,8 @@ _r = recheck_results.c
 
 async def get_job(engine: AsyncEngine, job_id: str, platform: str) -> Job | None:
     """The job, if it exists and belongs to `platform`: others' jobs do not exist for them."""
+    if not storable(job_id):
+        return None
     async with engine.connect() as conn:
         row = (
             (
@@ -57,6 +60,8 @@ async def job_by_key(engine: AsyncEngine, platform: str, key: str) -> Job | None
 
 async def delete_job(engine: AsyncEngine, job_id: str, platform: str) -> bool:
     """Cancel and forget: its chunks, inputs and results go with it (ON DELETE CASCADE)."""
+    if not storable(job_id):
+        return False
     async with engine.begin() as conn:
         result = await conn.execute(
             delete(recheck_jobs).where(_jobs.id == job_id, _jobs.platform == platform)

@@ -139,6 +139,10 @@ CHECK_RECORDS_DROPPED = Counter(
     "certcheck_check_records_dropped_total",
     "Check records dropped because the buffer was full (CERTCHECK_CHECK_BUFFER_FULL=shed).",
 )
+CHECK_RECORDS_REFUSED = Counter(
+    "certcheck_check_records_refused_total",
+    "Check records dropped because the database refused a value in them; each is logged.",
+)
 CHECK_RECORDS_BUFFERED = Gauge(
     "certcheck_check_records_buffered",
     "Check records waiting in this process's buffer to be written, as of its last flush.",

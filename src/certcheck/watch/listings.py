@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from certcheck.checking import Check, Checker
 from certcheck.db.tables import watched_listings
+from certcheck.db.types import storable
 from certcheck.evidence import store as check_records
 from certcheck.verification.records import Listing, Reason, Verdict
 from certcheck.watch import cursor
@@ -96,6 +97,8 @@ def _key(platform: str, listing_id: str) -> Any:
 
 
 async def get_listing(engine: AsyncEngine, platform: str, listing_id: str) -> WatchedListing | None:
+    if not storable(listing_id):
+        return None
     async with engine.connect() as conn:
         row = (
             await conn.execute(select(watched_listings).where(_key(platform, listing_id)))
@@ -105,6 +108,8 @@ async def get_listing(engine: AsyncEngine, platform: str, listing_id: str) -> Wa
 
 async def delete_listing(engine: AsyncEngine, platform: str, listing_id: str) -> bool:
     """Stop watching; False when it was not watched. A round in progress finishes first."""
+    if not storable(listing_id):
+        return False
     async with engine.begin() as conn:
         await cursor.hold(conn, exclusive=False)
         gone = await conn.execute(delete(watched_listings).where(_key(platform, listing_id)))
