@@ -175,3 +175,42 @@ class TestSignalFirstMerchant:
                 ("2024010901234567", "m-1"),
                 ("2024010901234567", "m-2"),
             ]
+
+
+class TestCheckPairs:
+    """7c1e4b9a2f60 turns each membership row into a pair with one side, and back."""
+
+    async def test_members_become_pairs_with_the_same_distinct_counts(
+        self, empty_engine: AsyncEngine
+    ) -> None:
+        await run(empty_engine, command.upgrade, "3f8a61c2d9e5")
+        members = [("L", "sku-1"), ("L", ""), ("M", "m-1"), ("M", "sku-1")]
+        async with empty_engine.begin() as conn:
+            for kind, member in members:
+                await conn.execute(
+                    text(
+                        "INSERT INTO check_members (day, platform, kind, member, product_code, "
+                        "reason, source) VALUES ('2026-12-06', 'shop', :k, :m, '0901', 'VALID', "
+                        "'verify')"
+                    ),
+                    {"k": kind, "m": member},
+                )
+
+        await run(empty_engine, command.upgrade, "7c1e4b9a2f60")
+
+        async with empty_engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT sides, listing, merchant FROM check_pairs ORDER BY 1, 2, 3")
+            )
+            assert [tuple(r) for r in rows] == [
+                ("L", "", ""),
+                ("L", "sku-1", ""),
+                ("M", "", "m-1"),
+                ("M", "", "sku-1"),
+            ]
+
+        await run(empty_engine, command.downgrade, "3f8a61c2d9e5")
+
+        async with empty_engine.connect() as conn:
+            back = await conn.execute(text("SELECT kind, member FROM check_members ORDER BY 1, 2"))
+            assert [tuple(r) for r in back] == sorted(members)

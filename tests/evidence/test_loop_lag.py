@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.db.tables import check_members, check_records, signal_counts, signal_merchants
+from certcheck.db.tables import check_pairs, check_records, signal_counts, signal_merchants
 from certcheck.evidence import store
 from certcheck.evidence.records import Checked
 from certcheck.verification.records import Reason
@@ -106,12 +106,12 @@ class TestWriteAll:
         assert min(holds) < BOUND, f"event loop held {[round(h * 1000) for h in holds]} ms"
         async with engine.connect() as conn:
             records = await conn.scalar(select(func.count()).select_from(check_records))
-            members = await conn.scalar(select(func.count()).select_from(check_members))
+            pairs = await conn.scalar(select(func.count()).select_from(check_pairs))
             others = await conn.scalar(select(func.count()).select_from(signal_merchants))
             firsts = await conn.scalar(select(func.count(signal_counts.c.first_merchant)))
             new = await conn.scalar(select(func.sum(signal_counts.c.merchants)))
         written = len(holds) * ITEMS
         assert records == written
-        assert members == 2 * written  # a listing and a merchant each
+        assert pairs == written  # a listing and its merchant in one row each
         # Every merchant was new to its signal, and counted once: each signal's first.
         assert (others, firsts) == (0, new)

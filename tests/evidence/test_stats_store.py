@@ -366,8 +366,9 @@ class TestPurge:
 
         done = await store.purge(engine, 30)
 
-        # The old day's counter, its listing and two merchants; the old number's one signal.
-        assert done.endswith("; forgot 4 statistics rows and 1 signal rows")
+        # The old day's counter and its two pairs (a listing, two merchants); the old number's
+        # one signal.
+        assert done.endswith("; forgot 3 statistics rows and 1 signal rows")
 
         today = today_in_shanghai(now)
         got = await stats.statistics(engine, today - timedelta(60), today, GroupBy.DAY, None)

@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from certcheck.checking import Check
-from certcheck.db.tables import check_counts, check_members, signal_counts, signal_merchants
+from certcheck.db.tables import check_counts, check_pairs, signal_counts, signal_merchants
 from certcheck.evidence import store
 from certcheck.evidence.records import Checked, Requested, Source
 from certcheck.evidence.tally import (
+    BOTH,
     EVIDENCE_IDS,
     LISTING,
     MERCHANT,
@@ -63,11 +64,12 @@ class CountKey(NamedTuple):
     decision: str
 
 
-class Member(NamedTuple):
+class Pair(NamedTuple):
     day: date
     platform: str
-    kind: str
-    member: str
+    listing: str
+    merchant: str
+    sides: str
     product_code: str
     reason: str
     source: str
@@ -81,7 +83,7 @@ class SignalKey(NamedTuple):
 
 class Folded(NamedTuple):
     counts: dict[CountKey, int]
-    members: set[Member]
+    pairs: set[Pair]
     signals: dict[SignalKey, Any]  # checks, evidence (a list), last_checked_at
     signal_merchants: set[tuple[SignalKey, str]]
 
@@ -92,7 +94,7 @@ async def folded(engine: AsyncEngine, items: list[Checked]) -> Folded:
     s, m = signal_counts.c, signal_merchants.c
     async with engine.connect() as conn:
         counts = {CountKey(*row[:-1]): row[-1] for row in await conn.execute(select(check_counts))}
-        members = {Member(*row) for row in await conn.execute(select(check_members))}
+        pairs = {Pair(*row) for row in await conn.execute(select(check_pairs))}
         signals = {
             SignalKey(*row[:3]): (row.checks, row.evidence.split(), row.last_checked_at)
             for row in await conn.execute(
@@ -110,7 +112,7 @@ async def folded(engine: AsyncEngine, items: list[Checked]) -> Folded:
             for row in await conn.execute(query)
         ]
     assert len(set(merchants)) == len(merchants), "a signal's first merchant twice"
-    return Folded(counts, members, signals, set(merchants))
+    return Folded(counts, pairs, signals, set(merchants))
 
 
 class TestDay:
@@ -181,31 +183,33 @@ class TestCounts:
         assert await folded(engine, []) == Folded({}, set(), {}, set())
 
 
-class TestMembers:
-    async def test_listings_and_merchants_per_day_and_key(self, engine: AsyncEngine) -> None:
+class TestPairs:
+    async def test_listing_and_merchant_pairs_per_day_and_key(self, engine: AsyncEngine) -> None:
         day = date(2026, 11, 22)
         items = [
             checked(listing="sku-1", merchant="m-1"),
-            checked(listing="sku-1", merchant="m-1"),  # the same again: one row each
+            checked(listing="sku-1", merchant="m-1"),  # the same again: one row
+            checked(listing="sku-1", merchant="m-3"),  # another merchant: another pair
             checked(listing="sku-2"),
             checked(merchant="m-2", source=Source.JOB),
             checked(Reason.NOT_FOUND, listing="sku-1"),  # another reason: another row
             checked(listing="sku-1", at=NOON + timedelta(days=1)),  # another day
             checked(listing="", merchant=""),  # empty, not null: counted
+            checked(listing=""),  # an empty listing alone: not the pair above
             checked(),  # neither: none
         ]
 
-        members = (await folded(engine, items)).members
+        pairs = (await folded(engine, items)).pairs
 
-        assert members == {
-            Member(day, "shop", LISTING, "sku-1", "", "VALID", "verify"),
-            Member(day, "shop", MERCHANT, "m-1", "", "VALID", "verify"),
-            Member(day, "shop", LISTING, "sku-2", "", "VALID", "verify"),
-            Member(day, "shop", MERCHANT, "m-2", "", "VALID", "job"),
-            Member(day, "shop", LISTING, "sku-1", "", "NOT_FOUND", "verify"),
-            Member(day + timedelta(1), "shop", LISTING, "sku-1", "", "VALID", "verify"),
-            Member(day, "shop", LISTING, "", "", "VALID", "verify"),
-            Member(day, "shop", MERCHANT, "", "", "VALID", "verify"),
+        assert pairs == {
+            Pair(day, "shop", "sku-1", "m-1", BOTH, "", "VALID", "verify"),
+            Pair(day, "shop", "sku-1", "m-3", BOTH, "", "VALID", "verify"),
+            Pair(day, "shop", "sku-2", "", LISTING, "", "VALID", "verify"),
+            Pair(day, "shop", "", "m-2", MERCHANT, "", "VALID", "job"),
+            Pair(day, "shop", "sku-1", "", LISTING, "", "NOT_FOUND", "verify"),
+            Pair(day + timedelta(1), "shop", "sku-1", "", LISTING, "", "VALID", "verify"),
+            Pair(day, "shop", "", "", BOTH, "", "VALID", "verify"),
+            Pair(day, "shop", "", "", LISTING, "", "VALID", "verify"),
         }
 
 

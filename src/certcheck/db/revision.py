@@ -12,7 +12,7 @@ from sqlalchemy import Column, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-HEAD = "3f8a61c2d9e5"  # the newest script in migrations/versions
+HEAD = "7c1e4b9a2f60"  # the newest script in migrations/versions
 
 # Alembic's own bookkeeping table, as Alembic makes it: read here, never written.
 _versions = Table("alembic_version", MetaData(), Column("version_num", String(32)))

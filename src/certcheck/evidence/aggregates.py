@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcheck.db.tables import check_counts, check_members, signal_counts, signal_merchants
+from certcheck.db.tables import check_counts, check_pairs, signal_counts, signal_merchants
 from certcheck.verification.numbers import today_in_shanghai
 
 
@@ -24,7 +24,7 @@ async def purge(conn: AsyncConnection, cutoff: datetime) -> Sequence[int]:
     deleted = []
     for statement in (
         delete(check_counts).where(check_counts.c.day < first_kept),
-        delete(check_members).where(check_members.c.day < first_kept),
+        delete(check_pairs).where(check_pairs.c.day < first_kept),
         delete(signal_merchants).where(exists(select(1).where(stale))),
         delete(signal_counts).where(s.last_checked_at < cutoff),
     ):

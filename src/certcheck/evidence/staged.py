@@ -34,12 +34,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.types import TypeEngine
 
 from certcheck.db import bulk
 from certcheck.db.tables import check_records, signal_merchants
+from certcheck.db.types import bytewise
 from certcheck.evidence.records import COLUMNS
 from certcheck.evidence.tally import (
+    BOTH,
     EVIDENCE_CHARS,
     EVIDENCE_IDS,
     LISTING,
@@ -52,16 +53,6 @@ from certcheck.evidence.tally import (
 STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
 _TIMES = ("checked_at", "registry_as_of")  # staged as records.micros (_PG_TIME, _SQLITE_TIME)
 _COPY_SLICE = 500  # rows a COPY: encoded between two turns of the event loop
-
-
-def _bytewise(type_: TypeEngine[Any]) -> TypeEngine[Any]:
-    """Text compared byte by byte on PostgreSQL: the fold's sorts and groupings of the staged
-    rows then compare with memcmp, not the database's locale (3-5 % of PostgreSQL's CPU for a
-    job chunk's fold, bench/README.md, thirteenth pass). Any total order keeps the upserts'
-    lock order the same in every writer; SQLite compares bytes already."""
-    if isinstance(type_, String):
-        return type_.with_variant(String(type_.length, collation="C"), "postgresql")
-    return type_
 
 
 # Not in the application's metadata: no migration makes it, each connection does.
@@ -77,14 +68,14 @@ _stage = Table(
             if c.name == "certificate"
             else BigInteger()
             if c.name in _TIMES
-            else _bytewise(c.type),
+            else bytewise(c.type),
             nullable=c.nullable,
         )
         for c in check_records.columns
     ),
-    Column("code", _bytewise(Text()), nullable=False),  # records.counted_code
+    Column("code", bytewise(Text()), nullable=False),  # records.counted_code
     Column("day", Date, nullable=False),  # China Standard Time (today_in_shanghai)
-    Column("reason", _bytewise(String(32)), nullable=False),  # the answer's `reason`: the first
+    Column("reason", bytewise(String(32)), nullable=False),  # the answer's `reason`: the first
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
@@ -96,7 +87,7 @@ _extra = Table(
     "signal_extra",
     MetaData(),
     *(
-        Column(c.name, _bytewise(c.type), nullable=False)
+        Column(c.name, bytewise(c.type), nullable=False)
         for c in signal_merchants.columns
         if c.name in ("platform", "cert_no", "kind", "merchant_id")
     ),
@@ -171,15 +162,17 @@ def _insert_records(certificate_text: str, time: str) -> str:
 
 
 # Names and constants of this module only: nothing in these statements comes from a request.
-_MEMBERS = f"""INSERT INTO check_members (day, platform, kind, member, product_code, reason, source)
+_PAIRS = f"""INSERT INTO check_pairs
+    (day, platform, listing, merchant, sides, product_code, reason, source)
 SELECT * FROM (
-    SELECT day, platform, '{LISTING}' AS kind, listing_id AS member, code, reason, source
-    FROM check_stage WHERE listing_id IS NOT NULL
-    UNION
-    SELECT day, platform, '{MERCHANT}' AS kind, merchant_id AS member, code, reason, source
-    FROM check_stage WHERE merchant_id IS NOT NULL
+    SELECT DISTINCT day, platform, coalesce(listing_id, '') AS listing,
+        coalesce(merchant_id, '') AS merchant, CASE
+            WHEN merchant_id IS NULL THEN '{LISTING}'
+            WHEN listing_id IS NULL THEN '{MERCHANT}'
+            ELSE '{BOTH}' END AS sides, code, reason, source
+    FROM check_stage WHERE listing_id IS NOT NULL OR merchant_id IS NOT NULL
 ) AS m WHERE true
-ORDER BY 1, 2, 3, 4, 5, 6, 7
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
 ON CONFLICT DO NOTHING"""  # nosec B608
 _COUNTS = """INSERT INTO check_counts AS t
     (day, platform, product_code, source, reason, decision, checks)
@@ -239,7 +232,7 @@ _PG_MERCHANTS = f"""WITH new AS (
 )
 {_ADD_MERCHANTS.format("new")}"""  # nosec B608
 _PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')", _PG_TIME)
-_PG_FOLD = ";\n".join([_PG_RECORDS, _MEMBERS, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
+_PG_FOLD = ";\n".join([_PG_RECORDS, _PAIRS, _PG_SIGNALS, _PG_MERCHANTS, _COUNTS])
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants neither first nor in signal_merchants are the ones this batch adds. A signal's
 # totals come from a GROUP BY; its evidence, the 20 newest ids concatenated in that order (a
@@ -279,7 +272,7 @@ _SQLITE_MERCHANTS = [
 _SQLITE_RECORDS = _insert_records("CAST(certificate AS TEXT)", _SQLITE_TIME)
 _SQLITE_FOLD = [
     _SQLITE_RECORDS,
-    _MEMBERS,
+    _PAIRS,
     _SQLITE_SIGNALS,
     _SQLITE_EXTRA,
     *_SQLITE_MERCHANTS,

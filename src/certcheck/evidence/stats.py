@@ -1,8 +1,8 @@
 """GET /v1/stats read from the aggregate tables (staged.py), never from the records.
 
-Counters are summed per key; distinct listings and merchants are counted over the membership
-rows of the range (one per listing or merchant, day and key combination), so they are exact
-for any range and grouping, at the cost of reading those rows (docs/evidence.md).
+Counters are summed per key; distinct listings and merchants are counted over the pair rows of
+the range (one per listing and merchant pair, day and key combination), so they are exact for
+any range and grouping, at the cost of reading those rows (docs/evidence.md).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, CompoundSelect, func, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from certcheck.db.tables import check_counts, check_members
+from certcheck.db.tables import check_counts, check_pairs
 from certcheck.errors import InvalidDateRange
 from certcheck.evidence.tally import LISTING, MERCHANT
 
@@ -66,23 +66,13 @@ async def statistics(
     """The figures of `platform`'s checks (None: every platform's) from `first` to `last`
     (China Standard Time days, both included), per `group_by` key."""
     check_range(first, last)
-    c, m = check_counts.c, check_members.c
+    c = check_counts.c
     key = _key(c, group_by)
     counted = select(key, c.decision, c.reason, func.sum(c.checks)).where(
         *_scope(c, first, last, platform)
     )
-    seen = (
-        select(_key(m, group_by), m.kind, m.platform, m.member)
-        .distinct()
-        .where(*_scope(m, first, last, platform))
-        .subquery()
-    )
-    everyone = (
-        select(m.kind, m.platform, m.member)
-        .distinct()
-        .where(*_scope(m, first, last, platform))
-        .subquery()
-    )
+    seen = _members(first, last, platform, group_by).subquery()
+    everyone = _members(first, last, platform, None).subquery()
     async with engine.connect() as conn:
         count_rows = await conn.execute(counted.group_by(key, c.decision, c.reason))
         member_rows = await conn.execute(
@@ -92,6 +82,25 @@ async def statistics(
             select(everyone.c.kind, func.count()).group_by(everyone.c.kind)
         )
         return _assemble(count_rows.all(), member_rows.all(), total_rows.all())
+
+
+def _members(
+    first: date, last: date, platform: str | None, group_by: GroupBy | None
+) -> CompoundSelect[Any]:
+    """Each distinct (key, kind, platform, id) of the range: a listing (kind LISTING) or a
+    merchant (MERCHANT) seen under the key; without `group_by`, under no key."""
+    p = check_pairs.c
+    keyed = [_key(p, group_by)] if group_by is not None else []
+    where = _scope(p, first, last, platform)
+    # UNION, not UNION ALL: a listing seen under one key with two merchants counts once.
+    return union(
+        select(*keyed, literal(LISTING).label("kind"), p.platform, p.listing.label("member")).where(
+            *where, p.sides != MERCHANT
+        ),
+        select(
+            *keyed, literal(MERCHANT).label("kind"), p.platform, p.merchant.label("member")
+        ).where(*where, p.sides != LISTING),
+    )
 
 
 def _key(columns: Any, group_by: GroupBy) -> ColumnElement[Any]:

@@ -15,7 +15,8 @@ EVIDENCE_IDS = 20  # check ids kept per signal (evidence.md: at most 20)
 # The ids are one space-separated text, newest first: ULIDs are of one width, so its first
 # EVIDENCE_CHARS characters are whole ids.
 EVIDENCE_CHARS = EVIDENCE_IDS * 27 - 1
-LISTING, MERCHANT = "L", "M"
+# The sides of a check_pairs row: the check named a listing, a merchant, or both.
+LISTING, MERCHANT, BOTH = "L", "M", "B"
 
 
 class SignalKind(enum.StrEnum):

@@ -10,7 +10,7 @@ from certcheck.db.tables.evidence import check_records, signing_keys
 from certcheck.db.tables.jobs import recheck_chunks, recheck_inputs, recheck_jobs, recheck_results
 from certcheck.db.tables.keys import api_keys
 from certcheck.db.tables.registry import certificates, changes, registry_runs, registry_state
-from certcheck.db.tables.stats import check_counts, check_members, signal_counts, signal_merchants
+from certcheck.db.tables.stats import check_counts, check_pairs, signal_counts, signal_merchants
 from certcheck.db.tables.sync import sync_state
 from certcheck.db.tables.watch import (
     watch_cursors,
@@ -24,7 +24,7 @@ __all__ = [
     "certificates",
     "changes",
     "check_counts",
-    "check_members",
+    "check_pairs",
     "check_records",
     "metadata",
     "recheck_chunks",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Date, String, Table, Text
 
 from certcheck.db.metadata import metadata
-from certcheck.db.types import UTCDateTime
+from certcheck.db.types import UTCDateTime, bytewise
 
 # Statistics (evidence/staged.py), folded in with every batch of check records. Counters
 # per China Standard Time day and key; the product code is '' when there is none.
@@ -22,18 +22,23 @@ check_counts = Table(
     Column("checks", BigInteger, nullable=False),
 )
 
-# Which listings ('L') and merchants ('M') had a check on a day, under which keys: one row per
-# distinct combination, so distinct counts are exact over any range and grouping.
-check_members = Table(
-    "check_members",
+# Which listings and merchants had a check on a day, under which keys: one row per distinct
+# (listing, merchant) pair and combination, so distinct counts are exact over any range and
+# grouping. `sides` says which the check named: 'L' (a listing), 'M' (a merchant) or 'B'
+# (both); the other is ''. One row a pair, not one a listing and one a merchant: a job's line
+# names both, and each row is a look-up in this key (bench/README.md, twenty-sixth pass). The
+# text compares byte by byte on PostgreSQL, as the staged rows it is folded from do.
+check_pairs = Table(
+    "check_pairs",
     metadata,
     Column("day", Date, primary_key=True),
-    Column("platform", String(128), primary_key=True),
-    Column("kind", String(1), primary_key=True),
-    Column("member", Text, primary_key=True),
-    Column("product_code", Text, primary_key=True),
-    Column("reason", String(32), primary_key=True),
-    Column("source", String(8), primary_key=True),
+    Column("platform", bytewise(String(128)), primary_key=True),
+    Column("listing", bytewise(Text()), primary_key=True),
+    Column("merchant", bytewise(Text()), primary_key=True),
+    Column("sides", String(1), primary_key=True),
+    Column("product_code", bytewise(Text()), primary_key=True),
+    Column("reason", bytewise(String(32)), primary_key=True),
+    Column("source", bytewise(String(8)), primary_key=True),
 )
 
 # Misuse signals (evidence/signals.py): per platform, certificate number and kind, the checks,
