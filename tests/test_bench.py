@@ -130,3 +130,34 @@ class TestBatchPath:
         assert done.phases["retries"] == 2
         assert len(_Unready.posts) == 4  # the first batch three times, the second once
         assert _Unready.posts[0] == _Unready.posts[2]
+
+
+class TestStatsRead:
+    @pytest.mark.postgres
+    @pytest.mark.usefixtures("postgres_url")  # skipped without the server, failed in CI
+    def test_it_reads_both_databases_and_checks_the_counts(self) -> None:
+        """bench.stats fails unless the service's figures are the rows it filled."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.stats",
+                "--listings",
+                "500",
+                "--merchants",
+                "7",
+                "--rounds",
+                "1",
+            ],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        for kind in ("sqlite", "postgresql"):
+            assert f"{kind}: 500 listings filled" in done.stdout
+        rows = [line.split() for line in done.stdout.splitlines() if line.startswith("day ")]
+        assert len(rows) == 2
+        assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
