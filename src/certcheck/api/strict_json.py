@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, lifespan_state, require
 from certcheck.checking import SLICE
+from certcheck.db.types import first_unstorable
 from certcheck.errors import InvalidJson, TooManyItems, UnstorableText, UnsupportedMediaType
 from certcheck.keys import Scope
 
@@ -98,26 +99,13 @@ def _refuse_long_batch(value: Any, max_items: int) -> None:
 def _refuse_unstorable(value: Any) -> None:
     """Refuse the first string, member names included, that holds a lone surrogate (not
     I-JSON) or a NUL character (named by where it is, as a validation error names a field)."""
-    stack: list[tuple[list[str | int], Any]] = [(["body"], value)]
-    while stack:
-        loc, item = stack.pop()
-        if isinstance(item, str):
-            _refuse_unstorable_text(item, loc)
-        elif isinstance(item, dict):
-            for name in item:
-                _refuse_unstorable_text(name, loc)
-            stack.extend(([*loc, name], member) for name, member in reversed(item.items()))
-        elif isinstance(item, list):
-            stack.extend(([*loc, i], item[i]) for i in range(len(item) - 1, -1, -1))
-
-
-def _refuse_unstorable_text(text: str, loc: list[str | int]) -> None:
+    found = first_unstorable(value)
+    if found is None:
+        return
+    loc, text = found
     if "\x00" in text:
-        raise UnstorableText.at(loc)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidJson("a string holds a lone surrogate (\\ud800-\\udfff)") from exc
+        raise UnstorableText.at(["body", *loc])
+    raise InvalidJson("a string holds a lone surrogate (\\ud800-\\udfff)")
 
 
 class _StrictJsonRequest(Request):

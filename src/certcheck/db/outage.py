@@ -43,7 +43,7 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.InterfaceError):
         return True  # a connection closed or broken under the call
     if isinstance(exc, asyncpg.PostgresError):
-        return _is_outage_state(exc.sqlstate)
+        return _sqlstate_class(exc) in _OUTAGE_SQLSTATE_CLASSES
     if isinstance(exc, (sa.DisconnectionError, sa.TimeoutError)):
         return True  # the pool could not give a live connection in time
     if not isinstance(exc, sa.DBAPIError):
@@ -51,21 +51,23 @@ def is_database_outage(exc: BaseException) -> bool:
     if exc.connection_invalidated or isinstance(exc, (sa.OperationalError, sa.InterfaceError)):
         return True
     # asyncpg's server errors reach us as a plain DBAPIError: judge them by their SQLSTATE.
-    return _is_outage_state(getattr(exc.orig, "sqlstate", None))
+    return _sqlstate_class(exc) in _OUTAGE_SQLSTATE_CLASSES
 
 
 def is_refused_value(exc: BaseException) -> bool:
     """PostgreSQL refused a value it cannot store (SQLSTATE class 22, data exception: a NUL
     character in text, a string too long): the same rows fail again however often they are
     sent, so they must not be held back with the rest."""
+    return _sqlstate_class(exc) == "22"
+
+
+def _sqlstate_class(exc: BaseException) -> str | None:
+    """The class (first two characters) of a server error's SQLSTATE, raised by asyncpg or
+    wrapped by SQLAlchemy; None for anything else."""
     if isinstance(exc, sa.DBAPIError):
         sqlstate = getattr(exc.orig, "sqlstate", None)
     elif isinstance(exc, asyncpg.PostgresError):
         sqlstate = exc.sqlstate
     else:
-        return False
-    return isinstance(sqlstate, str) and sqlstate[:2] == "22"
-
-
-def _is_outage_state(sqlstate: object) -> bool:
-    return isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+        return None
+    return sqlstate[:2] if isinstance(sqlstate, str) else None

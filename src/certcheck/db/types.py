@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,34 @@ def bytewise(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     return type_
 
 
+# What no text column holds on both databases: a NUL character (PostgreSQL's text cannot) and
+# a lone surrogate (not UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def storable(text: str) -> bool:
-    """Whether a text column can hold `text` on both databases: PostgreSQL's cannot hold a NUL
-    character, so no row is keyed by one, and a query naming one fails instead of finding none."""
-    return "\x00" not in text
+    """Whether a text column can hold `text` on both databases; no row is keyed by text it
+    cannot hold, and on PostgreSQL a query naming such text fails instead of finding none."""
+    return UNSTORABLE.search(text) is None
+
+
+def first_unstorable(value: Any) -> tuple[list[str | int], str] | None:
+    """The first string of a parsed JSON value, member names included, that no text column can
+    hold, and where it is (a member name: where its object is); None when every one can."""
+    stack: list[tuple[list[str | int], Any]] = [([], value)]
+    while stack:
+        loc, item = stack.pop()
+        if isinstance(item, str):
+            if not storable(item):
+                return loc, item
+        elif isinstance(item, dict):
+            for name in item:
+                if not storable(name):
+                    return loc, name
+            stack.extend(([*loc, name], member) for name, member in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(([*loc, i], item[i]) for i in range(len(item) - 1, -1, -1))
+    return None
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).

@@ -13,12 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from certcheck.db.types import first_unstorable
 from certcheck.errors import UploadRefused
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.records import UploadFormat
@@ -110,7 +110,6 @@ def _ndjson_records(stream: BinaryIO, most: int) -> Iterator[_Record]:
         yield number + 1, tail, _unstorable(tail)
 
 
-_FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
 _UNSTORABLE = "the line holds a NUL character or a lone surrogate, which cannot be stored"
 
 
@@ -122,17 +121,7 @@ def _unstorable(record: bytes) -> str | None:
         value = json.loads(record)
     except (ValueError, RecursionError):
         return None  # not JSON: the line's parser says why
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and _FORBIDDEN.search(item):
-            return _UNSTORABLE
-    return None
+    return None if first_unstorable(value) is None else _UNSTORABLE
 
 
 def _csv_records(stream: BinaryIO, most: int, fields: Collection[str]) -> Iterator[_Record]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 # Re-exported: readers and writers of snapshots take the mapping from here, with the rows.
+from certcheck.db.types import UNSTORABLE
 from certcheck.registry.rows import certificate_to_snapshot_dict as certificate_to_snapshot_dict
 from certcheck.snapshots.statuses import parse_status
 from certcheck.verification.catalogue import clean_code, is_code
@@ -37,7 +38,6 @@ class _RowInvalid(Exception):
 
 _TEXT_FIELDS = ("holder", "manufacturer", "factory", "product_name", "status_reason")
 _TEXT_CAP, _MODEL_CAP, _MODELS_CAP, _CERT_NO_CAP = 512, 256, 2000, 64
-_FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
 _ISO_DATE = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Labels repeat on every row; records.py's fast path shares the cache.
 status_of = functools.lru_cache(maxsize=64)(parse_status)
@@ -99,7 +99,7 @@ def _text(value: object, name: str, cap: int = _TEXT_CAP) -> str | None:
     text = _str(value, name).strip()
     if len(text) > cap:
         raise _RowInvalid(f"{name} is longer than {cap} characters")
-    if _FORBIDDEN.search(text):
+    if UNSTORABLE.search(text):
         raise _RowInvalid(f"{name} contains a NUL character or a lone surrogate")
     return text or None
 
@@ -159,7 +159,7 @@ def _models(value: object) -> tuple[str, ...]:
         raise _RowInvalid(f"more than {_MODELS_CAP} models")
     if max(map(len, models), default=0) > _MODEL_CAP:
         raise _RowInvalid(f"a model is longer than {_MODEL_CAP} characters")
-    if _FORBIDDEN.search("".join(models)):
+    if UNSTORABLE.search("".join(models)):
         raise _RowInvalid("a model contains a NUL character or a lone surrogate")
     return models
 
