@@ -10,8 +10,10 @@ import gc
 import json
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,6 +176,37 @@ class TestWorkOnce:
         # On SQLite the chunk's commit is long and in this process: paused, cycles piled up.
         assert seen == [engine.dialect.name != "postgresql"]
         assert gc.isenabled()
+
+    async def test_only_the_outcome_waits_for_the_commit(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Other workers' chunks may be waiting for the same database: a chunk's checks,
+        # requests and uncompressed lines must not wait with its outcome.
+        checker = await checker_over(engine)
+        await new_job(engine, 2)
+        made: list[weakref.ref[ChunkResult]] = []
+
+        class Watched(ChunkResult):  # without slots of its own: a weak reference can watch it
+            pass
+
+        async def process(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+            done = await process_chunk(chunk, checker, codec)
+            watched = Watched(*(getattr(done, f.name) for f in dataclasses.fields(done)))
+            made.append(weakref.ref(watched))
+            return watched
+
+        alive: list[bool] = []
+        commit = queue.complete
+
+        async def complete(*args: Any) -> bool:
+            gc.collect()
+            alive.append(made[-1]() is not None)
+            return await commit(*args)
+
+        monkeypatch.setattr(queue, "complete", complete)
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
+        assert await workers.work_once("w1")
+        assert alive == [False]
 
     async def test_no_registry_gives_the_chunk_back(self, engine: AsyncEngine) -> None:
         checker = await checker_over(engine, certificates=0)

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from certcheck.config import Settings
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import InputChunk, compress
 from certcheck.jobs.housekeeping import housekeep
-from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
+from certcheck.jobs.processing import ChunkProcessor, LineCodec, process_chunk
 from certcheck.jobs.supervision import REGISTRY_WAIT, WAITING, Supervisor, describe
 from certcheck.observability.metrics import RECHECK_CHUNK_FAILURES, RECHECK_LINES
 from certcheck.verification.records import Verdict
@@ -177,27 +178,33 @@ class JobWorkers:
             return True
         if committed is not None:
             for verdict in Verdict:
-                RECHECK_LINES.labels(decision=verdict.value).inc(committed.counts[verdict])
+                RECHECK_LINES.labels(decision=verdict.value).inc(committed[verdict])
         return True
 
-    async def _work(self, lease: queue.Lease) -> ChunkResult | None:
+    async def _work(self, lease: queue.Lease) -> Counter[Verdict] | None:
+        """The chunk's counts once committed; None if it was not (the job deleted, the lease
+        lost)."""
         chunk = await queue.load_input(self._engine, lease)
         if chunk is None:
             return None  # the job was deleted
         async with self._turn:
-            # The chunk's lines, checks and records live until it commits: freed then, not
-            # walked by the cyclic collector meanwhile (collector.py). Not on SQLite, where the
-            # commit is the database's own work in this process and takes longer: cycles made
-            # by everything else meanwhile piled up, and a million-line job peaked 11-26 MiB
-            # higher, at 298-309 MiB, for no time saved (bench/README.md, twenty-fourth pass).
+            # The chunk's lines, checks and records are made with the cyclic collector paused
+            # (collector.py): it would walk them again and again for nothing. Not on SQLite,
+            # where the commit is the database's own work in this process and takes longer:
+            # cycles made by everything else meanwhile piled up, and a million-line job peaked
+            # 11-26 MiB higher, at 298-309 MiB, for no time saved (bench/README.md,
+            # twenty-fourth pass).
             with collector.paused() if self._pause_collector else contextlib.nullcontext():
-                outcome, result = await self._worked(lease, chunk)
+                outcome, counts = await self._worked(lease, chunk)
+        # Only the outcome (the compressed lines, the records' rows) waits for the commit: the
+        # chunk's checks, requests and uncompressed lines are gone before it, and other
+        # workers' chunks may be waiting for the same database.
         await self._hold()
-        return result if await queue.complete(self._engine, lease, outcome) else None
+        return counts if await queue.complete(self._engine, lease, outcome) else None
 
     async def _worked(
         self, lease: queue.Lease, chunk: InputChunk
-    ) -> tuple[queue.ChunkOutcome, ChunkResult]:
+    ) -> tuple[queue.ChunkOutcome, Counter[Verdict]]:
         try:
             result = await self._process(chunk, self._checker, self._codec)
         except REGISTRY_WAIT:
@@ -223,7 +230,7 @@ class JobWorkers:
             registry_as_of=result.registry.as_of,
             records=records,
         )
-        return outcome, result
+        return outcome, result.counts
 
     async def _hold(self) -> None:
         """While the hold file exists, keep the lease without committing (a test hook)."""
