@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -343,6 +344,22 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], *, seconds: fl
     pytest.fail(f"certcheck serve --workers 2 did not answer on {url} in {seconds} s")
 
 
+def loaded(imports: str, modules: list[str], cwd: Path) -> list[str]:
+    """Which of `modules` a new interpreter holds after `import {imports}`."""
+    probe = f"import sys, {imports}; print([m for m in {modules!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(TOP / "src")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: list[str] = ast.literal_eval(done.stdout.strip())
+    return found
+
+
 def test_the_command_line_starts_without_what_only_some_commands_use(tmp_path: Path) -> None:
     # Each costs every command its import time at start (an import of a million rows too):
     # the server's stack, the sync's and receipts' HTTP client, the terminal's progress bar,
@@ -351,17 +368,14 @@ def test_the_command_line_starts_without_what_only_some_commands_use(tmp_path: P
         *("fastapi", "uvicorn", "httpx", "rich", "cryptography", "certcheck.app"),
         *("alembic", "limits"),
     ]
-    probe = f"import sys, certcheck.cli; print([m for m in {heavy!r} if m in sys.modules])"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(TOP / "src")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
+    assert loaded("certcheck.cli", heavy, tmp_path) == []
+
+
+def test_a_server_process_holds_no_alembic(tmp_path: Path) -> None:
+    # A worker keeps what it imports: Alembic (with mako and pygments, ~10 MiB) is loaded only
+    # when a database needs its migrations (db/revision.py).
+    server = "certcheck.app, certcheck.startup, certcheck.serving, certcheck.cli.commands"
+    assert loaded(server, ["alembic", "mako"], tmp_path) == []
 
 
 class TestProgress:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck.api.recheck import RecheckLines
 from certcheck.checking import Checker
 from certcheck.config import Settings
-from certcheck.db import migrate
+from certcheck.db import revision
 from certcheck.db.deadline import Deadline, settle
 from certcheck.db.direct import DirectConnections
 from certcheck.db.engine import Deadlines, create_engine
@@ -163,7 +163,7 @@ async def _migrate_when_reachable(engine: AsyncEngine, store: RegistryStore) -> 
     while True:
         await asyncio.sleep(_LATE_MIGRATION_RETRY)
         try:
-            await migrate.upgrade(engine)  # nothing to do when another process did it first
+            await revision.upgrade_if_pending(engine)  # another process may have done it
             await store.refresh()
         except Exception as exc:
             if not is_database_outage(exc):

@@ -94,6 +94,16 @@ class TestUpgrade:
             assert await conn.run_sync(table_names) == TABLES
             assert await conn.run_sync(drift) == []
 
+    async def test_serve_migrates_only_a_database_that_needs_it(
+        self, empty_engine: AsyncEngine
+    ) -> None:
+        assert await revision.upgrade_if_pending(empty_engine) is True
+        assert await revision.pending(empty_engine) is False
+        async with empty_engine.connect() as conn:
+            assert await conn.run_sync(table_names) == TABLES
+
+        assert await revision.upgrade_if_pending(empty_engine) is False
+
 
 def test_the_revision_the_code_needs_is_the_newest_migration() -> None:
     head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()

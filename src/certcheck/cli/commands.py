@@ -24,6 +24,7 @@ from certcheck.cli.database import open_database, shown
 from certcheck.cli.environment import announce_when_ready, demo_banner
 from certcheck.cli.progress import Update, progress
 from certcheck.config import Settings
+from certcheck.db import revision
 from certcheck.db.outage import is_database_outage
 from certcheck.snapshots.demo import demo_certificates
 from certcheck.snapshots.importer import ImportLimits, ImportResult, import_snapshot
@@ -69,12 +70,11 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None, demo
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> str | None:
-    from certcheck.db import migrate
     from certcheck.keys import KeyStore, Scope
 
     async with open_database(settings, migrated=False) as engine:
         try:
-            await migrate.upgrade(engine)
+            await revision.upgrade_if_pending(engine)
         except Exception as exc:
             if demo or not is_database_outage(exc):
                 raise

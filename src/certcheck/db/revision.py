@@ -28,3 +28,17 @@ async def pending(engine: AsyncEngine) -> bool:
     """True when the database is not at HEAD: empty, behind, or migrated by a newer release."""
     async with engine.connect() as connection:
         return await connection.run_sync(_applied) != {HEAD}
+
+
+async def upgrade_if_pending(engine: AsyncEngine) -> bool:
+    """Apply the migrations when the database needs them; True when it did.
+
+    `serve` asks at every start, and a server keeps what it imports: Alembic, with mako and
+    pygments, held ~10 MiB in every worker (bench/README.md, twenty-eighth pass) to learn, on
+    all but a first start, that there was nothing to do."""
+    if not await pending(engine):
+        return False
+    from certcheck.db import migrate
+
+    await migrate.upgrade(engine)
+    return True
