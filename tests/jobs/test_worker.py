@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from certcheck.db.tables import recheck_chunks, recheck_jobs, recheck_results
 from certcheck.errors import RegistryUnavailable
 from certcheck.evidence.records import ShownOnce
 from certcheck.jobs import queue
+from certcheck.jobs import worker as worker_module
 from certcheck.jobs.chunks import InputChunk
 from certcheck.jobs.processing import ChunkResult, LineCodec, LineRenderer, Parsed, process_chunk
 from certcheck.jobs.records import JobStatus
@@ -158,6 +160,33 @@ class TestWorkOnce:
         job = await get_job(engine, job_id, "shop")
         assert job is not None
         assert (job.status, job.processed) == (JobStatus.DONE, 4)
+
+    async def test_the_next_chunk_is_worked_while_the_last_ones_lines_are_compressed(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # zlib lets go of the GIL: the other core compresses while the event loop works on.
+        checker = await checker_over(engine)
+        await new_job(engine, 4, chunk_lines=2)
+        begun = 0
+        overlapped: list[bool] = []
+
+        async def process(chunk: InputChunk, checker: Checker, codec: LineCodec) -> ChunkResult:
+            nonlocal begun
+            begun += 1
+            return await process_chunk(chunk, checker, codec)
+
+        def compress(data: bytes) -> bytes:
+            deadline = time.monotonic() + 5  # for the other worker's chunk to begin
+            while begun < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            overlapped.append(begun == 2)
+            return zlib.compress(data)
+
+        monkeypatch.setattr(worker_module, "compress", compress)
+        workers = JobWorkers(engine, checker, CODEC, CONFIG, process=process)
+        worked = await asyncio.gather(workers.work_once("w1"), workers.work_once("w2"))
+        assert list(worked) == [True, True]
+        assert overlapped == [True, True]
 
     async def test_the_collector_is_paused_for_a_chunk_on_postgresql_only(
         self, engine: AsyncEngine

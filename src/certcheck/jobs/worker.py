@@ -28,10 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certcheck import collector
 from certcheck.checking import Checker
 from certcheck.config import Settings
+from certcheck.evidence import store as check_records
 from certcheck.jobs import queue
 from certcheck.jobs.chunks import InputChunk, compress
 from certcheck.jobs.housekeeping import housekeep
-from certcheck.jobs.processing import ChunkProcessor, LineCodec, process_chunk
+from certcheck.jobs.processing import ChunkProcessor, ChunkResult, LineCodec, process_chunk
 from certcheck.jobs.supervision import REGISTRY_WAIT, WAITING, Supervisor, describe
 from certcheck.observability.metrics import RECHECK_CHUNK_FAILURES, RECHECK_LINES
 from certcheck.verification.records import Verdict
@@ -195,16 +196,22 @@ class JobWorkers:
             # 11-26 MiB higher, at 298-309 MiB, for no time saved (bench/README.md,
             # twenty-fourth pass).
             with collector.paused() if self._pause_collector else contextlib.nullcontext():
-                outcome, counts = await self._worked(lease, chunk)
+                result, records = await self._worked(lease, chunk)
+        # zlib lets go of the GIL: compressed after its turn, a chunk's lines leave the event
+        # loop to the next chunk while the other core compresses them (a tenth of a job's
+        # time, bench/README.md, twenty-eighth pass).
+        outcome = await _outcome(result, records)
+        counts = result.counts
         # Only the outcome (the compressed lines, the records' rows) waits for the commit: the
         # chunk's checks, requests and uncompressed lines are gone before it, and other
         # workers' chunks may be waiting for the same database.
+        del result
         await self._hold()
         return counts if await queue.complete(self._engine, lease, outcome) else None
 
     async def _worked(
         self, lease: queue.Lease, chunk: InputChunk
-    ) -> tuple[queue.ChunkOutcome, Counter[Verdict]]:
+    ) -> tuple[ChunkResult, check_records.Ready | None]:
         try:
             result = await self._process(chunk, self._checker, self._codec)
         except REGISTRY_WAIT:
@@ -219,18 +226,7 @@ class JobWorkers:
             records = await queue.records_ready(
                 self._engine, lease.job_id, result.checked, result.shown
             )
-        outcome = queue.ChunkOutcome(
-            body=await asyncio.to_thread(compress, result.body),
-            decisions=result.decisions,
-            allow=result.counts[Verdict.ALLOW],
-            block=result.counts[Verdict.BLOCK],
-            review=result.counts[Verdict.REVIEW],
-            invalid=result.invalid,
-            generation=result.registry.generation,
-            registry_as_of=result.registry.as_of,
-            records=records,
-        )
-        return outcome, result.counts
+        return result, records
 
     async def _hold(self) -> None:
         """While the hold file exists, keep the lease without committing (a test hook)."""
@@ -262,3 +258,18 @@ class JobWorkers:
 
 def _gave_up(lease: queue.Lease, why: str) -> str:
     return f"chunk {lease.chunk} failed {lease.attempts} times; the last time: {why}"
+
+
+async def _outcome(result: ChunkResult, records: check_records.Ready | None) -> queue.ChunkOutcome:
+    """What the worked chunk adds to its job, its lines compressed in a worker thread."""
+    return queue.ChunkOutcome(
+        body=await asyncio.to_thread(compress, result.body),
+        decisions=result.decisions,
+        allow=result.counts[Verdict.ALLOW],
+        block=result.counts[Verdict.BLOCK],
+        review=result.counts[Verdict.REVIEW],
+        invalid=result.invalid,
+        generation=result.registry.generation,
+        registry_as_of=result.registry.as_of,
+        records=records,
+    )
