@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import certcheck
 from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.db import migrate
@@ -37,6 +38,26 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 _T = TypeVar("_T")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def stale_extensions() -> list[str]:
+    """Sources changed since an editable install compiled them (hatch_build.py): Python imports
+    the extension, not the .py beside it, so the tests would run the old code."""
+    package = Path(certcheck.__file__).parent
+    stale = []
+    for extension in package.rglob("*.so"):
+        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+            stale.append(str(source.relative_to(package.parent)))
+    return sorted(stale)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if stale := stale_extensions():
+        raise pytest.UsageError(
+            f"{', '.join(stale)} changed since it was compiled: install again "
+            "(pip install -e '.[test]'), or with CERTCHECK_PURE_PYTHON=1 for plain Python"
+        )
 
 
 def today() -> date:

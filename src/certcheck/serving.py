@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from certcheck import listening
+from certcheck import checking, listening
 from certcheck.app import create_app
 from certcheck.config import Settings
 from certcheck.observability.exposition import MULTIPROC_ENV
@@ -114,12 +114,19 @@ def uvicorn_options(settings: Settings, workers: int) -> dict[str, Any]:
     }
 
 
+def request_path_build() -> str:
+    """How this install runs the request path: an install without a C compiler falls back to
+    plain Python (hatch_build.py), the same answers at a higher CPU cost a request."""
+    return "compiled by mypyc" if (checking.__file__ or "").endswith(".so") else "plain Python"
+
+
 def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
     """Serve on `listener`, bound by `bind` before migrations and the demo banner.
 
     False when the service could not start (the log says why)."""
     host, port = listener.getsockname()[:2]
     options = uvicorn_options(settings, workers)
+    log.info("the request path runs %s", request_path_build())
     if workers == 1:
         # Handed over: no window for another process, and no app startup before the bind.
         log.info("listening on http://%s:%d", host, port)

@@ -92,16 +92,17 @@ class _LineWriter:
     ) -> None:
         self._records = records
         self._handler = handler
-        self._thread = threading.Thread(target=self._run, name="certcheck-log", daemon=True)
+        # Not `_thread`: mypyc (pyproject.toml) makes that the C name `__thread`, a keyword.
+        self._writer = threading.Thread(target=self._run, name="certcheck-log", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._writer.start()
 
     def stop(self) -> None:
         """Write every line queued so far, then end the thread; a second call does nothing."""
-        if self._thread.is_alive():
+        if self._writer.is_alive():
             self._records.put(_STOP)
-            self._thread.join()
+            self._writer.join()
 
     def _run(self) -> None:
         while True:
