@@ -40,13 +40,18 @@ _T = TypeVar("_T")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def source_of(extension: Path) -> Path:
+    """The .py a compiled module was built from (`ids.cpython-311-...so` -> `ids.py`)."""
+    return extension.with_name(extension.name.split(".", 1)[0] + ".py")
+
+
 def stale_extensions() -> list[str]:
     """Sources changed since an editable install compiled them (hatch_build.py): Python imports
     the extension, not the .py beside it, so the tests would run the old code."""
     package = Path(certcheck.__file__).parent
     stale = []
     for extension in package.rglob("*.so"):
-        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        source = source_of(extension)
         if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
             stale.append(str(source.relative_to(package.parent)))
     return sorted(stale)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from certcheck import serving
-from tests.conftest import IN_CI, stale_extensions
+from tests.conftest import IN_CI, source_of, stale_extensions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_a_source_changed_after_its_compilation_is_named() -> None:
     extensions = sorted(package.rglob("*.so"))
     if not extensions:
         pytest.skip("installed as plain Python: nothing compiled to go stale")
-    source = extensions[0].with_name(extensions[0].name.split(".", 1)[0] + ".py")
+    source = source_of(extensions[0])
     before = source.stat()
     assert stale_extensions() == []
     try:
