@@ -159,6 +159,13 @@ class TestCertificateCache:
         # 300 strings and a tuple of them would cost ~20 KiB; one string ~3.3.
         assert held < 4_000
 
+    def test_the_entries_of_one_put_share_one_expiry(self, clock: Clock) -> None:
+        cache = CertificateCache(10, 30.0, timer=clock)
+        cache.put({c.cert_no: c for c in (cert(1), cert(2))} | {cert(3).cert_no: None})
+
+        # Compiled, a float made per entry would cost 24 bytes of each (pyproject.toml).
+        assert len({id(entry[0]) for entry in cache._entries.values()}) == 1
+
     def test_size_zero_keeps_nothing(self, clock: Clock) -> None:
         cache = CertificateCache(0, 30.0, timer=clock)
         cache.put({cert(1).cert_no: cert(1)})

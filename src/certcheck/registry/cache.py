@@ -64,7 +64,9 @@ class CertificateCache:
 
     def put(self, answers: Mapping[str, Certificate | None]) -> None:
         now = self._timer()
-        expires = now + self._ttl
+        # An object, not a float: compiled (pyproject.toml), a float is a C double boxed anew
+        # for each tuple it goes into, 24 bytes an entry; every entry of a put shares this one.
+        expires: object = now + self._ttl
         entries = self._entries
         for cert_no, cert in answers.items():
             entries.pop(cert_no, None)  # to the back: the order stays the order of expiry

@@ -243,7 +243,8 @@ class RegistryStore:
     async def _remember(
         self, asked: Iterable[str], rows: list[Any], *, keep: bool = True
     ) -> dict[str, Certificate | None]:
-        """The answers for `asked` from `rows`, cached unless `keep` is False.
+        """The answers for `asked` from `rows`, cached unless `keep` is False; `rows` is
+        emptied.
 
         A batch's 10,000 rows made into certificates and cached in one piece held the event
         loop for 70-120 ms, every single check waiting behind them (bench/README.md,
@@ -260,6 +261,9 @@ class RegistryStore:
             for row in rows[start : start + _ROWS_A_TURN]:
                 if row["cert_no"] is not None:
                     read[row["cert_no"]] = made(row)
+        # The caller's list emptied: a cold batch's 10,000 driver rows (~8 MB, each with its
+        # own copy of every text) are not held while the check goes on with their certificates.
+        rows.clear()
         answers: dict[str, Certificate | None] = {}
         for no in asked:
             cert = read.get(no)
