@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -150,4 +151,5 @@ async def _start(
         ),
         watch=watcher,
         evidence=proof,
+        batch_turn=asyncio.Lock(),
     )

@@ -29,15 +29,20 @@ def number(i: int) -> str:
     return f"2024010901{i:06d}"
 
 
+@pytest.fixture
+async def fifty(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    """Fifty certificates in the registry, and the app ready to answer."""
+    await load(engine, [cert(number(i)) for i in range(50)])
+    await client.get("/readyz")
+
+
 async def test_other_requests_run_while_a_10k_batch_is_parsed_and_validated(
     client: httpx.AsyncClient,
     app: FastAPI,
     headers: dict[str, str],
-    engine: AsyncEngine,
+    fifty: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await load(engine, [cert(number(i)) for i in range(50)])
-    await client.get("/readyz")
     turns = 0
 
     async def other_request() -> None:
@@ -127,3 +132,40 @@ async def test_validation_errors_are_fastapis(
     response = await client.post(app.url_path_for("verify_batch"), json=body, headers=headers)
     problem = assert_problem(response, 422, "VALIDATION_FAILED")
     assert problem["errors"] == _fastapi_errors(body)
+
+
+async def test_a_process_decides_one_batch_at_a_time(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    headers: dict[str, str],
+    fifty: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each check's start and end, as turns of a counter every check moves on: two batches
+    # decided at once interleave their slices, and so their spans.
+    spans: list[tuple[int, int]] = []
+    clock = iter(range(1_000_000))
+    check = Checker.check
+
+    async def checked(
+        self: Checker, listings: Sequence[ListingClaims], **options: Any
+    ) -> list[Check]:
+        began = next(clock)
+        done = await check(self, listings, **options)
+        spans.append((began, next(clock)))
+        return done
+
+    monkeypatch.setattr(Checker, "check", checked)
+
+    async def batch(offset: int) -> httpx.Response:
+        items = [{"cert_no": number((offset + i) % 50)} for i in range(2 * SLICE * 4)]
+        return await client.post(
+            app.url_path_for("verify_batch"), json={"items": items}, headers=headers
+        )
+
+    first, second = await asyncio.gather(batch(0), batch(7))
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert first.json()["results"][0]["cert_no"] == number(0)
+    assert second.json()["results"][0]["cert_no"] == number(7)
+    first_span, second_span = sorted(spans)
+    assert first_span[1] < second_span[0], spans  # the second began once the first was done

@@ -3,6 +3,7 @@ a handler's signature lists what it needs, and every part of the state is read o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypedDict, TypeVar, cast
 
@@ -42,6 +43,7 @@ class State(TypedDict):
     syncer: Syncer | None  # None without CERTCHECK_UPSTREAM_URL
     watch: WatchProcessor
     evidence: Evidence  # check records (flushed on the way out) and receipts
+    batch_turn: asyncio.Lock  # held while a batch is decided: one at a time (routes/verify.py)
 
 
 def lifespan_state(connection: HTTPConnection) -> State:
@@ -66,6 +68,7 @@ get_limiter = _part(lambda state: state["limiter"])
 get_lookup_limiter = _part(lambda state: state["lookup_limiter"])
 get_jobs = _part(lambda state: state["jobs"])
 get_evidence = _part(lambda state: state["evidence"])
+get_batch_turn = _part(lambda state: state["batch_turn"])
 
 
 def _configured(syncer: Syncer | None) -> Syncer:
@@ -86,6 +89,7 @@ LimiterDep = Annotated[KeyRateLimiter, Depends(get_limiter)]
 LookupLimiterDep = Annotated[KeyRateLimiter, Depends(get_lookup_limiter)]
 JobsDep = Annotated[JobWorkers, Depends(get_jobs)]
 EvidenceDep = Annotated[Evidence, Depends(get_evidence)]
+BatchTurnDep = Annotated[asyncio.Lock, Depends(get_batch_turn)]
 SyncerDep = Annotated[Syncer, Depends(get_syncer)]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cc_...`")
