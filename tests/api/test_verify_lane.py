@@ -4,6 +4,8 @@ everything else to the app: each answer is the one the app gives with the lane s
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -113,6 +115,28 @@ class TestTheLaneAnswers:
         answer = await client.post(PATH, json={"cert_no": VALID}, headers=sent)
         assert answer.headers["x-request-id"] == "upload-42"
         assert handed.calls == 1
+
+    async def test_its_answers_are_logged_and_timed_under_the_routes_template(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        handed: Counted,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        await client.post(PATH, json={"cert_no": VALID}, headers=headers)  # caches the key
+        with caplog.at_level(logging.INFO, logger="certcheck.request"):
+            sent = {**headers, "X-Request-ID": "lane-route-1"}
+            await client.post(PATH, json={"cert_no": VALID}, headers=sent)
+        assert handed.calls == 1  # the second was the lane's
+        (line,) = [r for r in caplog.records if getattr(r, "request_id", "") == "lane-route-1"]
+        assert line.__dict__["route"] == PATH
+        timed = re.findall(
+            r'^certcheck_http_request_duration_seconds_count\{[^}]*route="([^"]*)"',
+            (await client.get("/metrics")).text,
+            re.MULTILINE,
+        )
+        assert PATH in timed
+        assert all(route.startswith("/") or route == "unmatched" for route in timed), timed
 
 
 # Bodies and headers the lane must hand over, or answer exactly as the app does.

@@ -53,6 +53,12 @@ class _Template:
     path = PATH
 
 
+# An instance, not the class: compiled (pyproject.toml), `path` is an instance attribute, and
+# the class's own `path` is its descriptor, which the request log and the histogram's route
+# label then showed as "<attribute 'path' of '_Template' objects>".
+_ROUTE = _Template()
+
+
 class VerifyLane:
     def __init__(self, app: FastAPI, handover: ASGIApp, in_flight: InFlight) -> None:
         self._app = app
@@ -106,7 +112,7 @@ class VerifyLane:
     ) -> None:
         request_id = request_id_of(scope)
         scope["state"]["request_id"] = request_id
-        scope["route"] = _Template
+        scope["route"] = _ROUTE
         status = 500  # as the app's request log says of an answer that was never sent
         try:
             try:
