@@ -15,6 +15,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import certcheck.observability.metrics  # noqa: F401 - registers the metrics
+from certcheck import serving
 from tests.conftest import IN_CI
 from tests.e2e.servers import free_port
 
@@ -165,6 +166,17 @@ class TestDockerfile:
             check=True,
         )
         assert "fastapi>=0.115" in done.stdout.splitlines()
+
+    def test_the_build_stage_fails_when_the_request_path_is_not_compiled(self) -> None:
+        run = next(x for x in dockerfile_lines().splitlines() if "request_path_build" in x)
+        script = re.search(r'python -c "([^"]+)"', run)
+        assert script is not None
+        done = subprocess.run(
+            [sys.executable, "-c", script[1]], cwd=TOP, capture_output=True, text=True, check=False
+        )
+        # It passes exactly when this install is compiled (tests/test_build.py holds CI's is).
+        compiled = serving.request_path_build() == "compiled by mypyc"
+        assert (done.returncode == 0) == compiled, done.stderr
 
 
 def dockerfile_lines() -> str:

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import errno
 import gc
+import importlib.machinery
 import logging
 import os
 import shutil
@@ -13,6 +14,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import uvicorn
@@ -114,10 +116,15 @@ def uvicorn_options(settings: Settings, workers: int) -> dict[str, Any]:
     }
 
 
+def compiled(module: ModuleType) -> bool:
+    """Whether `module` was loaded from a C extension (mypyc's, hatch_build.py), not its source."""
+    return (module.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
 def request_path_build() -> str:
     """How this install runs the request path: an install without a C compiler falls back to
     plain Python (hatch_build.py), the same answers at a higher CPU cost a request."""
-    return "compiled by mypyc" if (checking.__file__ or "").endswith(".so") else "plain Python"
+    return "compiled by mypyc" if compiled(checking) else "plain Python"
 
 
 def run(listener: socket.socket, workers: int, settings: Settings) -> bool:
