@@ -155,25 +155,12 @@ class TestDockerfile:
         assert url[1] == f"sqlite+aiosqlite:///{volume}/certcheck.db"
 
     def test_requirements_read_from_pyproject_are_the_dependencies(self) -> None:
-        run = next(x for x in dockerfile_lines().splitlines() if "tomllib" in x)
-        script = re.search(r'python -c "([^"]+)"', run)
-        assert script is not None
-        done = subprocess.run(
-            [sys.executable, "-c", script[1]],  # verbatim: the shell leaves "\\n" to Python
-            cwd=TOP,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        done = run_inline_python("tomllib")
+        assert done.returncode == 0, done.stderr
         assert "fastapi>=0.115" in done.stdout.splitlines()
 
     def test_the_build_stage_fails_when_the_request_path_is_not_compiled(self) -> None:
-        run = next(x for x in dockerfile_lines().splitlines() if "request_path_build" in x)
-        script = re.search(r'python -c "([^"]+)"', run)
-        assert script is not None
-        done = subprocess.run(
-            [sys.executable, "-c", script[1]], cwd=TOP, capture_output=True, text=True, check=False
-        )
+        done = run_inline_python("request_path_build")
         # It passes exactly when this install is compiled (tests/test_build.py holds CI's is).
         compiled = serving.request_path_build() == "compiled by mypyc"
         assert (done.returncode == 0) == compiled, done.stderr
@@ -182,3 +169,14 @@ class TestDockerfile:
 def dockerfile_lines() -> str:
     """The Dockerfile with continued lines joined."""
     return (TOP / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def run_inline_python(marker: str) -> subprocess.CompletedProcess[str]:
+    """The `python -c "..."` of the Dockerfile's line that holds `marker`, run here as written
+    (the shell leaves "\\n" in it to Python), from the repository's top."""
+    line = next(x for x in dockerfile_lines().splitlines() if marker in x)
+    script = re.search(r'python -c "([^"]+)"', line)
+    assert script is not None, line
+    return subprocess.run(
+        [sys.executable, "-c", script[1]], cwd=TOP, capture_output=True, text=True, check=False
+    )
