@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -161,3 +163,32 @@ class TestStatsRead:
         rows = [line.split() for line in done.stdout.splitlines() if line.startswith("day ")]
         assert len(rows) == 2
         assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
+
+
+class TestInstructions:
+    def test_records_on_counts_the_flush_in_the_process(self) -> None:
+        """bench.instructions runs the loop under callgrind and counts only the requests: on
+        SQLite the records' writing runs in the process, so records on must count more."""
+        if shutil.which("valgrind") is None:
+            reason = "valgrind is not installed (Debian: apt-get install valgrind)"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{reason} (CI=true: .ci/run installs it)")
+            pytest.skip(reason)
+        command = ["-m", "bench.instructions", "--database", "sqlite", "--hot", "50"]
+        done = subprocess.run(
+            [sys.executable, *command, "--requests", "20", "--rounds", "1"],
+            cwd=REPOSITORY,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        figures = re.search(r"^sqlite .*records off ([\d,]+)  on ([\d,]+)", done.stdout, re.M)
+        assert figures is not None, done.stdout
+        off, on = (int(figures.group(i).replace(",", "")) for i in (1, 2))
+        # A verify is tens of thousands of instructions; the app's start-up (billions) is not
+        # counted, nor is the warm-up.
+        assert 10_000 < off < 5_000_000
+        assert on > off
