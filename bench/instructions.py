@@ -24,6 +24,14 @@ milliseconds, so nearly every id starts a new millisecond and is encoded whole (
 busy server mostly changes an id's last two characters. A change to such a path is timed
 with timeit, not judged here.
 
+`--served` counts the request path as served instead: `certcheck serve --workers 1` (records
+off, so that no flush runs by the clock) and `bare` (the benchmark's bare ASGI app on uvicorn)
+each run under callgrind, instrumented from `callgrind_control -i on` to `callgrind_control -d`
+while a client outside Valgrind sends them the same verify requests one at a time on one
+kept-alive connection. What uvicorn does for a request is counted here and not by the loop
+above; what the server does while it waits for the next request is counted too (its timers:
+~1 % of the figure). The kernel's share of a request (a send, a read) is never counted.
+
 Needs valgrind, its headers (`valgrind/callgrind.h`) and a C compiler: the instrumentation is
 switched by Valgrind's client requests, compiled into a small library at the start.
 """
@@ -34,6 +42,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import http.client
 import json
 import os
 import re
@@ -46,13 +55,15 @@ from typing import Any
 
 from asgi_lifespan import LifespanManager
 
+from bench._common import Served, certcheck_serve, served, uvicorn_app
 from bench.inproc import log_to_nowhere, registries, verifier
-from bench.prepare import QUICK
+from bench.prepare import QUICK, Registry
 from certcheck.serving import SWITCH_INTERVAL
 
 _SWITCH = """#include <valgrind/callgrind.h>
 void start(void) { CALLGRIND_START_INSTRUMENTATION; }
 void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+void dump(void) { CALLGRIND_DUMP_STATS; }
 """
 _CHILD = "CERTCHECK_BENCH_INSTRUCTIONS"  # the child's instructions, as JSON
 
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, metavar="N", help="items a batch request")
     parser.add_argument("--hot", type=int, default=QUICK.hot, help="numbers of the hot set")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep callgrind's files here")
+    parser.add_argument("--served", action="store_true", help="count served requests, and bare's")
     args = parser.parse_args(argv)
     missing = [tool for tool in ("valgrind", "cc") if shutil.which(tool) is None]
     if missing:
@@ -81,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.batch:
                 items = [bodies[i % len(bodies)] for i in range(args.batch)]
                 bodies = [b'{"items":[' + b",".join(items) + b"]}"]
+            if args.served:
+                print(_served_line(kind, registry, bodies, work, out_dir, args))
+                continue
             bodies_file = work / "bodies"
             bodies_file.write_bytes(b"\n".join(bodies))
-            per_item = args.requests * (args.batch or 1)
-            figures: dict[str, list[float]] = {"off": [], "on": []}
+            counts: dict[str, list[tuple[int, int]]] = {"off": [], "on": []}
             for round_ in range(args.rounds):
-                for records in figures:
+                for records, rounds in counts.items():
                     plan = {
                         "env": registry.env,
                         "key": registry.key,
@@ -96,15 +110,94 @@ def main(argv: list[str] | None = None) -> int:
                         "path": "/v1/verify/batch" if args.batch else "/v1/verify",
                         "switch": str(switch),
                     }
-                    out = out_dir / f"callgrind.{kind}.{records}.{round_}.out"
-                    figures[records].append(_counted(plan, out) / per_item)
-            off, on = min(figures["off"]), min(figures["on"])
-            unit = "an item" if args.batch else "a verify"
-            print(
-                f"{kind:10}  instructions {unit}: records off {off:,.0f}  on {on:,.0f}  "
-                f"off/on {off / on:.3f}  (off {_fmt(figures['off'])}; on {_fmt(figures['on'])})"
-            )
+                    rounds.append(_counted(plan, out_dir / f"callgrind.{kind}.{records}.{round_}"))
+            print(_line(kind, counts, args.requests * (args.batch or 1), args.batch is not None))
     return 0
+
+
+def _line(kind: str, counts: dict[str, list[tuple[int, int]]], items: int, batch: bool) -> str:
+    """Per item: the requests with records off and on, the flush of their records, and the
+    ratio of off to on with the flush; the least of the rounds, then each round."""
+    off = [(requests + flush) / items for requests, flush in counts["off"]]
+    on = [requests / items for requests, _ in counts["on"]]
+    flush = [flush / items for _, flush in counts["on"]]
+    total = min(r + f for r, f in zip(on, flush, strict=True))
+    unit = "an item" if batch else "a verify"
+    return (
+        f"{kind:10}  instructions {unit}: records off {min(off):,.0f}; on {min(on):,.0f} "
+        f"+ flush {min(flush):,.0f} a record = {total:,.0f}; off/on {min(off) / total:.3f}  "
+        f"(rounds: off {_fmt(off)}; on {_fmt(on)}; flush {_fmt(flush)})"
+    )
+
+
+def _served_line(
+    kind: str, registry: Registry, bodies: list[bytes], work: Path, out: Path, args: Any
+) -> str:
+    """Instructions a served verify costs certcheck (records off) and bare, least of rounds."""
+    # Nothing by the clock that could be avoided: see _requests.
+    quiet = {
+        "CERTCHECK_CHECK_RECORDS": "off",
+        "CERTCHECK_JOB_WORKERS": "0",
+        "CERTCHECK_WATCH_PROCESSOR": "false",
+        "CERTCHECK_WEBHOOK_DELIVERIES": "0",
+        "CERTCHECK_SHUTDOWN_DRAIN": "0",
+        "CERTCHECK_GENERATION_POLL_INTERVAL": "2",  # the most it accepts
+    }
+    servers = {
+        "bare": ({}, uvicorn_app("bench.baselines.bare_asgi:app"), "/"),
+        "certcheck": (registry.env | quiet, certcheck_serve("--workers", "1"), "/readyz"),
+    }
+    figures: dict[str, list[float]] = {name: [] for name in servers}
+    for round_ in range(args.rounds):
+        for name, (env, command, ready) in servers.items():
+            file = out / f"callgrind.served.{kind}.{name}.{round_}"
+            valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+            with served(
+                env, work, [*valgrind, f"--callgrind-out-file={file}", *command], ready
+            ) as svc:
+                counted = _count_served(svc, file, registry.key, bodies, args.requests)
+            figures[name].append(counted / args.requests)
+    bare, verify = min(figures["bare"]), min(figures["certcheck"])
+    return (
+        f"{kind:10}  served, instructions a request: bare {bare:,.0f}; verify (records off) "
+        f"{verify:,.0f}; bare/verify {bare / verify:.3f}  (rounds: bare {_fmt(figures['bare'])}; "
+        f"verify {_fmt(figures['certcheck'])})"
+    )
+
+
+def _count_served(svc: Served, file: Path, key: str, bodies: list[bytes], requests: int) -> int:
+    """Instructions the server counted while answering `requests` verify requests, after the
+    hot set once uncounted (the cache filled, every path taken once)."""
+    host, port = svc.base.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    connection = http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def verify(body: bytes) -> None:
+        connection.request("POST", "/v1/verify", body=body, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"a served verify answered {answer.status}")
+
+    try:
+        for body in bodies:
+            verify(body)
+        _control("--instr=on", svc.pid)
+        for i in range(requests):
+            verify(bodies[i % len(bodies)])
+        _control("--dump", svc.pid)
+        _control("--instr=off", svc.pid)
+    finally:
+        connection.close()
+    return _total(file.with_name(f"{file.name}.1"))  # the dump; the file itself comes at exit
+
+
+def _control(command: str, pid: int) -> None:
+    done = subprocess.run(  # nosec B603 B607 - valgrind's own tool
+        ["callgrind_control", command, str(pid)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or "OK" not in done.stdout:
+        raise SystemExit(f"callgrind_control {command} {pid}: {done.stdout}{done.stderr}")
 
 
 def _fmt(values: list[float]) -> str:
@@ -125,8 +218,9 @@ def _compiled_switch(work: Path) -> Path:
     return library
 
 
-def _counted(plan: dict[str, Any], out: Path) -> int:
-    """Instructions the child counted between its switches."""
+def _counted(plan: dict[str, Any], out: Path) -> tuple[int, int]:
+    """Instructions the child counted: its requests (dumped to `out`.1 when they are done),
+    then the flush of their records (`out`, when the child ends)."""
     env = {**os.environ, _CHILD: json.dumps(plan), "PYTHONHASHSEED": "0"}
     done = subprocess.run(  # nosec B603 - our own interpreter under valgrind
         [
@@ -145,9 +239,14 @@ def _counted(plan: dict[str, Any], out: Path) -> int:
     )
     if done.returncode != 0:
         raise SystemExit(f"the measured child failed ({done.returncode}):\n{done.stderr[-8000:]}")
-    totals = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
+    return _total(out.with_name(f"{out.name}.1")), _total(out)
+
+
+def _total(path: Path) -> int:
+    # "totals", not "summary": the file of the last part has its summary wrong.
+    totals = re.search(r"^totals: (\d+)", path.read_text(), re.MULTILINE)
     if totals is None:
-        raise SystemExit(f"no total in {out}")
+        raise SystemExit(f"no total in {path}")
     return int(totals.group(1))
 
 
@@ -165,10 +264,19 @@ async def _requests(plan: dict[str, Any], bodies: list[bytes], switch: ctypes.CD
     from certcheck.app import create_app
     from certcheck.config import Settings
 
-    # An hour, past what the setting accepts (model_copy does not validate): the one flush is
-    # the one at the end, however slow Valgrind makes the loop.
-    settings = Settings(check_records=plan["records"])
-    app = create_app(settings.model_copy(update={"check_flush_seconds": 3600.0}))
+    # What runs by the clock would run fifty times as often against the requests as when
+    # served, and by chance: no job workers, watch processor or webhook deliveries (their
+    # polls opened pooled connections in the counted window), and the registry poll and
+    # flush interval an hour, past what the settings accept (model_copy does not validate),
+    # so that the one flush is the one at the end.
+    settings = Settings(
+        check_records=plan["records"],
+        job_workers=0,
+        watch_processor=False,
+        webhook_deliveries=0,
+    )
+    hour = {"check_flush_seconds": 3600.0, "generation_poll_interval": 3600.0}
+    app = create_app(settings.model_copy(update=hour))
     gc.collect()
     gc.freeze()  # as a served worker is set up (serving.served_app)
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -182,6 +290,7 @@ async def _requests(plan: dict[str, Any], bodies: list[bytes], switch: ctypes.CD
         switch.start()
         for i in range(plan["requests"]):
             await verify(bodies[i % len(bodies)])
+        switch.dump()
         await recorder.flush()
         switch.stop()
 

@@ -185,10 +185,13 @@ class TestInstructions:
             timeout=600,
         )
         assert done.returncode == 0, done.stderr
-        figures = re.search(r"^sqlite .*records off ([\d,]+)  on ([\d,]+)", done.stdout, re.M)
+        line = r"^sqlite .*records off ([\d,]+); on ([\d,]+) \+ flush ([\d,]+) a record = ([\d,]+)"
+        figures = re.search(line, done.stdout, re.M)
         assert figures is not None, done.stdout
-        off, on = (int(figures.group(i).replace(",", "")) for i in (1, 2))
+        off, on, flush, total = (int(figures.group(i).replace(",", "")) for i in range(1, 5))
         # A verify is tens of thousands of instructions; the app's start-up (billions) is not
         # counted, nor is the warm-up.
         assert 10_000 < off < 5_000_000
-        assert on > off
+        assert flush > 0
+        assert abs(total - (on + flush)) <= 1  # each printed rounded
+        assert total > off
