@@ -178,17 +178,17 @@ class KeyStore:
         row = entry[1]
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
-        self._refresh_ahead(key_id, now, entry[2])
+        confirmed_at = entry[2]
+        if confirmed_at is not None and now - confirmed_at >= self._ttl / 2:
+            self._refresh_ahead(key_id)
         return row.principal
 
-    def _refresh_ahead(self, key_id: str, now: float, confirmed_at: float | None) -> None:
-        """Past half the TTL since the database last confirmed it, look the key up again in
-        the background, once. Left to expire, it sent every request in flight at that moment
-        out of the fast lane to look it up on its own: a ~100 ms tail every TTL under load.
-        What the database then says replaces the entry, so a revocation still takes effect
-        within the TTL."""
-        if confirmed_at is None or now - confirmed_at < self._ttl / 2:
-            return
+    def _refresh_ahead(self, key_id: str) -> None:
+        """Past half the TTL since the database last confirmed it (`cached` asks, on every
+        request), look the key up again in the background, once. Left to expire, it sent
+        every request in flight at that moment out of the fast lane to look it up on its own:
+        a ~100 ms tail every TTL under load. What the database then says replaces the entry,
+        so a revocation still takes effect within the TTL."""
         if key_id in self._refreshing:
             return
         refresh = asyncio.get_running_loop().create_task(self._refresh(key_id))

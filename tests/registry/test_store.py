@@ -369,6 +369,24 @@ class TestCache:
         assert all(all(h is same[0] for h in same) for same in shared)
         assert all(day is next(d for d in issued if d == day) for day in issued)
 
+    async def test_one_number_is_looked_up_as_lookup_does(
+        self, store: RegistryStore, certs: list[Certificate], reads: list[int]
+    ) -> None:
+        """lookup_one (a verify's number) reads, caches and counts as lookup of one number."""
+        now = datetime.now(UTC)
+        assert await store.lookup_one(certs[0].cert_no, now) == certs[0]
+        assert await store.lookup_one(UNKNOWN, now) is None
+        assert reads == [1, 1]
+
+        assert await store.lookup_one(certs[0].cert_no, now) == certs[0]
+        assert await store.lookup_one(UNKNOWN, now) is None
+        assert await store.lookup([certs[0].cert_no, UNKNOWN]) == {
+            certs[0].cert_no: certs[0],
+            UNKNOWN: None,
+        }
+        assert reads == [1, 1]
+        assert (store.cache_hits, store.cache_misses) == (4, 2)
+
     async def test_answers_expire(self, engine: AsyncEngine, certs: list[Certificate]) -> None:
         await load(engine, certs)
         store = make_store(engine, cache_ttl=0.05)

@@ -128,7 +128,7 @@ def staged_row(
         check.check_id,
         micros(check.checked_at),
         platform,
-        source.value,
+        _SOURCES[source],
         job_id,
         check.cert_no,
         asked.product_code,
@@ -230,7 +230,9 @@ def rows_of(
     return rows
 
 
+# Texts by member: an enum's `.value` is a Python-level property, called on every record.
 _VERDICTS = {verdict: verdict.value for verdict in Verdict}
+_SOURCES = {source: source.value for source in Source}
 
 
 def _shown(c: Certificate) -> bytes:

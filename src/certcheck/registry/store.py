@@ -212,6 +212,19 @@ class RegistryStore:
             found.update(await self._fetch(missing, remember))
         return found
 
+    async def lookup_one(self, cert_no: str, now: datetime) -> Certificate | None:
+        """`lookup((cert_no,), now=now)[cert_no]` for a caller that has checked
+        `ensure_usable(now)` already (Checker.check_one): one verify's number, without the
+        set, the dict and the loop that many numbers need."""
+        cached = self._cache.get(cert_no, self._cache.now())
+        if cached is not NOT_CACHED:
+            self.cache_hits += 1
+            CACHE_HITS.inc()
+            return cached
+        self.cache_misses += 1
+        CACHE_MISSES.inc()
+        return (await self._fetch([cert_no], True))[cert_no]
+
     async def _fetch(self, cert_nos: list[str], remember: bool) -> dict[str, Certificate | None]:
         try:
             if remember and len(cert_nos) <= _GATHER_MOST:
