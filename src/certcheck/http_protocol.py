@@ -85,12 +85,14 @@ class OneSendPerTurn:
     sends what is kept first, as the transport itself does with its buffer.
     """
 
-    __slots__ = ("_kept", "_loop", "_transport")
+    __slots__ = ("_kept", "_loop", "_transport", "is_closing")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._kept: list[bytes] | None = None
+        # uvicorn asks it twice a request: the transport's own method, not __getattr__ each time.
+        self.is_closing = transport.is_closing
 
     def write(self, data: bytes) -> None:
         if self._kept is None:

@@ -9,7 +9,7 @@ import json
 from pydantic import ValidationError
 
 from certcheck.api.answers import Answers
-from certcheck.api.schemas import VerifyRequest
+from certcheck.api.schemas import VerifyRequest, verify_request_from_json
 from certcheck.checking import Check
 from certcheck.evidence.records import ShownOnce
 from certcheck.jobs.processing import LineRenderer, Parsed
@@ -22,7 +22,7 @@ class RecheckLines:
 
     def parse(self, record: bytes) -> Parsed | str:
         try:
-            request = VerifyRequest.model_validate_json(record)
+            request = verify_request_from_json(record)
         except ValidationError as exc:
             return describe_invalid(exc)
         if repeats_a_member(record, len(request.model_fields_set)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -28,6 +29,13 @@ class VerifyRequest(BaseModel):
     manufacturer: Text256 | None = None
     listing_id: Text256 | None = None
     merchant_id: Text256 | None = None
+
+
+# `VerifyRequest.model_validate_json` without its Python wrapper: the model's own validator (the
+# same checks, model and ValidationError), a microsecond less on every verify and job line.
+verify_request_from_json: Callable[[bytes], VerifyRequest] = (
+    VerifyRequest.__pydantic_validator__.validate_json
+)
 
 
 class CertificateOut(BaseModel):

@@ -34,7 +34,7 @@ from certcheck.api.answers import verify_json
 from certcheck.api.deps import PRINCIPAL_SCOPE_KEY, State
 from certcheck.api.limits import InFlight
 from certcheck.api.routes.verify import decided
-from certcheck.api.schemas import VerifyRequest
+from certcheck.api.schemas import VerifyRequest, verify_request_from_json
 from certcheck.api.strict_json import is_json, loads_strict
 from certcheck.config import AuthMode
 from certcheck.db.deadline import request_budget
@@ -221,7 +221,7 @@ def _parsed(body: bytes) -> VerifyRequest | None:
     try:
         if b"\\" in body or any(body.count(name) > 1 for name in _NAMES):
             return VerifyRequest.model_validate(loads_strict(body))
-        return VerifyRequest.model_validate_json(body)
+        return verify_request_from_json(body)
     except (InvalidJson, UnstorableText, ValidationError):
         return None
 

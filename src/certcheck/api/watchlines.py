@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from certcheck.api.recheck import describe_invalid, repeats_a_member
-from certcheck.api.schemas import VerifyRequest
+from certcheck.api.schemas import VerifyRequest, verify_request_from_json
 from certcheck.jobs.chunks import InputChunk
 from certcheck.verification.numbers import is_absent
 from certcheck.watch.records import WatchInput
@@ -42,7 +42,7 @@ def parse_chunk(chunk: InputChunk) -> tuple[list[WatchInput], list[InvalidLine]]
 
 def parse_line(line: int, record: bytes) -> WatchInput | InvalidLine:
     try:
-        request = VerifyRequest.model_validate_json(record)
+        request = verify_request_from_json(record)
     except ValidationError as exc:
         return InvalidLine(line, MALFORMED, describe_invalid(exc))
     if repeats_a_member(record, len(request.model_fields_set)):

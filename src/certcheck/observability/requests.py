@@ -75,7 +75,8 @@ def record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
             "method": scope["method"],
             "route": template,
             "status": status,
-            "duration_ms": round(seconds * 1000, 2),
+            # Hundredths of a millisecond: round(x, 2) rounds exactly, at ten times the cost.
+            "duration_ms": int(seconds * 100_000 + 0.5) / 100,
             "platform": state.get("platform"),
             "decision": state.get("decision"),
             "reason": state.get("reason"),
