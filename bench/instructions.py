@@ -29,8 +29,11 @@ off, so that no flush runs by the clock) and `bare` (the benchmark's bare ASGI a
 each run under callgrind, instrumented from `callgrind_control -i on` to `callgrind_control -d`
 while a client outside Valgrind sends them the same verify requests one at a time on one
 kept-alive connection. What uvicorn does for a request is counted here and not by the loop
-above; what the server does while it waits for the next request is counted too (its timers:
-~1 % of the figure). The kernel's share of a request (a send, a read) is never counted.
+above. What a server does by the clock (uvicorn's tick, the log thread) is counted for a few
+seconds with nothing to answer, and that rate times the requests' time is taken off their
+count: on a busy machine the requests take longer, and this part grew with them (two rounds
+of one build 4 % apart before). The kernel's share of a request (a send, a read) is never
+counted.
 
 Needs valgrind, its headers (`valgrind/callgrind.h`) and a C compiler: the instrumentation is
 switched by Valgrind's client requests, compiled into a small library at the start.
@@ -50,6 +53,7 @@ import shutil
 import subprocess  # nosec B404 - runs valgrind and the C compiler
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,7 @@ from asgi_lifespan import LifespanManager
 from bench._common import Served, certcheck_serve, served, uvicorn_app
 from bench.inproc import log_to_nowhere, registries, verifier
 from bench.prepare import QUICK, Registry
+from certcheck.observability import logs
 from certcheck.serving import SWITCH_INTERVAL
 
 _SWITCH = """#include <valgrind/callgrind.h>
@@ -142,6 +147,8 @@ def _served_line(
         "CERTCHECK_WEBHOOK_DELIVERIES": "0",
         "CERTCHECK_SHUTDOWN_DRAIN": "0",
         "CERTCHECK_GENERATION_POLL_INTERVAL": "2",  # the most it accepts
+        "CERTCHECK_CACHE_TTL": "3600",
+        "CERTCHECK_KEY_CACHE_TTL": "3600",
     }
     servers = {
         "bare": ({}, uvicorn_app("bench.baselines.bare_asgi:app"), "/"),
@@ -167,7 +174,8 @@ def _served_line(
 
 def _count_served(svc: Served, file: Path, key: str, bodies: list[bytes], requests: int) -> int:
     """Instructions the server counted while answering `requests` verify requests, after the
-    hot set once uncounted (the cache filled, every path taken once)."""
+    hot set once uncounted (the cache filled, every path taken once), less what it counts in
+    the same time with nothing to answer (its timers: uvicorn's tick, the log thread)."""
     host, port = svc.base.removeprefix("http://").split(":")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     connection = http.client.HTTPConnection(host, int(port), timeout=600)
@@ -183,13 +191,24 @@ def _count_served(svc: Served, file: Path, key: str, bodies: list[bytes], reques
         for body in bodies:
             verify(body)
         _control("--instr=on", svc.pid)
+        idle_started = time.monotonic()
+        time.sleep(_IDLE_SECONDS)
+        _control("--dump", svc.pid)  # part 1: idle
+        started = time.monotonic()
+        idle_seconds = started - idle_started
         for i in range(requests):
             verify(bodies[i % len(bodies)])
-        _control("--dump", svc.pid)
+        _control("--dump", svc.pid)  # part 2: the requests
+        busy_seconds = time.monotonic() - started
         _control("--instr=off", svc.pid)
     finally:
         connection.close()
-    return _total(file.with_name(f"{file.name}.1"))  # the dump; the file itself comes at exit
+    idle = _total(file.with_name(f"{file.name}.1"))
+    busy = _total(file.with_name(f"{file.name}.2"))
+    return round(busy - idle * busy_seconds / idle_seconds)
+
+
+_IDLE_SECONDS = 3.0
 
 
 def _control(command: str, pid: int) -> None:
@@ -252,11 +271,15 @@ def _total(path: Path) -> int:
 
 def _child(plan: dict[str, Any]) -> int:
     os.environ.update(plan["env"])
+    # The log thread wakes by the clock too: lines wait for it until the child ends.
+    logs._WRITE_EVERY = 3600.0
     log_to_nowhere()
     switch = ctypes.CDLL(plan["switch"])
     bodies = Path(plan["bodies"]).read_bytes().split(b"\n")
     asyncio.run(_requests(plan, bodies, switch))
-    return 0
+    # Not through the interpreter's exit, which joins the log thread: it sleeps for an hour.
+    # Valgrind writes its last count as the process ends either way.
+    os._exit(0)
 
 
 async def _requests(plan: dict[str, Any], bodies: list[bytes], switch: ctypes.CDLL) -> None:
@@ -275,7 +298,12 @@ async def _requests(plan: dict[str, Any], bodies: list[bytes], switch: ctypes.CD
         watch_processor=False,
         webhook_deliveries=0,
     )
-    hour = {"check_flush_seconds": 3600.0, "generation_poll_interval": 3600.0}
+    hour = {
+        "check_flush_seconds": 3600.0,
+        "generation_poll_interval": 3600.0,
+        "cache_ttl": 3600.0,  # else the hot set expires, or its key is read again, mid-count
+        "key_cache_ttl": 3600.0,
+    }
     app = create_app(settings.model_copy(update=hour))
     gc.collect()
     gc.freeze()  # as a served worker is set up (serving.served_app)
