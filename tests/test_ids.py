@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from ulid import ULID
 
-from certcheck.ids import _Generator, new_ulid, new_ulids
+from certcheck.ids import _encode, _Generator, new_ulid, new_ulids
 
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
@@ -61,3 +61,14 @@ def test_a_run_that_would_pass_the_randomness_limit_starts_afresh() -> None:
     assert randoms[-1] < (1 << 80) - 1
     assert {ULID.from_str(m).milliseconds for m in run} == {ms}
     assert generator.new_run(ms, 0) == []
+
+
+def test_every_bit_of_the_time_and_the_randomness_is_written_in_its_place() -> None:
+    # The text is made from the time and two 40-bit halves of the random bits, not one integer.
+    low_80 = (1 << 80) - 1
+    for bit in range(128):
+        value = 1 << bit
+        assert _encode(value >> 80, value & low_80) == str(ULID.from_int(value))
+    for ms in (0, 1_765_000_000_000, (1 << 48) - 1):
+        for random in (0, (1 << 40) - 1, 1 << 40, low_80, 0x5A5A5A5A5A5A5A5A5A5A):
+            assert _encode(ms, random) == str(ULID.from_int((ms << 80) | random))
