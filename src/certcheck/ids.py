@@ -82,8 +82,8 @@ def _encode(ms: int, random: int) -> str:
     time, then the random bits) as 13 pairs of 10 bits, 26 Crockford base32 characters.
 
     Taken from the time and two 40-bit halves of the random bits, every value fits a machine
-    word: shifted as one 128-bit integer, each step made a new big integer (compiled, 10 k
-    instructions an id against a few hundred)."""
+    word; shifted as one 128-bit integer, each step made a new big integer (~10 k instructions
+    an id, compiled: bench.instructions)."""
     p = _PAIRS
     high, low = random >> 40, random & _LOW_40
     return (
