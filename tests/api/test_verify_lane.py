@@ -107,6 +107,26 @@ class TestTheLaneAnswers:
         assert on.json()["decision"] == "allow"
         assert on.headers["x-request-id"] != off.headers["x-request-id"]
 
+    async def test_headers_as_two_item_lists_are_read_too(
+        self, client: httpx.AsyncClient, engine: AsyncEngine, handed: Counted
+    ) -> None:
+        """ASGI's headers are two-item iterables: uvicorn's are tuples, another server's may
+        be lists, and the compiled lane reads both."""
+        key = {"Authorization": f"Bearer {await make_key(engine, KeyScope.VERIFY)}"}
+        body = json.dumps({"cert_no": VALID}).encode()
+        await client.post(PATH, content=body, headers={**key, **JSON})  # the key into its cache
+        served = client._transport.app  # type: ignore[attr-defined]  # the lifespan's app
+
+        async def listed(scope: Scope, receive: Receive, send: Send) -> None:
+            await served({**scope, "headers": [list(h) for h in scope["headers"]]}, receive, send)
+
+        transport = httpx.ASGITransport(app=listed)
+        async with httpx.AsyncClient(transport=transport, base_url="http://certcheck.test") as c:
+            answer = await c.post(PATH, content=body, headers={**key, **JSON})
+        assert answer.status_code == 200
+        assert answer.json()["decision"] == "allow"
+        assert handed.calls == 1  # the first request's key look-up only: the lane answered
+
     async def test_a_callers_request_id_is_kept(
         self, client: httpx.AsyncClient, headers: dict[str, str], handed: Counted
     ) -> None:

@@ -160,7 +160,11 @@ def _headers(scope: Scope) -> tuple[int | None, str, str | None]:
     length: int | None = None
     content_type = ""
     token: str | None = None
-    for name, value in scope["headers"]:
+    for header in scope["headers"]:  # two-item iterables (ASGI): tuples from uvicorn
+        # Typed as the bytes ASGI says they are, so that the compiled lane compares and decodes
+        # them as bytes, not as any object: a third of the function's cost.
+        name: bytes = header[0]
+        value: bytes = header[1]
         if name == b"content-length":
             length = int(value) if value.isdigit() else None
         elif name == b"content-type":
