@@ -138,7 +138,7 @@ class Checker:
         today = _today(now)
         info = self.store.ensure_usable(now)
         number = _number(listing, today)
-        found = None if number is None else await self.store.lookup_one(number, now)
+        found = None if number is None else await self.store.lookup_one(number)
         check = self._one(new_ulid(now), listing, number, found, info, now, today)
         _counted(check.decision.reasons[0]).inc()
         return check

@@ -373,13 +373,12 @@ class TestCache:
         self, store: RegistryStore, certs: list[Certificate], reads: list[int]
     ) -> None:
         """lookup_one (a verify's number) reads, caches and counts as lookup of one number."""
-        now = datetime.now(UTC)
-        assert await store.lookup_one(certs[0].cert_no, now) == certs[0]
-        assert await store.lookup_one(UNKNOWN, now) is None
+        assert await store.lookup_one(certs[0].cert_no) == certs[0]
+        assert await store.lookup_one(UNKNOWN) is None
         assert reads == [1, 1]
 
-        assert await store.lookup_one(certs[0].cert_no, now) == certs[0]
-        assert await store.lookup_one(UNKNOWN, now) is None
+        assert await store.lookup_one(certs[0].cert_no) == certs[0]
+        assert await store.lookup_one(UNKNOWN) is None
         assert await store.lookup([certs[0].cert_no, UNKNOWN]) == {
             certs[0].cert_no: certs[0],
             UNKNOWN: None,

@@ -21,7 +21,7 @@ from certcheck.checking import Check
 from certcheck.registry.cache import MEMO_SIZE, Memo
 from certcheck.verification.catalogue import clean_code
 from certcheck.verification.numbers import ShanghaiDay
-from certcheck.verification.records import Certificate, Listing, ProductClaims, Reason, Verdict
+from certcheck.verification.records import TEXT, Certificate, Listing, ProductClaims, Reason
 
 
 class Source(enum.StrEnum):
@@ -136,7 +136,7 @@ def staged_row(
         asked.manufacturer,
         asked.listing_id,
         asked.merchant_id,
-        _VERDICTS[decision.verdict],
+        TEXT[decision.verdict],
         said,
         None if certificate is None else certificate_shown(certificate),
         micros(check.registry_as_of),
@@ -187,7 +187,7 @@ def rows_of(
     Standard Time day and its most severe reason."""
     source_value = source.value
     shown = ShownOnce() if shown is None else shown
-    verdicts = _VERDICTS
+    verdicts = TEXT
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     # A chunk's or a batch's checks share one time and one as-of time: each made once.
@@ -230,8 +230,7 @@ def rows_of(
     return rows
 
 
-# Texts by member: an enum's `.value` is a Python-level property, called on every record.
-_VERDICTS = {verdict: verdict.value for verdict in Verdict}
+# As verification.records.TEXT: an enum's `.value` is a Python-level property.
 _SOURCES = {source: source.value for source in Source}
 
 

@@ -212,10 +212,10 @@ class RegistryStore:
             found.update(await self._fetch(missing, remember))
         return found
 
-    async def lookup_one(self, cert_no: str, now: datetime) -> Certificate | None:
-        """`lookup((cert_no,), now=now)[cert_no]` for a caller that has checked
-        `ensure_usable(now)` already (Checker.check_one): one verify's number, without the
-        set, the dict and the loop that many numbers need."""
+    async def lookup_one(self, cert_no: str) -> Certificate | None:
+        """`lookup((cert_no,))[cert_no]` for a caller that has asked `ensure_usable` already
+        (Checker.check_one): one verify's number, without the second ask, the set, the dict
+        and the loop that many numbers need."""
         cached = self._cache.get(cert_no, self._cache.now())
         if cached is not NOT_CACHED:
             self.cache_hits += 1

@@ -46,7 +46,7 @@ from certcheck.verification.numbers import (
     normalise_cert_no,
     today_in_shanghai,
 )
-from certcheck.verification.records import Reason, Verdict
+from certcheck.verification.records import TEXT, Verdict
 
 router = APIRouter(prefix="/v1", route_class=StrictJsonRoute, tags=["verification"])
 
@@ -80,14 +80,11 @@ async def decided(
     if evidence.recorder.enabled:
         await evidence.recorder.add((staged_row(check, body, key.platform, _VERIFY),))
     decision = check.decision
-    state["decision"] = _TEXT[decision.verdict]
-    state["reason"] = _TEXT[decision.reasons[0]]
+    state["decision"] = TEXT[decision.verdict]
+    state["reason"] = TEXT[decision.reasons[0]]
     return check
 
 
-# An enum's `.value` is a Python-level property (a call each time); a dict gives the same text
-# for a fraction of it, on every verify.
-_TEXT: dict[Verdict | Reason, str] = {member: member.value for member in (*Verdict, *Reason)}
 _VERIFY = Source.VERIFY  # read from its class, a member costs a Python-level lookup too
 
 
