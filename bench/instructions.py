@@ -12,8 +12,9 @@ around the measured requests, and divides the instructions counted by the reques
 and warm-up run uninstrumented, so a child takes ~20 s. What other processes do is not counted
 (PostgreSQL's own work is not in the figure; SQLite's, in this process, is).
 
-It prints, per database, instructions per verify (per item with `--batch`) with records off and
-on, each child's figure, and their ratio. The flush interval is an hour, so that the number of
+It prints, per database, instructions per verify (per item with `--batch`) with records off,
+with records on and the flush's per record, each child's figure, and the ratio of off to on
+with the flush. The flush interval is an hour, so that the number of
 flushes (one, at the end) does not depend on how slow Valgrind makes the process; the hash seed
 is fixed. Rounds of one build agree within about a percent; compare builds by running this
 command in each. `--keep DIR` keeps the callgrind files, for `callgrind_annotate --inclusive=yes`
@@ -71,6 +72,18 @@ void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 void dump(void) { CALLGRIND_DUMP_STATS; }
 """
 _CHILD = "CERTCHECK_BENCH_INSTRUCTIONS"  # the child's instructions, as JSON
+# What runs by the clock would run fifty times as often against the requests as when served,
+# and by chance: no job workers, watch processor or webhook deliveries (their polls opened
+# pooled connections in the counted window), and both caches' TTLs an hour (else the hot set
+# expires, or its key is read again, mid-count). Settings, for the child and as the served
+# server's environment.
+_QUIET: dict[str, Any] = {
+    "job_workers": 0,
+    "watch_processor": False,
+    "webhook_deliveries": 0,
+    "cache_ttl": 3600.0,
+    "key_cache_ttl": 3600.0,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,12 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep callgrind's files here")
     parser.add_argument("--served", action="store_true", help="count served requests, and bare's")
     args = parser.parse_args(argv)
-    missing = [tool for tool in ("valgrind", "cc") if shutil.which(tool) is None]
+    if args.served and args.batch:
+        parser.error("--served counts single verify requests: without --batch")
+    needed = ("valgrind",) if args.served else ("valgrind", "cc")
+    missing = [tool for tool in needed if shutil.which(tool) is None]
     if missing:
         raise SystemExit(f"needs {' and '.join(missing)} (Debian: apt-get install valgrind gcc)")
     with tempfile.TemporaryDirectory(prefix="certcheck-instructions-") as tmp:
         work = Path(tmp)
-        switch = _compiled_switch(work)
+        switch = None if args.served else _compiled_switch(work)
         out_dir = args.keep or work
         out_dir.mkdir(parents=True, exist_ok=True)
         made = registries("certcheck-instructions-", args.database, args.hot)
@@ -99,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 items = [bodies[i % len(bodies)] for i in range(args.batch)]
                 bodies = [b'{"items":[' + b",".join(items) + b"]}"]
             if args.served:
-                print(_served_line(kind, registry, bodies, work, out_dir, args))
+                line = _served_line(
+                    kind, registry, bodies, work, out_dir, args.rounds, args.requests
+                )
+                print(line)
                 continue
             bodies_file = work / "bodies"
             bodies_file.write_bytes(b"\n".join(bodies))
@@ -136,34 +155,36 @@ def _line(kind: str, counts: dict[str, list[tuple[int, int]]], items: int, batch
 
 
 def _served_line(
-    kind: str, registry: Registry, bodies: list[bytes], work: Path, out: Path, args: Any
+    kind: str,
+    registry: Registry,
+    bodies: list[bytes],
+    work: Path,
+    out: Path,
+    rounds: int,
+    requests: int,
 ) -> str:
     """Instructions a served verify costs certcheck (records off) and bare, least of rounds."""
-    # Nothing by the clock that could be avoided: see _requests.
-    quiet = {
-        "CERTCHECK_CHECK_RECORDS": "off",
-        "CERTCHECK_JOB_WORKERS": "0",
-        "CERTCHECK_WATCH_PROCESSOR": "false",
-        "CERTCHECK_WEBHOOK_DELIVERIES": "0",
-        "CERTCHECK_SHUTDOWN_DRAIN": "0",
-        "CERTCHECK_GENERATION_POLL_INTERVAL": "2",  # the most it accepts
-        "CERTCHECK_CACHE_TTL": "3600",
-        "CERTCHECK_KEY_CACHE_TTL": "3600",
+    settings = {
+        **_QUIET,
+        "check_records": False,  # no flush by the clock
+        "shutdown_drain": 0,
+        "generation_poll_interval": 2,  # the most the setting accepts
     }
+    quiet = {f"CERTCHECK_{name.upper()}": json.dumps(value) for name, value in settings.items()}
     servers = {
         "bare": ({}, uvicorn_app("bench.baselines.bare_asgi:app"), "/"),
         "certcheck": (registry.env | quiet, certcheck_serve("--workers", "1"), "/readyz"),
     }
     figures: dict[str, list[float]] = {name: [] for name in servers}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for name, (env, command, ready) in servers.items():
             file = out / f"callgrind.served.{kind}.{name}.{round_}"
             valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
             with served(
                 env, work, [*valgrind, f"--callgrind-out-file={file}", *command], ready
             ) as svc:
-                counted = _count_served(svc, file, registry.key, bodies, args.requests)
-            figures[name].append(counted / args.requests)
+                counted = _count_served(svc, file, registry.key, bodies, requests)
+            figures[name].append(counted / requests)
     bare, verify = min(figures["bare"]), min(figures["certcheck"])
     return (
         f"{kind:10}  served, instructions a request: bare {bare:,.0f}; verify (records off) "
@@ -287,23 +308,10 @@ async def _requests(plan: dict[str, Any], bodies: list[bytes], switch: ctypes.CD
     from certcheck.app import create_app
     from certcheck.config import Settings
 
-    # What runs by the clock would run fifty times as often against the requests as when
-    # served, and by chance: no job workers, watch processor or webhook deliveries (their
-    # polls opened pooled connections in the counted window), and the registry poll and
-    # flush interval an hour, past what the settings accept (model_copy does not validate),
-    # so that the one flush is the one at the end.
-    settings = Settings(
-        check_records=plan["records"],
-        job_workers=0,
-        watch_processor=False,
-        webhook_deliveries=0,
-    )
-    hour = {
-        "check_flush_seconds": 3600.0,
-        "generation_poll_interval": 3600.0,
-        "cache_ttl": 3600.0,  # else the hot set expires, or its key is read again, mid-count
-        "key_cache_ttl": 3600.0,
-    }
+    # _QUIET, and the registry poll and flush interval an hour, past what the settings accept
+    # (model_copy does not validate), so that the one flush is the one at the end.
+    settings = Settings(check_records=plan["records"], **_QUIET)
+    hour = {"check_flush_seconds": 3600.0, "generation_poll_interval": 3600.0}
     app = create_app(settings.model_copy(update=hour))
     gc.collect()
     gc.freeze()  # as a served worker is set up (serving.served_app)
