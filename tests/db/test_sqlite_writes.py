@@ -1,5 +1,6 @@
 """SQLite: a registry writer takes the write lock up front, so another connection's commit
-cannot fail it with "database is locked" however the two interleave."""
+cannot fail it with "database is locked" however the two interleave; and what the engine sets
+up for every connection."""
 
 from __future__ import annotations
 
@@ -99,3 +100,17 @@ async def test_a_grown_wal_is_given_back_down_to_its_kept_size(
         await engine.dispose()
     assert grown > 1024 * 1024
     assert kept <= 64 * 1024
+
+
+async def test_values_sqlite3_would_adapt_are_bound_as_they_are(engine: AsyncEngine) -> None:
+    """None and blobs skip sqlite3's adapter look-ups (engine._AS_IS) and still bind as NULL
+    and BLOB, with the same bytes."""
+    assert all((kind, sqlite3.PrepareProtocol) in sqlite3.adapters for kind in engine_module._AS_IS)
+    blob = "证书".encode()
+    async with engine.connect() as conn:
+        result = await conn.exec_driver_sql(
+            "SELECT typeof(?), typeof(?), ?, typeof(?), ?",
+            (None, blob, blob, memoryview(blob), memoryview(blob)),
+        )
+        row = result.one()
+    assert tuple(row) == ("null", "blob", blob, "blob", blob)

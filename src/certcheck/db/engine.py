@@ -46,6 +46,14 @@ WAL_KEPT_BYTES = 64 * 1024 * 1024
 # as JSON by this service (an import refuses the lone surrogates the two would read apart).
 JSON_DECODER = from_json
 
+# sqlite3 binds exact ints, floats, strings and bytearrays as they are, and puts any other value
+# (None, a blob) through its adapter protocol first: unless an adapter is registered for its
+# type, it looks up `__adapt__` and `__conform__`, and on Python 3.11 each miss raises and
+# formats an AttributeError, ~2,000 instructions a value and ~10,000 a check record flushed
+# (bench/README.md, thirty-third pass). Registered adapters are found first; these give each
+# value back as it is (`{}.get` returns None in C), so what is bound does not change.
+_AS_IS: dict[type, Any] = {type(None): {}.get, bytes: bytes, memoryview: memoryview}
+
 # Execution option: on SQLite, this connection's transactions begin IMMEDIATE (see _sqlite_begin).
 WRITE_LOCK_UP_FRONT = "certcheck_sqlite_write_lock_up_front"
 
@@ -71,6 +79,9 @@ def create_engine(
                 "since SQLite 3.38, and in the SQLite of Python's own installers and of common "
                 "Linux distributions before that; use such a Python, or PostgreSQL"
             )
+        for kind, as_is in _AS_IS.items():
+            # Process-wide: harmless, for every connection binds these values alike.
+            sqlite3.register_adapter(kind, as_is)
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, json_deserializer=JSON_DECODER
         )
