@@ -48,6 +48,7 @@ from certcheck.evidence.tally import (
     MISMATCHES,
     SignalKind,
 )
+from certcheck.verification.records import Verdict
 
 # Each staged row: the record's columns, then what its figures are counted under.
 STAGE_COLUMNS = (*COLUMNS, "code", "day", "reason")
@@ -128,7 +129,9 @@ _SIGNAL_KEY = "platform, cert_no, kind"
 def _kinds(staged: str = "cert_no IS NOT NULL") -> str:
     """The CTE `k`: each check of the `staged` rows under every signal it feeds. Every check of
     a number feeds MANY_MERCHANTS, and each of its reasons that says the claim is not covered
-    the signal of that kind (tally.signal_kinds)."""
+    the signal of that kind (tally.MISMATCHES). An allowed check has none of those reasons
+    (tally.py holds that true): most checks are allowed, and their reasons' text is not
+    matched against each of those reasons (3.4 of 4.6 us a record of a verify's flush)."""
     return f"""k AS MATERIALIZED (
     SELECT platform, cert_no, '{SignalKind.MANY_MERCHANTS.value}' AS kind, check_id,
         checked_at, merchant_id
@@ -138,17 +141,17 @@ def _kinds(staged: str = "cert_no IS NOT NULL") -> str:
     FROM check_stage AS s
     JOIN ({_MISMATCH_ROWS}) AS m
         ON ' ' || s.reasons || ' ' LIKE '% ' || m.reason || ' %'
-    WHERE {staged}
+    WHERE {staged} AND s.decision <> '{Verdict.ALLOW.value}'
 )"""  # nosec B608
 
 
 # A staged time (records.micros) as each database keeps a UTCDateTime: PostgreSQL's
 # timestamptz (exact: the microseconds are a double below 2**53 until the year 2255), and the
-# text SQLAlchemy writes for SQLite (db/types.py), in whole seconds and then the microseconds.
+# text SQLAlchemy writes for SQLite (db/types.py), in whole seconds and then the microseconds
+# (datetime() writes the seconds' text in one formatting call, strftime() in six: 0.35 us less
+# a time, three times a record).
 _PG_TIME = "(timestamptz 'epoch' + {0} * interval '1 microsecond')"
-_SQLITE_TIME = (
-    "(strftime('%Y-%m-%d %H:%M:%S', {0} / 1000000, 'unixepoch') || printf('.%06d', {0} % 1000000))"
-)
+_SQLITE_TIME = "(datetime({0} / 1000000, 'unixepoch') || printf('.%06d', {0} % 1000000))"
 
 
 def _insert_records(certificate_text: str, time: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from certcheck.verification.records import Reason
+from certcheck.verification.records import Reason, Verdict
 
 EVIDENCE_IDS = 20  # check ids kept per signal (evidence.md: at most 20)
 # The ids are one space-separated text, newest first: ULIDs are of one width, so its first
@@ -32,3 +32,14 @@ MISMATCHES = {
     Reason.PRODUCT_MISMATCH: SignalKind.PRODUCT_MISMATCH,
     Reason.MODEL_NOT_COVERED: SignalKind.MODEL_MISMATCH,
 }
+# staged.py counts an allowed check's signals without reading its reasons. That holds while
+# no reason in MISMATCHES allows and each is more severe than every reason that does, for a
+# check's verdict is its most severe reason's (verification/decision.py).
+_SEVERITY = list(Reason)
+if any(
+    mismatch.verdict is Verdict.ALLOW or _SEVERITY.index(allowing) < _SEVERITY.index(mismatch)
+    for mismatch in MISMATCHES
+    for allowing in Reason
+    if allowing.verdict is Verdict.ALLOW
+):
+    raise RuntimeError("a reason in MISMATCHES can be among an allowed check's reasons")
