@@ -226,7 +226,7 @@ _PG_SIGNALS = f"""WITH {_kinds()}, totals AS (
 )
 {_INTO_EXTRA}
 FROM k JOIN up ON {_SAME_SIGNAL.format("up", "k")}
-WHERE k.merchant_id <> up.first_merchant"""  # nosec B608
+WHERE k.merchant_id IS NOT NULL AND k.merchant_id <> up.first_merchant"""  # nosec B608
 _PG_MERCHANTS = f"""WITH new AS (
     INSERT INTO signal_merchants ({_EXTRA_KEY})
     SELECT {_EXTRA_KEY} FROM signal_extra ORDER BY 1, 2, 3, 4
