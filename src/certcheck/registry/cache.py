@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
-from certcheck.verification.records import STATUS_OF, Certificate
+from certcheck.verification.records import STATUS_OF, STATUS_TEXT, Certificate
 
 # Certificates whose derived values a Memo keeps: a busy platform's hot set, with room to spare.
 MEMO_SIZE = 16_384
@@ -135,7 +135,7 @@ def values_of(cert: Certificate) -> Values:
         cert.models,
         cert.issued_on,
         cert.expires_on,
-        cert.status.value,
+        STATUS_TEXT[cert.status],
         cert.status_changed_on,
         cert.status_reason,
     )

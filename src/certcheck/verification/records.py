@@ -18,6 +18,9 @@ class Status(enum.StrEnum):
 
 # A status by its text, without Enum's call (~1 us): made for every certificate read or cached.
 STATUS_OF = {status.value: status for status in Status}
+# A status's text, without `.value`, a Python-level property (~2,400 instructions compiled):
+# read for every certificate a verify answers.
+STATUS_TEXT = {status: status.value for status in Status}
 
 
 class Verdict(enum.StrEnum):
