@@ -79,6 +79,7 @@ COLUMNS = (
     "registry_as_of",
 )
 SOURCE_AT, CHECK_ID_AT = COLUMNS.index("source"), COLUMNS.index("check_id")
+_RECORD_WIDTH = len(COLUMNS)
 _REQUEST_FIELDS = ("cert_no", "product_code", "model", "manufacturer", "listing_id", "merchant_id")
 
 
@@ -191,12 +192,13 @@ def rows_of(
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     # A chunk's or a batch's checks share one time and one as-of time: each made once.
-    checked_at, checked_micros = _EPOCH, 0
+    checked_at, checked_micros, day = _EPOCH, 0, _EPOCH.date()
     as_of, as_of_micros = _EPOCH, 0
     for check, asked in lines:
         if check.checked_at is not checked_at:
             checked_at = check.checked_at
             checked_micros = micros(checked_at)
+            day = _day_of(checked_at)
         if check.registry_as_of is not as_of:
             as_of = check.registry_as_of
             as_of_micros = micros(as_of)
@@ -204,14 +206,15 @@ def rows_of(
         said, first = _told(decision.reasons)
         certificate = check.certificate
         certificate_json = None if certificate is None else shown(certificate)
-        row: tuple[Any, ...] = (
+        claimed_code = asked.product_code
+        row = (
             check.check_id,
             checked_micros,
             platform,
             source_value,
             job_id,
             check.cert_no,
-            asked.product_code,
+            claimed_code,
             asked.model,
             asked.manufacturer,
             asked.listing_id,
@@ -220,13 +223,13 @@ def rows_of(
             said,
             certificate_json,
             as_of_micros,
+            counted_code(certificate, claimed_code),
+            day,
+            first,
         )
-        if staged:
-            # _day_of gives one object a day while the day lasts: the driver's rows are made
-            # per distinct object (bulk.Statement), and every verify has a time of its own.
-            day = _day_of(checked_at)
-            row = (*row, counted_code(certificate, asked.product_code), day, first)
-        append(row)
+        # The staged row cut short, not the record's row extended: that made a list and a
+        # tuple again, an item.
+        append(row if staged else row[:_RECORD_WIDTH])
     return rows
 
 
