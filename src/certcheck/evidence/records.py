@@ -198,6 +198,8 @@ def rows_of(
         if check.checked_at is not checked_at:
             checked_at = check.checked_at
             checked_micros = micros(checked_at)
+            # One object a day while the day lasts: the driver's rows are made per distinct
+            # object (bulk.Statement).
             day = _day_of(checked_at)
         if check.registry_as_of is not as_of:
             as_of = check.registry_as_of

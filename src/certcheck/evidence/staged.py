@@ -14,7 +14,7 @@ writes) and emptied around every batch (PostgreSQL: at commit), so a failed batc
 nothing behind. On PostgreSQL every upsert reads its rows in primary-key order: two processes
 folding at once lock the same rows in the same order and cannot deadlock; the counters, which
 every writer updates, come last, so they are held for the shortest time. SQLite has one writer
-at a time, and its rows are not sorted for it (`_LOCK_ORDER`).
+at a time, and its rows are not sorted for it (`_in_key_order`).
 """
 
 from __future__ import annotations
@@ -165,14 +165,12 @@ def _insert_records(certificate_text: str, time: str) -> str:
     return f"INSERT INTO check_records ({_RECORDS}) SELECT {selected} FROM check_stage"  # nosec B608
 
 
-# The rows of an upsert in key order, on PostgreSQL: see the module's docstring. SQLite sorted
-# them for nothing: 0.4-1.1 us a record of a verify's flush, the signals' sort alone.
-_LOCK_ORDER = {"postgresql": "ORDER BY {0}\n", "sqlite": ""}
-
-
-def _in_key_order(sql: str, columns: int, dialect: str) -> str:
-    """`sql` with `{order}` where its rows are sorted by their first `columns` on PostgreSQL."""
-    return sql.format(order=_LOCK_ORDER[dialect].format(", ".join(map(str, range(1, columns + 1)))))
+def _in_key_order(sql: str, columns: int, *, ordered: bool) -> str:
+    """`sql` with its `{order}` sorting the rows by their first `columns`, or not at all: the
+    key order is for PostgreSQL's locks (the module's docstring), and SQLite sorted them for
+    nothing (0.4-1.1 us a record of a verify's flush, the signals' sort alone)."""
+    numbers = ", ".join(str(n) for n in range(1, columns + 1))
+    return sql.format(order=f"ORDER BY {numbers}\n" if ordered else "")
 
 
 # Names and constants of this module only: nothing in these statements comes from a request.
@@ -230,7 +228,7 @@ _PG_SIGNALS = f"""WITH {_kinds()}, totals AS (
         min(merchant_id) AS first_merchant
     FROM k GROUP BY {_SIGNAL_KEY}
 ), up AS (
-    {_in_key_order(_UPSERT_SIGNALS, 3, "postgresql")}
+    {_in_key_order(_UPSERT_SIGNALS, 3, ordered=True)}
     RETURNING {_SIGNAL_KEY}, first_merchant
 )
 {_INTO_EXTRA}
@@ -245,7 +243,7 @@ _PG_MERCHANTS = f"""WITH new AS (
 {_ADD_MERCHANTS.format("new")}"""  # nosec B608
 _PG_RECORDS = _insert_records("convert_from(certificate, 'UTF8')", _PG_TIME)
 _PG_FOLD = ";\n".join(
-    [_PG_RECORDS, _in_key_order(_PAIRS, 8, "postgresql"), _PG_SIGNALS, _PG_MERCHANTS, _COUNTS]
+    [_PG_RECORDS, _in_key_order(_PAIRS, 8, ordered=True), _PG_SIGNALS, _PG_MERCHANTS, _COUNTS]
 )
 # SQLite has one writer at a time, and this transaction is it since its first insert: the
 # merchants neither first nor in signal_merchants are the ones this batch adds. A signal's
@@ -270,7 +268,7 @@ _SQLITE_SIGNALS = f"""WITH {_kinds()}, grouped AS MATERIALIZED (
         g.last_checked_at, g.first_merchant
     FROM grouped AS g LEFT JOIN ranked AS r ON {_SAME_SIGNAL.format("r", "g")} AND r.n = 1
 )
-{_in_key_order(_UPSERT_SIGNALS, 3, "sqlite")}"""  # nosec B608
+{_in_key_order(_UPSERT_SIGNALS, 3, ordered=False)}"""  # nosec B608
 # Only the checks that name a merchant: a verify's usually name none.
 _SQLITE_EXTRA = f"""WITH {_kinds("cert_no IS NOT NULL AND merchant_id IS NOT NULL")}
 {_INTO_EXTRA}
@@ -286,7 +284,7 @@ _SQLITE_MERCHANTS = [
 _SQLITE_RECORDS = _insert_records("CAST(certificate AS TEXT)", _SQLITE_TIME)
 _SQLITE_FOLD = [
     _SQLITE_RECORDS,
-    _in_key_order(_PAIRS, 8, "sqlite"),
+    _in_key_order(_PAIRS, 8, ordered=False),
     _SQLITE_SIGNALS,
     _SQLITE_EXTRA,
     *_SQLITE_MERCHANTS,
